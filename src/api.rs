@@ -1,0 +1,497 @@
+//! The `connect.operators.dev/v1alpha1` `ConnectInstance` API.
+//!
+//! Validation lives in the schema (OpenAPI constraints and CEL rules) so that the API server
+//! rejects bad input at admission, before anything can reach AWS.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The finalizer that keeps a `ConnectInstance` until its Amazon Connect instance is deleted
+/// (or released, with `deletionPolicy: Retain`).
+pub const FINALIZER: &str = "connect.operators.dev/cleanup";
+
+/// The AWS tag that marks an instance as created by one `ConnectInstance` (value: its UID).
+pub const UID_TAG: &str = "connect.operators.dev/uid";
+
+/// Desired state of an Amazon Connect instance.
+// The derive's repeated `printcolumn(type_ = ...)` keys look like duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "connect.operators.dev",
+    version = "v1alpha1",
+    kind = "ConnectInstance",
+    plural = "connectinstances",
+    shortname = "connectinst",
+    category = "aws",
+    category = "amazon-connect",
+    namespaced,
+    status = "ConnectInstanceStatus",
+    doc = "An Amazon Connect instance managed declaratively: the operator creates it, keeps its attributes and tags converged, and deletes it (or releases it) when the object is deleted.",
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Ready")].status"#
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Ready")].reason"#
+    ),
+    printcolumn(name = "Alias", type_ = "string", json_path = ".spec.instanceAlias"),
+    printcolumn(
+        name = "Instance-ID",
+        type_ = "string",
+        json_path = ".status.instanceId"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
+    printcolumn(
+        name = "ARN",
+        type_ = "string",
+        json_path = ".status.arn",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Access-URL",
+        type_ = "string",
+        json_path = ".status.instanceAccessUrl",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Message",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Ready")].message"#,
+        priority = 1
+    )
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("self.identityManagementType != 'EXISTING_DIRECTORY' || has(self.directoryId)")
+        .message("spec.directoryId is required when spec.identityManagementType is EXISTING_DIRECTORY")
+        .field_path(".directoryId"),
+    validation = Rule::new("self.identityManagementType == 'EXISTING_DIRECTORY' || !has(self.directoryId)")
+        .message("spec.directoryId may only be set when spec.identityManagementType is EXISTING_DIRECTORY")
+        .field_path(".directoryId"),
+    validation = Rule::new("self.identityManagementType == 'EXISTING_DIRECTORY' || has(self.instanceAlias)")
+        .message("spec.instanceAlias is required unless spec.identityManagementType is EXISTING_DIRECTORY")
+        .field_path(".instanceAlias"),
+    validation = Rule::new("has(self.instanceAlias) == has(oldSelf.instanceAlias) && (!has(self.instanceAlias) || self.instanceAlias == oldSelf.instanceAlias)")
+        .message("spec.instanceAlias is immutable")
+        .field_path(".instanceAlias"),
+    validation = Rule::new("has(self.directoryId) == has(oldSelf.directoryId) && (!has(self.directoryId) || self.directoryId == oldSelf.directoryId)")
+        .message("spec.directoryId is immutable")
+        .field_path(".directoryId"),
+    validation = Rule::new("has(self.region) == has(oldSelf.region) && (!has(self.region) || self.region == oldSelf.region)")
+        .message("spec.region is immutable")
+        .field_path(".region"),
+)]
+pub struct ConnectInstanceSpec {
+    /// How users of the instance are identified: `CONNECT_MANAGED` (users stored in Amazon
+    /// Connect), `SAML` (federation through an identity provider) or `EXISTING_DIRECTORY`
+    /// (an AWS Directory Service directory, named by `directoryId`). Immutable.
+    #[x_kube(validation = Rule::new("self == oldSelf").message("spec.identityManagementType is immutable"))]
+    pub identity_management_type: IdentityManagementType,
+
+    /// The instance alias: the first label of the access URL
+    /// (`https://<alias>.my.connect.aws`). Unique across AWS. 1–45 letters, digits and
+    /// hyphens; must not start with `d-` or with/end in a hyphen. Required unless
+    /// `identityManagementType` is `EXISTING_DIRECTORY`. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 45),
+        regex(pattern = r"^([\da-zA-Z]+)([-]*[\da-zA-Z])*$")
+    )]
+    #[x_kube(validation = Rule::new("!self.startsWith('d-')").message("spec.instanceAlias must not start with 'd-' (reserved for directory ids)"))]
+    pub instance_alias: Option<String>,
+
+    /// The AWS Directory Service directory (`d-` followed by 10 hex digits). Required when
+    /// `identityManagementType` is `EXISTING_DIRECTORY`, not allowed otherwise. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^d-[0-9a-f]{10}$"))]
+    pub directory_id: Option<String>,
+
+    /// Whether the instance accepts inbound calls (instance attribute `INBOUND_CALLS`).
+    pub inbound_calls_enabled: bool,
+
+    /// Whether the instance can place outbound calls (instance attribute `OUTBOUND_CALLS`).
+    pub outbound_calls_enabled: bool,
+
+    /// The other instance attributes. An attribute left unset is not managed: the operator
+    /// neither reads nor changes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attributes: Option<InstanceAttributes>,
+
+    /// AWS tags on the instance (at most 50; keys 1–128 characters, not starting with
+    /// `aws:`; values up to 256 characters). Tags on the instance that are not listed here
+    /// are removed, except `aws:` tags and the operator's own `connect.operators.dev/uid`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "tags_schema")]
+    pub tags: BTreeMap<String, String>,
+
+    /// The AWS region of the instance. Defaults to the operator's region. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 32),
+        regex(pattern = r"^[a-z]{2}(-[a-z]+)+-\d+$")
+    )]
+    pub region: Option<String>,
+
+    /// What happens to the instance when this object is deleted: `Delete` (default) deletes
+    /// it in AWS and waits until it is gone; `Retain` leaves it in AWS and only releases
+    /// the object. May be changed at any time, also while the object is being deleted.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+}
+
+/// How the users of an instance are identified.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum IdentityManagementType {
+    /// Users are stored and managed in Amazon Connect.
+    ConnectManaged,
+    /// Users are federated through a SAML 2.0 identity provider.
+    Saml,
+    /// Users come from an existing AWS Directory Service directory.
+    ExistingDirectory,
+}
+
+impl IdentityManagementType {
+    /// The value AWS uses for this type.
+    #[must_use]
+    pub fn as_aws_str(self) -> &'static str {
+        match self {
+            Self::ConnectManaged => "CONNECT_MANAGED",
+            Self::Saml => "SAML",
+            Self::ExistingDirectory => "EXISTING_DIRECTORY",
+        }
+    }
+}
+
+/// What deleting the object does to the Amazon Connect instance.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum DeletionPolicy {
+    /// Delete the instance in AWS, and keep the object until AWS reports it gone.
+    #[default]
+    Delete,
+    /// Leave the instance in AWS; deleting the object only releases it.
+    Retain,
+}
+
+/// Optional instance attributes. Each one left unset is not managed by the operator.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceAttributes {
+    /// Contact flow logs to CloudWatch (`CONTACTFLOW_LOGS`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contactflow_logs: Option<bool>,
+    /// Contact Lens analytics (`CONTACT_LENS`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact_lens: Option<bool>,
+    /// Automatic selection of the best available voices (`AUTO_RESOLVE_BEST_VOICES`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_resolve_best_voices: Option<bool>,
+    /// Custom text-to-speech voices (`USE_CUSTOM_TTS_VOICES`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub use_custom_tts_voices: Option<bool>,
+    /// Early media for outbound calls (`EARLY_MEDIA`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_media: Option<bool>,
+    /// Multi-party calls and enhanced monitoring for voice (`MULTI_PARTY_CONFERENCE`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multi_party_conference: Option<bool>,
+    /// High volume outbound campaigns (`HIGH_VOLUME_OUTBOUND`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub high_volume_outbound: Option<bool>,
+    /// Enhanced contact monitoring for voice (`ENHANCED_CONTACT_MONITORING`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enhanced_contact_monitoring: Option<bool>,
+    /// Enhanced contact monitoring for chat (`ENHANCED_CHAT_MONITORING`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enhanced_chat_monitoring: Option<bool>,
+    /// Multi-party chats (`MULTI_PARTY_CHAT_CONFERENCE`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multi_party_chat_conference: Option<bool>,
+    /// Message streaming (`MESSAGE_STREAMING`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_streaming: Option<bool>,
+}
+
+/// The 13 instance attribute types the operator manages, in AWS's names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AttributeType {
+    /// `INBOUND_CALLS`
+    InboundCalls,
+    /// `OUTBOUND_CALLS`
+    OutboundCalls,
+    /// `CONTACTFLOW_LOGS`
+    ContactflowLogs,
+    /// `CONTACT_LENS`
+    ContactLens,
+    /// `AUTO_RESOLVE_BEST_VOICES`
+    AutoResolveBestVoices,
+    /// `USE_CUSTOM_TTS_VOICES`
+    UseCustomTtsVoices,
+    /// `EARLY_MEDIA`
+    EarlyMedia,
+    /// `MULTI_PARTY_CONFERENCE`
+    MultiPartyConference,
+    /// `HIGH_VOLUME_OUTBOUND`
+    HighVolumeOutbound,
+    /// `ENHANCED_CONTACT_MONITORING`
+    EnhancedContactMonitoring,
+    /// `ENHANCED_CHAT_MONITORING`
+    EnhancedChatMonitoring,
+    /// `MULTI_PARTY_CHAT_CONFERENCE`
+    MultiPartyChatConference,
+    /// `MESSAGE_STREAMING`
+    MessageStreaming,
+}
+
+impl AttributeType {
+    /// Every managed attribute type.
+    pub const ALL: [Self; 13] = [
+        Self::InboundCalls,
+        Self::OutboundCalls,
+        Self::ContactflowLogs,
+        Self::ContactLens,
+        Self::AutoResolveBestVoices,
+        Self::UseCustomTtsVoices,
+        Self::EarlyMedia,
+        Self::MultiPartyConference,
+        Self::HighVolumeOutbound,
+        Self::EnhancedContactMonitoring,
+        Self::EnhancedChatMonitoring,
+        Self::MultiPartyChatConference,
+        Self::MessageStreaming,
+    ];
+
+    /// The name AWS uses for this attribute type.
+    #[must_use]
+    pub fn as_aws_str(self) -> &'static str {
+        match self {
+            Self::InboundCalls => "INBOUND_CALLS",
+            Self::OutboundCalls => "OUTBOUND_CALLS",
+            Self::ContactflowLogs => "CONTACTFLOW_LOGS",
+            Self::ContactLens => "CONTACT_LENS",
+            Self::AutoResolveBestVoices => "AUTO_RESOLVE_BEST_VOICES",
+            Self::UseCustomTtsVoices => "USE_CUSTOM_TTS_VOICES",
+            Self::EarlyMedia => "EARLY_MEDIA",
+            Self::MultiPartyConference => "MULTI_PARTY_CONFERENCE",
+            Self::HighVolumeOutbound => "HIGH_VOLUME_OUTBOUND",
+            Self::EnhancedContactMonitoring => "ENHANCED_CONTACT_MONITORING",
+            Self::EnhancedChatMonitoring => "ENHANCED_CHAT_MONITORING",
+            Self::MultiPartyChatConference => "MULTI_PARTY_CHAT_CONFERENCE",
+            Self::MessageStreaming => "MESSAGE_STREAMING",
+        }
+    }
+
+    /// Parses AWS's name; `None` for attribute types the operator does not manage.
+    #[must_use]
+    pub fn from_aws_str(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_aws_str() == name)
+    }
+}
+
+impl ConnectInstanceSpec {
+    /// The attribute values this spec asks for: inbound and outbound always, the others
+    /// only where set.
+    #[must_use]
+    pub fn desired_attributes(&self) -> BTreeMap<AttributeType, bool> {
+        let mut out = BTreeMap::from([
+            (AttributeType::InboundCalls, self.inbound_calls_enabled),
+            (AttributeType::OutboundCalls, self.outbound_calls_enabled),
+        ]);
+        if let Some(a) = &self.attributes {
+            let optional = [
+                (AttributeType::ContactflowLogs, a.contactflow_logs),
+                (AttributeType::ContactLens, a.contact_lens),
+                (
+                    AttributeType::AutoResolveBestVoices,
+                    a.auto_resolve_best_voices,
+                ),
+                (AttributeType::UseCustomTtsVoices, a.use_custom_tts_voices),
+                (AttributeType::EarlyMedia, a.early_media),
+                (
+                    AttributeType::MultiPartyConference,
+                    a.multi_party_conference,
+                ),
+                (AttributeType::HighVolumeOutbound, a.high_volume_outbound),
+                (
+                    AttributeType::EnhancedContactMonitoring,
+                    a.enhanced_contact_monitoring,
+                ),
+                (
+                    AttributeType::EnhancedChatMonitoring,
+                    a.enhanced_chat_monitoring,
+                ),
+                (
+                    AttributeType::MultiPartyChatConference,
+                    a.multi_party_chat_conference,
+                ),
+                (AttributeType::MessageStreaming, a.message_streaming),
+            ];
+            out.extend(optional.into_iter().filter_map(|(t, v)| v.map(|v| (t, v))));
+        }
+        out
+    }
+}
+
+/// Observed state, written only by the operator.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectInstanceStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// The Amazon Connect instance id, recorded as soon as CreateInstance answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<String>,
+    /// The instance ARN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
+    /// The instance status AWS reports: `CREATION_IN_PROGRESS`, `ACTIVE` or `CREATION_FAILED`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_status: Option<String>,
+    /// Why creation failed, as AWS reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
+    /// The URL agents and administrators sign in at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_access_url: Option<String>,
+    /// The service-linked role the instance uses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_role: Option<String>,
+    /// When AWS created the instance (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_time: Option<String>,
+    /// The AWS region the instance lives in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// `Ready`, `Reconciling`, `Stalled` and `QuotaExceeded` (kstatus-compatible).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "conditions_schema")]
+    pub conditions: Vec<Condition>,
+}
+
+impl ConnectInstance {
+    /// The condition of the given type, if present.
+    #[must_use]
+    pub fn condition(&self, type_: &str) -> Option<&Condition> {
+        self.status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == type_))
+    }
+}
+
+fn tags_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "maxProperties": 50,
+        "additionalProperties": { "type": "string", "maxLength": 256 },
+        "x-kubernetes-validations": [
+            {
+                "rule": "self.all(k, size(k) >= 1 && size(k) <= 128)",
+                "message": "spec.tags keys must be 1 to 128 characters long"
+            },
+            {
+                "rule": "self.all(k, !k.startsWith('aws:'))",
+                "message": "spec.tags keys must not start with 'aws:' (reserved by AWS)"
+            }
+        ]
+    })
+}
+
+fn conditions_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let item = generator.subschema_for::<Condition>();
+    schemars::json_schema!({
+        "type": "array",
+        "items": item,
+        "x-kubernetes-list-type": "map",
+        "x-kubernetes-list-map-keys": ["type"]
+    })
+}
+
+/// The CustomResourceDefinition, as installed (`crds/` holds its YAML).
+///
+/// `nullable` is removed from the schema: without it the API server prunes an explicit
+/// `null` instead of storing it, so `has(self.field)` in the CEL rules means "set to a value"
+/// and a `null` cannot slip past the immutability rules.
+#[must_use]
+pub fn crd()
+-> k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition {
+    use kube::CustomResourceExt;
+    let mut crd = ConnectInstance::crd();
+    for version in &mut crd.spec.versions {
+        if let Some(schema) = version
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+        {
+            strip_nullable(schema);
+        }
+    }
+    crd
+}
+
+fn strip_nullable(
+    schema: &mut k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaProps,
+) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaPropsOrArray;
+    schema.nullable = None;
+    for child in schema.properties.iter_mut().flat_map(|p| p.values_mut()) {
+        strip_nullable(child);
+    }
+    if let Some(JSONSchemaPropsOrArray::Schema(items)) = schema.items.as_mut() {
+        strip_nullable(items);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn committed_crd_matches_the_generated_one() {
+        let generated = crate::cli::crd_yaml().unwrap_or_default();
+        let committed = include_str!("../crds/connectinstances.connect.operators.dev.yaml");
+        assert!(
+            generated == committed,
+            "crds/ is stale: run `cargo run -- crd > crds/connectinstances.connect.operators.dev.yaml`"
+        );
+        assert!(!committed.contains("nullable"));
+    }
+
+    #[test]
+    fn desired_attributes_cover_inbound_outbound_and_only_set_attributes() {
+        let spec: ConnectInstanceSpec = serde_json::from_value(serde_json::json!({
+            "identityManagementType": "CONNECT_MANAGED",
+            "instanceAlias": "demo",
+            "inboundCallsEnabled": true,
+            "outboundCallsEnabled": false,
+            "attributes": {"contactLens": true, "earlyMedia": false}
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let desired = spec.desired_attributes();
+        assert_eq!(
+            desired.into_iter().collect::<Vec<_>>(),
+            vec![
+                (AttributeType::InboundCalls, true),
+                (AttributeType::OutboundCalls, false),
+                (AttributeType::ContactLens, true),
+                (AttributeType::EarlyMedia, false),
+            ]
+        );
+        assert_eq!(spec.deletion_policy, DeletionPolicy::Delete);
+        for t in AttributeType::ALL {
+            assert_eq!(AttributeType::from_aws_str(t.as_aws_str()), Some(t));
+        }
+    }
+}

@@ -1,0 +1,483 @@
+//! A thin client over `aws-sdk-connect`: every call goes through the rate limiter, has a
+//! timeout (the SDK's operation timeout), is counted in metrics, and fails with one
+//! classified [`AwsError`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_connect::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_connect::types::{DirectoryType, InstanceAttributeType};
+use aws_smithy_runtime_api::http::Response as HttpResponse;
+
+use super::error::{AwsError, ErrorKind, Operation};
+use super::ratelimit::{Admission, RateLimitSettings, RateLimits};
+use crate::api::AttributeType;
+use crate::telemetry::Metrics;
+
+/// How the client reaches AWS.
+#[derive(Clone, Debug)]
+pub struct AwsSettings {
+    /// The region for objects that name none.
+    pub default_region: String,
+    /// An endpoint override (the Connect simulator, a VPC endpoint).
+    pub endpoint_url: Option<String>,
+    /// The timeout of each call, retries included.
+    pub call_timeout: Duration,
+    /// Client-side rate limits.
+    pub rate_limits: RateLimitSettings,
+}
+
+/// The instance lifecycle states AWS reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InstanceState {
+    /// `CREATION_IN_PROGRESS`
+    CreationInProgress,
+    /// `ACTIVE`
+    Active,
+    /// `CREATION_FAILED`
+    CreationFailed,
+    /// A state this version does not know.
+    Unknown(String),
+}
+
+impl InstanceState {
+    fn from_aws(s: &str) -> Self {
+        match s {
+            "CREATION_IN_PROGRESS" => Self::CreationInProgress,
+            "ACTIVE" => Self::Active,
+            "CREATION_FAILED" => Self::CreationFailed,
+            other => Self::Unknown(other.to_owned()),
+        }
+    }
+
+    /// AWS's name for the state.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::CreationInProgress => "CREATION_IN_PROGRESS",
+            Self::Active => "ACTIVE",
+            Self::CreationFailed => "CREATION_FAILED",
+            Self::Unknown(s) => s,
+        }
+    }
+}
+
+/// What DescribeInstance reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObservedInstance {
+    /// Instance id.
+    pub id: String,
+    /// Instance ARN.
+    pub arn: String,
+    /// Instance alias.
+    pub alias: Option<String>,
+    /// Lifecycle state.
+    pub state: InstanceState,
+    /// Why creation failed.
+    pub status_reason: Option<String>,
+    /// Access URL.
+    pub access_url: Option<String>,
+    /// Service-linked role.
+    pub service_role: Option<String>,
+    /// Creation time, RFC 3339.
+    pub created_time: Option<String>,
+    /// Creation time, seconds since the epoch.
+    pub created_epoch_seconds: Option<i64>,
+    /// Tags, when DescribeInstance returns them.
+    pub tags: Option<BTreeMap<String, String>>,
+}
+
+/// One entry of ListInstances.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InstanceSummary {
+    /// Instance id.
+    pub id: String,
+    /// Instance ARN.
+    pub arn: String,
+    /// Instance alias.
+    pub alias: Option<String>,
+    /// Identity management type, AWS's name.
+    pub identity_management_type: Option<String>,
+}
+
+/// The parameters of CreateInstance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CreateInstanceRequest {
+    /// Identity management type, AWS's name.
+    pub identity_management_type: String,
+    /// Alias.
+    pub alias: Option<String>,
+    /// Directory id.
+    pub directory_id: Option<String>,
+    /// Inbound calls.
+    pub inbound_calls_enabled: bool,
+    /// Outbound calls.
+    pub outbound_calls_enabled: bool,
+    /// Tags, including the operator's uid tag.
+    pub tags: BTreeMap<String, String>,
+    /// The UID-derived token.
+    pub client_token: String,
+}
+
+/// The Connect client shared by all reconciles.
+pub struct ConnectClient {
+    base: SdkConfig,
+    default_region: String,
+    clients: Mutex<HashMap<String, aws_sdk_connect::Client>>,
+    limits: RateLimits,
+    metrics: Arc<Metrics>,
+}
+
+impl ConnectClient {
+    /// Loads credentials and settings from the environment (the standard AWS chain: env,
+    /// profile, web identity for IRSA, container credentials for Pod Identity, IMDS).
+    pub async fn from_env(settings: &AwsSettings, metrics: Arc<Metrics>) -> Self {
+        let timeouts = TimeoutConfig::builder()
+            .operation_timeout(settings.call_timeout)
+            .operation_attempt_timeout(settings.call_timeout)
+            .connect_timeout(settings.call_timeout.min(Duration::from_secs(10)))
+            .build();
+        // The SDK's own retries are off: every attempt must pass the rate limiter and be
+        // counted, and the reconciler's per-object backoff decides when to try again.
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(settings.default_region.clone()))
+            .timeout_config(timeouts)
+            .retry_config(RetryConfig::disabled());
+        if let Some(url) = &settings.endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        let base = loader.load().await;
+        Self::new(
+            base,
+            settings.default_region.clone(),
+            settings.rate_limits,
+            metrics,
+        )
+    }
+
+    /// A client over an already loaded SDK configuration.
+    #[must_use]
+    pub fn new(
+        base: SdkConfig,
+        default_region: String,
+        rate_limits: RateLimitSettings,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            base,
+            default_region,
+            clients: Mutex::new(HashMap::new()),
+            limits: RateLimits::new(rate_limits),
+            metrics,
+        }
+    }
+
+    /// The region used for objects that name none.
+    #[must_use]
+    pub fn default_region(&self) -> &str {
+        &self.default_region
+    }
+
+    fn client(&self, region: &str) -> aws_sdk_connect::Client {
+        let mut clients = self
+            .clients
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        clients
+            .entry(region.to_owned())
+            .or_insert_with(|| {
+                let config = aws_sdk_connect::config::Builder::from(&self.base)
+                    .region(Region::new(region.to_owned()))
+                    .build();
+                aws_sdk_connect::Client::from_conf(config)
+            })
+            .clone()
+    }
+
+    async fn call<T, E, F, Fut>(
+        &self,
+        region: &str,
+        operation: Operation,
+        f: F,
+    ) -> Result<T, AwsError>
+    where
+        F: FnOnce(aws_sdk_connect::Client) -> Fut,
+        Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        match self.limits.acquire(region, operation).await {
+            Admission::Admitted(waited) => {
+                if !waited.is_zero() {
+                    self.metrics.rate_limited(operation, waited);
+                }
+            }
+            Admission::RetryAfter(after) => {
+                self.metrics.rate_limited(operation, Duration::ZERO);
+                tracing::debug!(%operation, ?after, "rate limiter has no capacity; requeueing");
+                return Err(AwsError::rate_limited(operation, after));
+            }
+        }
+        let result = f(self.client(region)).await;
+        match result {
+            Ok(value) => {
+                self.metrics.aws_call(operation, "success");
+                Ok(value)
+            }
+            Err(err) => {
+                let err = AwsError::from_sdk(operation, &err);
+                self.metrics.aws_call(operation, err.kind.as_str());
+                tracing::debug!(error = %err, "AWS call failed");
+                Err(err)
+            }
+        }
+    }
+
+    /// CreateInstance; returns (id, arn).
+    pub async fn create_instance(
+        &self,
+        region: &str,
+        request: &CreateInstanceRequest,
+    ) -> Result<(String, String), AwsError> {
+        let out = self
+            .call(region, Operation::CreateInstance, |c| {
+                let mut b = c
+                    .create_instance()
+                    .client_token(&request.client_token)
+                    .identity_management_type(DirectoryType::from(
+                        request.identity_management_type.as_str(),
+                    ))
+                    .inbound_calls_enabled(request.inbound_calls_enabled)
+                    .outbound_calls_enabled(request.outbound_calls_enabled)
+                    .set_instance_alias(request.alias.clone())
+                    .set_directory_id(request.directory_id.clone());
+                for (k, v) in &request.tags {
+                    b = b.tags(k, v);
+                }
+                b.send()
+            })
+            .await?;
+        match (out.id(), out.arn()) {
+            (Some(id), Some(arn)) => Ok((id.to_owned(), arn.to_owned())),
+            _ => Err(malformed(
+                Operation::CreateInstance,
+                "the answer has no Id or Arn",
+            )),
+        }
+    }
+
+    /// DescribeInstance; `None` when the instance does not exist.
+    pub async fn describe_instance(
+        &self,
+        region: &str,
+        instance_id: &str,
+    ) -> Result<Option<ObservedInstance>, AwsError> {
+        let out = match self
+            .call(region, Operation::DescribeInstance, |c| {
+                c.describe_instance().instance_id(instance_id).send()
+            })
+            .await
+        {
+            Ok(out) => out,
+            Err(e) if e.kind == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let Some(instance) = out.instance() else {
+            return Err(malformed(
+                Operation::DescribeInstance,
+                "the answer has no Instance",
+            ));
+        };
+        let created = instance.created_time();
+        Ok(Some(ObservedInstance {
+            id: instance.id().unwrap_or(instance_id).to_owned(),
+            arn: instance.arn().unwrap_or_default().to_owned(),
+            alias: instance.instance_alias().map(str::to_owned),
+            state: instance
+                .instance_status()
+                .map_or(InstanceState::Unknown(String::new()), |s| {
+                    InstanceState::from_aws(s.as_str())
+                }),
+            status_reason: instance
+                .status_reason()
+                .and_then(|r| r.message())
+                .map(str::to_owned),
+            access_url: instance.instance_access_url().map(str::to_owned),
+            service_role: instance.service_role().map(str::to_owned),
+            created_time: created
+                .and_then(|t| t.fmt(aws_smithy_types::date_time::Format::DateTime).ok()),
+            created_epoch_seconds: created.map(aws_smithy_types::DateTime::secs),
+            tags: instance
+                .tags()
+                .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+        }))
+    }
+
+    /// Every instance of the account in the region (ListInstances, all pages).
+    pub async fn list_instances(&self, region: &str) -> Result<Vec<InstanceSummary>, AwsError> {
+        let mut out = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let page = self
+                .call(region, Operation::ListInstances, |c| {
+                    c.list_instances()
+                        .max_results(10)
+                        .set_next_token(next.clone())
+                        .send()
+                })
+                .await?;
+            out.extend(page.instance_summary_list().iter().filter_map(|s| {
+                Some(InstanceSummary {
+                    id: s.id()?.to_owned(),
+                    arn: s.arn()?.to_owned(),
+                    alias: s.instance_alias().map(str::to_owned),
+                    identity_management_type: s
+                        .identity_management_type()
+                        .map(|t| t.as_str().to_owned()),
+                })
+            }));
+            match page.next_token() {
+                Some(token) if !token.is_empty() => next = Some(token.to_owned()),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// DeleteInstance with the UID-derived token. NotFound is reported as `Ok(false)`.
+    pub async fn delete_instance(
+        &self,
+        region: &str,
+        instance_id: &str,
+        client_token: &str,
+    ) -> Result<bool, AwsError> {
+        match self
+            .call(region, Operation::DeleteInstance, |c| {
+                c.delete_instance()
+                    .instance_id(instance_id)
+                    .client_token(client_token)
+                    .send()
+            })
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The managed attributes' current values (ListInstanceAttributes, all pages).
+    pub async fn list_attributes(
+        &self,
+        region: &str,
+        instance_id: &str,
+    ) -> Result<BTreeMap<AttributeType, bool>, AwsError> {
+        let mut out = BTreeMap::new();
+        let mut next: Option<String> = None;
+        loop {
+            let page = self
+                .call(region, Operation::ListInstanceAttributes, |c| {
+                    c.list_instance_attributes()
+                        .instance_id(instance_id)
+                        .set_next_token(next.clone())
+                        .send()
+                })
+                .await?;
+            for attribute in page.attributes() {
+                let kind = attribute
+                    .attribute_type()
+                    .and_then(|t| AttributeType::from_aws_str(t.as_str()));
+                if let (Some(kind), Some(value)) = (kind, attribute.value()) {
+                    out.insert(kind, value.eq_ignore_ascii_case("true"));
+                }
+            }
+            match page.next_token() {
+                Some(token) if !token.is_empty() => next = Some(token.to_owned()),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// UpdateInstanceAttribute.
+    pub async fn update_attribute(
+        &self,
+        region: &str,
+        instance_id: &str,
+        attribute: AttributeType,
+        value: bool,
+        client_token: &str,
+    ) -> Result<(), AwsError> {
+        self.call(region, Operation::UpdateInstanceAttribute, |c| {
+            c.update_instance_attribute()
+                .instance_id(instance_id)
+                .attribute_type(InstanceAttributeType::from(attribute.as_aws_str()))
+                .value(if value { "true" } else { "false" })
+                .client_token(client_token)
+                .send()
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// ListTagsForResource.
+    pub async fn list_tags(
+        &self,
+        region: &str,
+        arn: &str,
+    ) -> Result<BTreeMap<String, String>, AwsError> {
+        let out = self
+            .call(region, Operation::ListTagsForResource, |c| {
+                c.list_tags_for_resource().resource_arn(arn).send()
+            })
+            .await?;
+        Ok(out
+            .tags()
+            .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default())
+    }
+
+    /// TagResource with every tag to add or change.
+    pub async fn tag(
+        &self,
+        region: &str,
+        arn: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), AwsError> {
+        self.call(region, Operation::TagResource, |c| {
+            let mut b = c.tag_resource().resource_arn(arn);
+            for (k, v) in tags {
+                b = b.tags(k, v);
+            }
+            b.send()
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// UntagResource with every key to remove.
+    pub async fn untag(&self, region: &str, arn: &str, keys: &[String]) -> Result<(), AwsError> {
+        self.call(region, Operation::UntagResource, |c| {
+            let mut b = c.untag_resource().resource_arn(arn);
+            for k in keys {
+                b = b.tag_keys(k);
+            }
+            b.send()
+        })
+        .await
+        .map(|_| ())
+    }
+}
+
+fn malformed(operation: Operation, message: &str) -> AwsError {
+    AwsError {
+        operation,
+        kind: ErrorKind::Other,
+        code: None,
+        message: message.to_owned(),
+        request_id: None,
+        retry_after: None,
+    }
+}

@@ -1,0 +1,375 @@
+//! The one classification of AWS outcomes (DESIGN.md §2, error table).
+
+use std::fmt;
+
+use aws_sdk_connect::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_connect::operation::RequestId;
+use aws_smithy_runtime_api::http::Response as HttpResponse;
+
+/// The Connect operations the operator calls. Used for rate limits, metrics and errors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Operation {
+    /// `CreateInstance`
+    CreateInstance,
+    /// `DescribeInstance`
+    DescribeInstance,
+    /// `ListInstances`
+    ListInstances,
+    /// `DeleteInstance`
+    DeleteInstance,
+    /// `UpdateInstanceAttribute`
+    UpdateInstanceAttribute,
+    /// `ListInstanceAttributes`
+    ListInstanceAttributes,
+    /// `TagResource`
+    TagResource,
+    /// `UntagResource`
+    UntagResource,
+    /// `ListTagsForResource`
+    ListTagsForResource,
+}
+
+impl Operation {
+    /// Every operation, for metrics initialisation.
+    pub const ALL: [Self; 9] = [
+        Self::CreateInstance,
+        Self::DescribeInstance,
+        Self::ListInstances,
+        Self::DeleteInstance,
+        Self::UpdateInstanceAttribute,
+        Self::ListInstanceAttributes,
+        Self::TagResource,
+        Self::UntagResource,
+        Self::ListTagsForResource,
+    ];
+
+    /// The AWS name of the operation.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CreateInstance => "CreateInstance",
+            Self::DescribeInstance => "DescribeInstance",
+            Self::ListInstances => "ListInstances",
+            Self::DeleteInstance => "DeleteInstance",
+            Self::UpdateInstanceAttribute => "UpdateInstanceAttribute",
+            Self::ListInstanceAttributes => "ListInstanceAttributes",
+            Self::TagResource => "TagResource",
+            Self::UntagResource => "UntagResource",
+            Self::ListTagsForResource => "ListTagsForResource",
+        }
+    }
+
+    /// Whether the operation creates or deletes an instance: these count against the
+    /// 30-day lifecycle attempt limit and have their own, much lower, rate limit.
+    #[must_use]
+    pub fn is_lifecycle(self) -> bool {
+        matches!(self, Self::CreateInstance | Self::DeleteInstance)
+    }
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What an AWS failure means for the reconciler.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The instances-per-account quota is reached (ServiceQuotaExceededException on create).
+    InstanceLimitExceeded,
+    /// The 30-day create/delete attempt limit is reached.
+    LifecycleAttemptLimitExceeded,
+    /// AWS throttled the call (ThrottlingException, HTTP 429).
+    Throttled,
+    /// The credentials are missing, invalid or lack a permission.
+    AccessDenied,
+    /// AWS rejected the request as invalid (InvalidRequest / InvalidParameter).
+    InvalidRequest,
+    /// The resource does not exist.
+    NotFound,
+    /// A 5xx, timeout or connection failure: retry with backoff.
+    Transient,
+    /// The client-side rate limiter has no capacity now; nothing was sent to AWS.
+    RateLimited,
+    /// Anything else AWS answered.
+    Other,
+}
+
+impl ErrorKind {
+    /// A stable label for metrics and logs.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InstanceLimitExceeded => "instance_limit_exceeded",
+            Self::LifecycleAttemptLimitExceeded => "lifecycle_attempt_limit_exceeded",
+            Self::Throttled => "throttled",
+            Self::AccessDenied => "access_denied",
+            Self::InvalidRequest => "invalid_request",
+            Self::NotFound => "not_found",
+            Self::Transient => "transient",
+            Self::RateLimited => "rate_limited",
+            Self::Other => "other",
+        }
+    }
+}
+
+/// A failed AWS call, classified.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct AwsError {
+    /// The operation that failed.
+    pub operation: Operation,
+    /// What the failure means.
+    pub kind: ErrorKind,
+    /// AWS's error code, when AWS answered.
+    pub code: Option<String>,
+    /// AWS's message, or a description of the transport failure.
+    pub message: String,
+    /// AWS's request id, when AWS answered.
+    pub request_id: Option<String>,
+    /// For [`ErrorKind::RateLimited`]: when capacity is expected.
+    pub retry_after: Option<std::time::Duration>,
+}
+
+impl fmt::Display for AwsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} failed", self.operation)?;
+        if let Some(code) = &self.code {
+            write!(f, ": {code}")?;
+        }
+        if !self.message.is_empty() {
+            write!(f, ": {}", self.message)?;
+        }
+        if let Some(id) = &self.request_id {
+            write!(f, " (request id {id})")?;
+        }
+        Ok(())
+    }
+}
+
+impl AwsError {
+    /// Classifies an SDK error.
+    pub fn from_sdk<E>(operation: Operation, err: &SdkError<E, HttpResponse>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        match err {
+            SdkError::ServiceError(service) => {
+                let inner = service.err();
+                let status = service.raw().status().as_u16();
+                let code = inner.code().map(str::to_owned);
+                let message = inner.message().unwrap_or_default().to_owned();
+                let kind = classify(code.as_deref(), &message, Some(status));
+                Self {
+                    operation,
+                    kind,
+                    code,
+                    message,
+                    request_id: err.request_id().map(str::to_owned),
+                    retry_after: None,
+                }
+            }
+            SdkError::TimeoutError(_) => Self::transport(operation, "the call timed out"),
+            SdkError::DispatchFailure(d) => Self::transport(
+                operation,
+                &format!(
+                    "connection failure: {}",
+                    sdk_error_chain(
+                        err,
+                        d.as_connector_error().map(|c| c as &dyn std::error::Error)
+                    )
+                ),
+            ),
+            SdkError::ResponseError(_) => Self::transport(
+                operation,
+                &format!("unreadable response: {}", sdk_error_chain(err, None)),
+            ),
+            // Construction failures are bugs or bad input built into the request; retrying
+            // cannot help, but they must not panic the reconciler either.
+            _ => Self {
+                operation,
+                kind: ErrorKind::Other,
+                code: None,
+                message: sdk_error_chain(err, None),
+                request_id: None,
+                retry_after: None,
+            },
+        }
+    }
+
+    fn transport(operation: Operation, message: &str) -> Self {
+        Self {
+            operation,
+            kind: ErrorKind::Transient,
+            code: None,
+            message: message.to_owned(),
+            request_id: None,
+            retry_after: None,
+        }
+    }
+
+    /// The client-side rate limiter refused the call for now.
+    #[must_use]
+    pub fn rate_limited(operation: Operation, retry_after: std::time::Duration) -> Self {
+        Self {
+            operation,
+            kind: ErrorKind::RateLimited,
+            code: None,
+            message: "client-side rate limit reached; the call was not sent".to_owned(),
+            request_id: None,
+            retry_after: Some(retry_after),
+        }
+    }
+}
+
+fn sdk_error_chain(
+    err: &dyn std::error::Error,
+    connector: Option<&dyn std::error::Error>,
+) -> String {
+    let mut out = String::new();
+    let mut current: Option<&dyn std::error::Error> = connector.or(Some(err));
+    while let Some(e) = current {
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&e.to_string());
+        current = e.source();
+    }
+    out
+}
+
+/// Classifies an AWS answer by error code, message and HTTP status.
+///
+/// The 30-day lifecycle limit arrives as `ServiceQuotaExceededException` too, and only its
+/// message tells it apart from the instance quota; DeleteInstance does not model the
+/// exception at all, so it is recognised by code and message on every operation.
+#[must_use]
+pub fn classify(code: Option<&str>, message: &str, http_status: Option<u16>) -> ErrorKind {
+    let lower = message.to_ascii_lowercase();
+    let lifecycle_message = lower.contains("excessive number of")
+        || (lower.contains("creation and deletion") && lower.contains("attempt"));
+    match code.unwrap_or_default() {
+        _ if lifecycle_message => ErrorKind::LifecycleAttemptLimitExceeded,
+        "ServiceQuotaExceededException" => ErrorKind::InstanceLimitExceeded,
+        "ThrottlingException" | "TooManyRequestsException" | "RequestLimitExceeded" => {
+            ErrorKind::Throttled
+        }
+        "AccessDeniedException"
+        | "UnrecognizedClientException"
+        | "InvalidSignatureException"
+        | "ExpiredTokenException"
+        | "MissingAuthenticationTokenException" => ErrorKind::AccessDenied,
+        "InvalidRequestException" | "InvalidParameterException" | "ValidationException" => {
+            ErrorKind::InvalidRequest
+        }
+        "ResourceNotFoundException" => ErrorKind::NotFound,
+        "InternalServiceException" | "InternalFailure" | "ServiceUnavailableException" => {
+            ErrorKind::Transient
+        }
+        _ => match http_status {
+            Some(429) => ErrorKind::Throttled,
+            Some(403) => ErrorKind::AccessDenied,
+            Some(404) => ErrorKind::NotFound,
+            Some(s) if s >= 500 => ErrorKind::Transient,
+            _ => ErrorKind::Other,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classify_every_row_of_the_error_table() {
+        let rows: &[(Option<&str>, &str, Option<u16>, ErrorKind)] = &[
+            (
+                Some("ServiceQuotaExceededException"),
+                "The maximum number of instances has been reached",
+                Some(402),
+                ErrorKind::InstanceLimitExceeded,
+            ),
+            (
+                Some("ServiceQuotaExceededException"),
+                "Your account has been flagged for an excessive number of creation and deletion attempts",
+                Some(402),
+                ErrorKind::LifecycleAttemptLimitExceeded,
+            ),
+            // DeleteInstance does not model the exception: recognised by its message.
+            (
+                None,
+                "Your account has been flagged for an excessive number of creation and deletion attempts",
+                Some(400),
+                ErrorKind::LifecycleAttemptLimitExceeded,
+            ),
+            (
+                Some("ThrottlingException"),
+                "Rate exceeded",
+                Some(429),
+                ErrorKind::Throttled,
+            ),
+            (None, "", Some(429), ErrorKind::Throttled),
+            (
+                Some("AccessDeniedException"),
+                "not authorized",
+                Some(403),
+                ErrorKind::AccessDenied,
+            ),
+            (
+                Some("UnrecognizedClientException"),
+                "bad token",
+                Some(403),
+                ErrorKind::AccessDenied,
+            ),
+            (
+                Some("InvalidRequestException"),
+                "bad",
+                Some(400),
+                ErrorKind::InvalidRequest,
+            ),
+            (
+                Some("InvalidParameterException"),
+                "bad",
+                Some(400),
+                ErrorKind::InvalidRequest,
+            ),
+            (
+                Some("ResourceNotFoundException"),
+                "gone",
+                Some(404),
+                ErrorKind::NotFound,
+            ),
+            (
+                Some("InternalServiceException"),
+                "oops",
+                Some(500),
+                ErrorKind::Transient,
+            ),
+            (None, "bad gateway", Some(502), ErrorKind::Transient),
+            (Some("SomethingNew"), "?", Some(409), ErrorKind::Other),
+        ];
+        for (code, message, status, want) in rows {
+            assert_eq!(
+                classify(*code, message, *status),
+                *want,
+                "{code:?} {message} {status:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn display_carries_code_message_and_request_id() {
+        let err = AwsError {
+            operation: Operation::CreateInstance,
+            kind: ErrorKind::Throttled,
+            code: Some("ThrottlingException".into()),
+            message: "Rate exceeded".into(),
+            request_id: Some("req-1".into()),
+            retry_after: None,
+        };
+        assert_eq!(
+            err.to_string(),
+            "CreateInstance failed: ThrottlingException: Rate exceeded (request id req-1)"
+        );
+    }
+}

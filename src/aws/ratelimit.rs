@@ -1,0 +1,168 @@
+//! Client-side rate limits per region and operation, so the operator never causes
+//! throttling on its own.
+//!
+//! The operator runs with one set of AWS credentials, so one account: a limiter per
+//! (region, operation) is a limiter per (account, region, operation). Defaults follow the
+//! Connect API quotas: CreateInstance and DeleteInstance 0.1/s, everything else 2/s.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+
+use super::error::Operation;
+
+/// Requests per second allowed for each class of operation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RateLimitSettings {
+    /// CreateInstance and DeleteInstance.
+    pub lifecycle_per_second: f64,
+    /// Every other operation.
+    pub other_per_second: f64,
+    /// The longest a reconcile waits in line for capacity; a longer wait becomes a requeue,
+    /// so no reconcile holds a worker while it waits.
+    pub max_wait: Duration,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        Self {
+            lifecycle_per_second: 0.1,
+            other_per_second: 2.0,
+            max_wait: Duration::from_secs(2),
+        }
+    }
+}
+
+/// The outcome of asking for capacity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// The call may go now; it waited this long.
+    Admitted(Duration),
+    /// No capacity within the maximum wait; ask again after this long.
+    RetryAfter(Duration),
+}
+
+/// The set of limiters, created on first use of each (region, operation).
+pub struct RateLimits {
+    settings: RateLimitSettings,
+    limiters: Mutex<HashMap<(String, Operation), Arc<DefaultDirectRateLimiter>>>,
+}
+
+impl RateLimits {
+    /// Limits with these settings.
+    #[must_use]
+    pub fn new(settings: RateLimitSettings) -> Self {
+        Self {
+            settings,
+            limiters: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn quota_for(&self, operation: Operation) -> Quota {
+        let rate = if operation.is_lifecycle() {
+            self.settings.lifecycle_per_second
+        } else {
+            self.settings.other_per_second
+        };
+        let rate = if rate.is_finite() && rate > 0.0 {
+            rate
+        } else {
+            1.0
+        };
+        let period = Duration::from_secs_f64(1.0 / rate).max(Duration::from_micros(1));
+        // A burst of at most one second's worth (and at least one) keeps the average honest
+        // without forbidding a short run of reads.
+        let burst = u32::try_from(rate.ceil() as u64).unwrap_or(u32::MAX).max(1);
+        let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
+        Quota::with_period(period)
+            .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+            .allow_burst(burst)
+    }
+
+    fn limiter(&self, region: &str, operation: Operation) -> Arc<DefaultDirectRateLimiter> {
+        let mut map = self
+            .limiters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.entry((region.to_owned(), operation))
+            .or_insert_with(|| Arc::new(RateLimiter::direct(self.quota_for(operation))))
+            .clone()
+    }
+
+    /// Waits for capacity for one call, up to the maximum wait.
+    pub async fn acquire(&self, region: &str, operation: Operation) -> Admission {
+        let limiter = self.limiter(region, operation);
+        let clock = DefaultClock::default();
+        let mut waited = Duration::ZERO;
+        loop {
+            match limiter.check() {
+                Ok(()) => return Admission::Admitted(waited),
+                Err(not_until) => {
+                    let wait = not_until.wait_time_from(clock.now());
+                    if waited + wait > self.settings.max_wait {
+                        return Admission::RetryAfter(wait.max(Duration::from_millis(100)));
+                    }
+                    tokio::time::sleep(wait).await;
+                    waited += wait;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(lifecycle: f64, other: f64) -> RateLimitSettings {
+        RateLimitSettings {
+            lifecycle_per_second: lifecycle,
+            other_per_second: other,
+            max_wait: Duration::from_millis(300),
+        }
+    }
+
+    #[tokio::test]
+    async fn lifecycle_calls_get_one_slot_then_a_retry_after() {
+        let limits = RateLimits::new(settings(0.1, 2.0));
+        assert_eq!(
+            limits.acquire("us-east-1", Operation::CreateInstance).await,
+            Admission::Admitted(Duration::ZERO)
+        );
+        match limits.acquire("us-east-1", Operation::CreateInstance).await {
+            Admission::RetryAfter(d) => assert!(d > Duration::from_secs(9), "{d:?}"),
+            other => panic!("second create was admitted: {other:?}"),
+        }
+        // Another region and another operation have their own buckets.
+        assert!(matches!(
+            limits.acquire("eu-west-2", Operation::CreateInstance).await,
+            Admission::Admitted(_)
+        ));
+        assert!(matches!(
+            limits.acquire("us-east-1", Operation::DeleteInstance).await,
+            Admission::Admitted(_)
+        ));
+    }
+
+    #[tokio::test]
+    async fn short_waits_are_absorbed_in_line() {
+        let limits = RateLimits::new(settings(0.1, 10.0));
+        let mut admitted_after_wait = 0;
+        for _ in 0..12 {
+            match limits
+                .acquire("us-east-1", Operation::DescribeInstance)
+                .await
+            {
+                Admission::Admitted(w) if w > Duration::ZERO => admitted_after_wait += 1,
+                Admission::Admitted(_) => {}
+                Admission::RetryAfter(d) => panic!("a 100 ms wait became a requeue of {d:?}"),
+            }
+        }
+        // A burst of 10 goes at once, the rest wait about 100 ms each.
+        assert_eq!(admitted_after_wait, 2);
+    }
+}

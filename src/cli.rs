@@ -1,0 +1,405 @@
+//! The command line: `connect-operator run` and `connect-operator crd`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use tokio::sync::watch;
+
+use crate::aws::{AwsSettings, ConnectClient, RateLimitSettings};
+use crate::reconciler::{self, Context, RetryPolicy, Settings};
+use crate::server::{self, ServerState};
+use crate::telemetry::{self, LogFormat, Metrics};
+
+/// Manages Amazon Connect instances from `ConnectInstance` resources.
+#[derive(Parser, Debug)]
+#[command(name = "connect-operator", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+// Parsed once at start-up; boxing the flags would buy nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the operator.
+    Run(RunArgs),
+    /// Print the ConnectInstance CustomResourceDefinition as YAML.
+    Crd,
+}
+
+/// Flags of `connect-operator run`; each has an environment variable.
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "CONNECT_OPERATOR_WATCH_NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// AWS region for objects that name none.
+    #[arg(long, env = "AWS_REGION")]
+    pub region: String,
+
+    /// Endpoint override for the Amazon Connect API (a VPC endpoint, the simulator).
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    pub aws_endpoint_url: Option<String>,
+
+    /// How often a Ready instance is checked for drift (jittered ±20%).
+    #[arg(long, env = "CONNECT_OPERATOR_DRIFT_INTERVAL", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub drift_interval: Duration,
+
+    /// First poll interval while an instance is being created or deleted (grows to 1m).
+    #[arg(long, env = "CONNECT_OPERATOR_CREATION_POLL_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub creation_poll_interval: Duration,
+
+    /// Retry interval after a quota error.
+    #[arg(long, env = "CONNECT_OPERATOR_QUOTA_RETRY_INTERVAL", default_value = "2h", value_parser = humantime::parse_duration)]
+    pub quota_retry_interval: Duration,
+
+    /// Retry interval after AccessDenied.
+    #[arg(long, env = "CONNECT_OPERATOR_ACCESS_DENIED_RETRY_INTERVAL", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub access_denied_retry_interval: Duration,
+
+    /// First backoff after a transient error (doubles per failure).
+    #[arg(long, env = "CONNECT_OPERATOR_ERROR_BACKOFF", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub error_backoff: Duration,
+
+    /// Backoff ceiling.
+    #[arg(long, env = "CONNECT_OPERATOR_ERROR_BACKOFF_MAX", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub error_backoff_max: Duration,
+
+    /// Objects reconciled at the same time.
+    #[arg(long, env = "CONNECT_OPERATOR_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+
+    /// Address of `/metrics`, `/livez` and `/readyz`.
+    #[arg(
+        long,
+        env = "CONNECT_OPERATOR_METRICS_ADDR",
+        default_value = "0.0.0.0:8080"
+    )]
+    pub metrics_addr: SocketAddr,
+
+    /// CreateInstance/DeleteInstance calls per second, per region (Connect's quota: 0.1).
+    #[arg(long, env = "CONNECT_OPERATOR_CREATE_DELETE_RATE", default_value_t = 0.1, value_parser = positive_rate)]
+    pub create_delete_rate: f64,
+
+    /// Other Connect API calls per second, per region and operation (Connect's quota: 2).
+    #[arg(long, env = "CONNECT_OPERATOR_API_RATE", default_value_t = 2.0, value_parser = positive_rate)]
+    pub api_rate: f64,
+
+    /// Timeout of each AWS call.
+    #[arg(long, env = "CONNECT_OPERATOR_AWS_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub aws_timeout: Duration,
+
+    /// Log format; the level comes from RUST_LOG (default info).
+    #[arg(long, env = "CONNECT_OPERATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Reconcile only while holding a Lease (for more than one replica).
+    #[arg(
+        long,
+        env = "CONNECT_OPERATOR_LEADER_ELECTION",
+        default_value_t = false
+    )]
+    pub leader_election: bool,
+
+    /// Name of the leader-election Lease.
+    #[arg(
+        long,
+        env = "CONNECT_OPERATOR_LEASE_NAME",
+        default_value = "connect-operator"
+    )]
+    pub lease_name: String,
+
+    /// Namespace of the leader-election Lease (in a pod: its own namespace).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    pub lease_namespace: String,
+
+    /// How long a lease is valid without renewal (seconds).
+    #[arg(long, env = "CONNECT_OPERATOR_LEASE_DURATION", default_value_t = 15)]
+    pub lease_duration_seconds: u64,
+
+    /// How long before expiry the holder renews (seconds; less than the duration).
+    #[arg(long, env = "CONNECT_OPERATOR_LEASE_GRACE", default_value_t = 5)]
+    pub lease_grace_seconds: u64,
+
+    /// This replica's identity for leader election and events (in a pod: its name).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+}
+
+fn positive_rate(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|e| format!("{s:?} is not a number: {e}"))?;
+    if v.is_finite() && v > 0.0 {
+        Ok(v)
+    } else {
+        Err(format!(
+            "{s:?} must be a positive number of calls per second"
+        ))
+    }
+}
+
+/// Errors that stop the process.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// No Kubernetes configuration.
+    #[error("cannot configure the Kubernetes client: {0}")]
+    Kube(#[from] kube::Error),
+    /// Bad flag combination.
+    #[error("invalid flags: {0}")]
+    Flags(String),
+    /// The HTTP server failed.
+    #[error("metrics/health server: {0}")]
+    Server(#[from] std::io::Error),
+    /// Leader election failed.
+    #[error("leader election: {0}")]
+    Lease(String),
+    /// The CRD could not be printed.
+    #[error("cannot render the CRD: {0}")]
+    Crd(#[from] serde_yaml::Error),
+}
+
+/// Prints the CRD as YAML.
+pub fn print_crd() -> Result<(), StartupError> {
+    print!("{}", crd_yaml()?);
+    Ok(())
+}
+
+/// The CRD as YAML: what `crds/` holds.
+pub fn crd_yaml() -> Result<String, serde_yaml::Error> {
+    serde_yaml::to_string(&crate::api::crd())
+}
+
+/// Runs the operator until SIGTERM or Ctrl-C.
+pub async fn run(args: RunArgs) -> Result<(), StartupError> {
+    telemetry::init_logging(args.log_format);
+    if args.leader_election
+        && (args.lease_grace_seconds == 0
+            || args.lease_grace_seconds >= args.lease_duration_seconds)
+    {
+        return Err(StartupError::Flags(
+            "--lease-grace must be greater than zero and less than --lease-duration".into(),
+        ));
+    }
+    let identity = args.identity.clone().unwrap_or_else(default_identity);
+    let client = kube::Client::try_default().await?;
+    let metrics = Arc::new(Metrics::new());
+    let aws = AwsSettings {
+        default_region: args.region.clone(),
+        endpoint_url: args.aws_endpoint_url.clone(),
+        call_timeout: args.aws_timeout,
+        rate_limits: RateLimitSettings {
+            lifecycle_per_second: args.create_delete_rate,
+            other_per_second: args.api_rate,
+            ..RateLimitSettings::default()
+        },
+    };
+    let connect = ConnectClient::from_env(&aws, Arc::clone(&metrics)).await;
+    let settings = Settings {
+        retry: RetryPolicy {
+            backoff_base: args.error_backoff,
+            backoff_max: args.error_backoff_max,
+            access_denied_retry: args.access_denied_retry_interval,
+            quota_retry: args.quota_retry_interval,
+            drift_interval: args.drift_interval,
+        },
+        creation_poll_interval: args.creation_poll_interval,
+        ..Settings::default()
+    };
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        connect,
+        Arc::clone(&metrics),
+        settings,
+        Some(identity.clone()),
+    ));
+
+    // One shutdown signal for everything: SIGTERM or Ctrl-C.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutdown requested");
+        let _ = stop_tx.send(true);
+    });
+
+    let ready = Arc::new(AtomicBool::new(false));
+    let server = tokio::spawn(server::serve(
+        args.metrics_addr,
+        ServerState {
+            metrics,
+            ready: Arc::clone(&ready),
+        },
+        wait_true(stop_rx.clone()),
+    ));
+
+    tracing::info!(
+        namespace = args.namespace.as_deref().unwrap_or("<all>"),
+        region = %args.region,
+        endpoint = args.aws_endpoint_url.as_deref().unwrap_or("<aws>"),
+        identity = %identity,
+        leader_election = args.leader_election,
+        "starting connect-operator"
+    );
+    let result = if args.leader_election {
+        run_as_leader(&args, client, identity, ctx, ready, stop_rx.clone()).await
+    } else {
+        reconciler::run(
+            ctx,
+            args.namespace.clone(),
+            args.concurrency,
+            ready,
+            wait_true(stop_rx.clone()),
+        )
+        .await;
+        Ok(())
+    };
+    server.abort();
+    result
+}
+
+/// Waits for the lease, reconciles while holding it, and stops reconciling the moment it
+/// is lost (the process then exits with an error so that it restarts as a follower).
+async fn run_as_leader(
+    args: &RunArgs,
+    client: kube::Client,
+    identity: String,
+    ctx: Arc<Context>,
+    ready: Arc<AtomicBool>,
+    stop: watch::Receiver<bool>,
+) -> Result<(), StartupError> {
+    use kube_lease_manager::{LeaseManagerBuilder, LeaseParams};
+    let params = LeaseParams::new(
+        identity.clone(),
+        args.lease_duration_seconds,
+        args.lease_grace_seconds,
+    )
+    .with_field_manager(format!("connect-operator-lease-{identity}"));
+    let manager = LeaseManagerBuilder::new(client, &args.lease_name)
+        .with_namespace(&args.lease_namespace)
+        .with_parameters(params)
+        .build()
+        .await
+        .map_err(|e| StartupError::Lease(e.to_string()))?;
+    let (mut leading, task) = manager.watch().await;
+    tracing::info!(lease = %args.lease_name, namespace = %args.lease_namespace, "waiting for the lease");
+    let mut stop_wait = stop.clone();
+    loop {
+        if *leading.borrow_and_update() {
+            break;
+        }
+        tokio::select! {
+            changed = leading.changed() => {
+                if changed.is_err() {
+                    return Err(StartupError::Lease("lease manager stopped".into()));
+                }
+            }
+            _ = stop_wait.changed() => {
+                drop(leading);
+                let _ = task.await;
+                return Ok(());
+            }
+        }
+    }
+    tracing::info!("acquired the lease; reconciling");
+    let (lost_tx, lost_rx) = watch::channel(false);
+    let mut leading_watch = leading.clone();
+    let lost_watcher = tokio::spawn(async move {
+        loop {
+            if leading_watch.changed().await.is_err() || !*leading_watch.borrow_and_update() {
+                let _ = lost_tx.send(true);
+                return;
+            }
+        }
+    });
+    let stop_or_lost = {
+        let stop = wait_true(stop);
+        let lost = wait_true(lost_rx.clone());
+        async move {
+            tokio::select! {
+                () = stop => {},
+                () = lost => {},
+            }
+        }
+    };
+    reconciler::run(
+        ctx,
+        args.namespace.clone(),
+        args.concurrency,
+        ready,
+        stop_or_lost,
+    )
+    .await;
+    lost_watcher.abort();
+    let lost = *lost_rx.borrow();
+    // Closing the channel makes the lease task release the lease and return.
+    drop(leading);
+    let _ = task.await;
+    if lost {
+        return Err(StartupError::Lease(
+            "lost the lease; stopped reconciling".into(),
+        ));
+    }
+    Ok(())
+}
+
+async fn wait_true(mut rx: watch::Receiver<bool>) {
+    while !*rx.borrow_and_update() {
+        if rx.changed().await.is_err() {
+            // The sender is gone: nobody can ask for a stop any more; wait forever.
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {},
+                    _ = tokio::signal::ctrl_c() => {},
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn default_identity() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| format!("connect-operator-{}", std::process::id()))
+}
+
+/// Entry point of the binary.
+pub async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Crd => print_crd(),
+        Command::Run(args) => run(args).await,
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "connect-operator stopped");
+            eprintln!("connect-operator: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

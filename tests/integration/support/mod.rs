@@ -1,0 +1,1 @@
+//! Test support: local control plane, simulator and operator processes.
