@@ -192,7 +192,8 @@ mod tests {
 
     #[test]
     fn every_state_maps_to_the_conditions_table() {
-        let table: Vec<(State, Vec<(&str, &str, &str)>)> = vec![
+        type Row<'a> = (&'a str, &'a str, &'a str);
+        let table: Vec<(State, Vec<Row>)> = vec![
             (
                 State::Initializing,
                 vec![

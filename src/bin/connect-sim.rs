@@ -1,1 +1,165 @@
-fn main() {}
+//! `connect-sim`: the Amazon Connect simulator as a process (see `docs/simulator.md`).
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use connect_operator::simulator::{self, Operation, SimConfig};
+use tracing_subscriber::EnvFilter;
+
+/// Amazon Connect simulator speaking Connect's REST-JSON API, with `/_sim/` control endpoints.
+#[derive(Debug, Parser)]
+#[command(name = "connect-sim", version)]
+struct Args {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// Region used in ARNs.
+    #[arg(long, default_value = "us-east-1")]
+    region: String,
+    /// Account id used in ARNs.
+    #[arg(long, default_value = "123456789012")]
+    account_id: String,
+    /// How long new instances stay CREATION_IN_PROGRESS (e.g. `2s`, `500ms`).
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    creation_delay: Duration,
+    /// How long deleted instances stay visible (e.g. `1s`).
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    deletion_delay: Duration,
+    /// Instances per account.
+    #[arg(long, default_value_t = 2)]
+    instance_quota: u32,
+    /// Create and delete attempts allowed in the 30-day window.
+    #[arg(long, default_value_t = 100)]
+    lifecycle_attempt_limit: u32,
+    /// Aliases matching this regex end CREATION_FAILED.
+    #[arg(long)]
+    fail_creation_alias_pattern: Option<String>,
+    /// Rate limit override `Operation=RATE[/BURST]` (requests/second; `none` = unlimited).
+    /// Repeatable.
+    #[arg(long = "rate-limit", value_name = "OP=RATE[/BURST]")]
+    rate_limits: Vec<String>,
+    /// Seed for ids and fault decisions (random when unset).
+    #[arg(long)]
+    seed: Option<u64>,
+}
+
+fn apply_rate_limit(config: &mut SimConfig, spec: &str) -> Result<(), String> {
+    let (name, limit) = spec
+        .split_once('=')
+        .ok_or_else(|| format!("--rate-limit {spec}: expected OP=RATE[/BURST]"))?;
+    let op = Operation::from_name(name)
+        .ok_or_else(|| format!("--rate-limit {spec}: unknown operation {name}"))?;
+    let (rate, burst) = match limit.split_once('/') {
+        Some((rate, burst)) => (rate, Some(burst)),
+        None => (limit, None),
+    };
+    let mut current = config.rate_limit(op);
+    current.per_second = if rate == "none" {
+        None
+    } else {
+        let rate: f64 = rate
+            .parse()
+            .map_err(|e| format!("--rate-limit {spec}: {e}"))?;
+        if !rate.is_finite() || rate < 0.0 {
+            return Err(format!("--rate-limit {spec}: rate must be >= 0"));
+        }
+        Some(rate)
+    };
+    if let Some(burst) = burst {
+        current.burst = burst
+            .parse::<u32>()
+            .ok()
+            .filter(|b| *b > 0)
+            .ok_or_else(|| format!("--rate-limit {spec}: burst must be a positive integer"))?;
+    }
+    config.rate_limits.insert(op, current);
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let mut config = SimConfig {
+        region: args.region,
+        account_id: args.account_id,
+        creation_delay: args.creation_delay,
+        deletion_delay: args.deletion_delay,
+        instance_quota: args.instance_quota,
+        lifecycle_attempt_limit: args.lifecycle_attempt_limit,
+        fail_creation_alias_pattern: args.fail_creation_alias_pattern,
+        seed: args.seed,
+        ..SimConfig::default()
+    };
+    for spec in &args.rate_limits {
+        if let Err(message) = apply_rate_limit(&mut config, spec) {
+            eprintln!("connect-sim: {message}");
+            return ExitCode::from(2);
+        }
+    }
+
+    let listener = match tokio::net::TcpListener::bind(args.listen).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!("connect-sim: cannot listen on {}: {e}", args.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+    let addr = match listener.local_addr() {
+        Ok(addr) => addr,
+        Err(e) => {
+            eprintln!("connect-sim: cannot read the bound address: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut stdout = std::io::stdout().lock();
+    if writeln!(stdout, "connect-sim listening on http://{addr}")
+        .and_then(|()| stdout.flush())
+        .is_err()
+    {
+        eprintln!("connect-sim: cannot write to stdout");
+    }
+    drop(stdout);
+
+    match simulator::serve(config, listener, shutdown_signal()).await {
+        Ok(()) => {
+            tracing::info!("connect-sim stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("connect-sim: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -207,11 +207,8 @@ mod tests {
     #[test]
     fn attribute_diff_writes_only_differences() {
         use AttributeType::*;
-        let cases: Vec<(
-            Vec<(AttributeType, bool)>,
-            Vec<(AttributeType, bool)>,
-            Vec<(AttributeType, bool)>,
-        )> = vec![
+        type Attrs = Vec<(AttributeType, bool)>;
+        let cases: Vec<(Attrs, Attrs, Attrs)> = vec![
             // nothing differs
             (
                 vec![(InboundCalls, true), (OutboundCalls, false)],

@@ -1,0 +1,303 @@
+//! HTTP handlers for the Connect REST-JSON operations. They only translate the wire format
+//! (paths, query strings, bodies) into model calls; the semantics live in `model`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::response::Response;
+use serde::de::DeserializeOwned;
+
+use super::config::Operation;
+use super::errors::{ApiError, ErrorKind};
+use super::limits::ConnectionHandle;
+use super::model::{CreateInstanceRequest, Model};
+use super::service::{Call, Sim, error_response};
+
+type SimState = State<Arc<Sim>>;
+type Conn = ConnectInfo<ConnectionHandle>;
+type QueryPairs = Result<Query<Vec<(String, String)>>, QueryRejection>;
+
+/// Parses a JSON request body; an empty body is an empty object.
+fn parse_body<T: DeserializeOwned + Default>(body: &Bytes) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            ErrorKind::Serialization,
+            format!("The request body is not valid: {e}"),
+        )
+    })
+}
+
+/// The query string as name/value pairs (names may repeat, as `tagKeys` does).
+fn query_pairs(query: QueryPairs) -> Result<Vec<(String, String)>, ApiError> {
+    query.map(|Query(pairs)| pairs).map_err(|e| {
+        ApiError::new(
+            ErrorKind::Serialization,
+            format!("The query string is not valid: {e}"),
+        )
+    })
+}
+
+fn first<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// `InstanceId` accepts the instance id or its ARN, as Connect does.
+fn instance_id(raw: &str) -> String {
+    if raw.starts_with("arn:") {
+        Model::instance_id_of_arn(raw).unwrap_or_else(|| raw.to_owned())
+    } else {
+        raw.to_owned()
+    }
+}
+
+/// `PUT /instance`
+pub(crate) async fn create_instance(
+    State(sim): SimState,
+    ConnectInfo(conn): Conn,
+    body: Bytes,
+) -> Response {
+    let request = parse_body::<CreateInstanceRequest>(&body);
+    let client_token = request.as_ref().ok().and_then(|r| r.client_token.clone());
+    let call = Call {
+        operation: Operation::CreateInstance,
+        client_token,
+        instance_id: None,
+    };
+    sim.execute(&conn, call, |inner, now| {
+        let request = request?;
+        let (model, settings) = inner.split();
+        model.create_instance(&settings, request, now)
+    })
+    .await
+}
+
+/// `GET /instance/{InstanceId}`
+pub(crate) async fn describe_instance(
+    State(sim): SimState,
+    ConnectInfo(conn): Conn,
+    Path(raw_id): Path<String>,
+) -> Response {
+    let id = instance_id(&raw_id);
+    let call = Call {
+        operation: Operation::DescribeInstance,
+        client_token: None,
+        instance_id: Some(id.clone()),
+    };
+    sim.execute(&conn, call, |inner, _| inner.model.describe_instance(&id))
+        .await
+}
+
+/// `GET /instance?maxResults=&nextToken=`
+pub(crate) async fn list_instances(
+    State(sim): SimState,
+    ConnectInfo(conn): Conn,
+    query: QueryPairs,
+) -> Response {
+    let query = query_pairs(query);
+    let call = Call {
+        operation: Operation::ListInstances,
+        client_token: None,
+        instance_id: None,
+    };
+    sim.execute(&conn, call, |inner, _| {
+        let query = query?;
+        inner
+            .model
+            .list_instances(first(&query, "maxResults"), first(&query, "nextToken"))
+    })
+    .await
+}
+
+/// `DELETE /instance/{InstanceId}?clientToken=`
+pub(crate) async fn delete_instance(
+    State(sim): SimState,
+    ConnectInfo(conn): Conn,
+    Path(raw_id): Path<String>,
+    query: QueryPairs,
+) -> Response {
+    let id = instance_id(&raw_id);
+    let query = query_pairs(query);
+    let client_token = query
+        .as_ref()
+        .ok()
+        .and_then(|q| first(q, "clientToken"))
+        .map(str::to_owned);
+    let call = Call {
+        operation: Operation::DeleteInstance,
+        client_token: client_token.clone(),
+        instance_id: Some(id.clone()),
+    };
+    sim.execute(&conn, call, |inner, now| {
+        query?;
+        let (model, settings) = inner.split();
+        model.delete_instance(&settings, &id, client_token.as_deref(), now)
+    })
+    .await
+}
+
+/// Body of UpdateInstanceAttribute.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct UpdateAttributeBody {
+    value: Option<String>,
+    client_token: Option<String>,
+}
+
+/// `POST /instance/{InstanceId}/attribute/{AttributeType}`
+pub(crate) async fn update_instance_attribute(
+    State(sim): SimState,
+    ConnectInfo(conn): Conn,
+    Path((raw_id, attribute_type)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let id = instance_id(&raw_id);
+    let body = parse_body::<UpdateAttributeBody>(&body);
+    let client_token = body.as_ref().ok().and_then(|b| b.client_token.clone());
+    let call = Call {
+        operation: Operation::UpdateInstanceAttribute,
+        client_token,
+        instance_id: Some(id.clone()),
+    };
+    sim.execute(&conn, call, |inner, _| {
+        let body = body?;
+        inner.model.update_instance_attribute(
+            &id,
+            &attribute_type,
+            body.value.as_deref(),
+            body.client_token.as_deref(),
+        )
+    })
+    .await
+}
+
+/// `GET /instance/{InstanceId}/attribute/{AttributeType}`
+pub(crate) async fn describe_instance_attribute(
+    State(sim): SimState,
+    ConnectInfo(conn): Conn,
+    Path((raw_id, attribute_type)): Path<(String, String)>,
+) -> Response {
+    let id = instance_id(&raw_id);
+    let call = Call {
+        operation: Operation::DescribeInstanceAttribute,
+        client_token: None,
+        instance_id: Some(id.clone()),
+    };
+    sim.execute(&conn, call, |inner, _| {
+        inner
+            .model
+            .describe_instance_attribute(&id, &attribute_type)
+    })
+    .await
+}
+
+/// `GET /instance/{InstanceId}/attributes?maxResults=&nextToken=`
+pub(crate) async fn list_instance_attributes(
+    State(sim): SimState,
+    ConnectInfo(conn): Conn,
+    Path(raw_id): Path<String>,
+    query: QueryPairs,
+) -> Response {
+    let id = instance_id(&raw_id);
+    let query = query_pairs(query);
+    let call = Call {
+        operation: Operation::ListInstanceAttributes,
+        client_token: None,
+        instance_id: Some(id.clone()),
+    };
+    sim.execute(&conn, call, |inner, _| {
+        let query = query?;
+        inner.model.list_instance_attributes(
+            &id,
+            first(&query, "maxResults"),
+            first(&query, "nextToken"),
+        )
+    })
+    .await
+}
+
+/// Body of TagResource.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(crate) struct TagBody {
+    tags: Option<BTreeMap<String, String>>,
+}
+
+/// `POST /tags/{resourceArn}`
+pub(crate) async fn tag_resource(
+    State(sim): SimState,
+    ConnectInfo(conn): Conn,
+    Path(arn): Path<String>,
+    body: Bytes,
+) -> Response {
+    let body = parse_body::<TagBody>(&body);
+    let call = Call {
+        operation: Operation::TagResource,
+        client_token: None,
+        instance_id: Model::instance_id_of_arn(&arn),
+    };
+    sim.execute(&conn, call, |inner, _| {
+        inner.model.tag_resource(&arn, body?.tags)
+    })
+    .await
+}
+
+/// `DELETE /tags/{resourceArn}?tagKeys=..&tagKeys=..`
+pub(crate) async fn untag_resource(
+    State(sim): SimState,
+    ConnectInfo(conn): Conn,
+    Path(arn): Path<String>,
+    query: QueryPairs,
+) -> Response {
+    let query = query_pairs(query);
+    let call = Call {
+        operation: Operation::UntagResource,
+        client_token: None,
+        instance_id: Model::instance_id_of_arn(&arn),
+    };
+    sim.execute(&conn, call, |inner, _| {
+        let keys: Vec<String> = query?
+            .into_iter()
+            .filter(|(k, _)| k == "tagKeys")
+            .map(|(_, v)| v)
+            .collect();
+        inner.model.untag_resource(&arn, &keys)
+    })
+    .await
+}
+
+/// `GET /tags/{resourceArn}`
+pub(crate) async fn list_tags_for_resource(
+    State(sim): SimState,
+    ConnectInfo(conn): Conn,
+    Path(arn): Path<String>,
+) -> Response {
+    let call = Call {
+        operation: Operation::ListTagsForResource,
+        client_token: None,
+        instance_id: Model::instance_id_of_arn(&arn),
+    };
+    sim.execute(&conn, call, |inner, _| {
+        inner.model.list_tags_for_resource(&arn)
+    })
+    .await
+}
+
+/// Anything else: not a Connect operation the simulator serves (not recorded).
+pub(crate) async fn unknown_operation(State(sim): SimState) -> Response {
+    let request_id = sim.lock().model.request_id();
+    error_response(
+        &ApiError::new(
+            ErrorKind::UnknownOperation,
+            "The Amazon Connect simulator does not serve this method and path.",
+        ),
+        &request_id,
+    )
+}

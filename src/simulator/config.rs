@@ -1,0 +1,465 @@
+//! Simulator settings: the start-up `SimConfig`, and its JSON view and partial updates served
+//! by `GET`/`PUT /_sim/config`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use regex::Regex;
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// A Connect API operation the simulator serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Operation {
+    /// `PUT /instance`
+    CreateInstance,
+    /// `GET /instance/{InstanceId}`
+    DescribeInstance,
+    /// `GET /instance`
+    ListInstances,
+    /// `DELETE /instance/{InstanceId}`
+    DeleteInstance,
+    /// `POST /instance/{InstanceId}/attribute/{AttributeType}`
+    UpdateInstanceAttribute,
+    /// `GET /instance/{InstanceId}/attribute/{AttributeType}`
+    DescribeInstanceAttribute,
+    /// `GET /instance/{InstanceId}/attributes`
+    ListInstanceAttributes,
+    /// `POST /tags/{resourceArn}`
+    TagResource,
+    /// `DELETE /tags/{resourceArn}`
+    UntagResource,
+    /// `GET /tags/{resourceArn}`
+    ListTagsForResource,
+}
+
+impl Operation {
+    /// Every operation, in a stable order.
+    pub const ALL: [Operation; 10] = [
+        Self::CreateInstance,
+        Self::DescribeInstance,
+        Self::ListInstances,
+        Self::DeleteInstance,
+        Self::UpdateInstanceAttribute,
+        Self::DescribeInstanceAttribute,
+        Self::ListInstanceAttributes,
+        Self::TagResource,
+        Self::UntagResource,
+        Self::ListTagsForResource,
+    ];
+
+    /// The operation name as AWS spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::CreateInstance => "CreateInstance",
+            Self::DescribeInstance => "DescribeInstance",
+            Self::ListInstances => "ListInstances",
+            Self::DeleteInstance => "DeleteInstance",
+            Self::UpdateInstanceAttribute => "UpdateInstanceAttribute",
+            Self::DescribeInstanceAttribute => "DescribeInstanceAttribute",
+            Self::ListInstanceAttributes => "ListInstanceAttributes",
+            Self::TagResource => "TagResource",
+            Self::UntagResource => "UntagResource",
+            Self::ListTagsForResource => "ListTagsForResource",
+        }
+    }
+
+    /// Parses an operation name as AWS spells it.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|op| op.name() == name)
+    }
+
+    /// Connect's default API quota for the operation: CreateInstance and DeleteInstance
+    /// 0.1 requests/second with a burst of 1, everything else 2/s with a burst of 5.
+    pub fn default_rate_limit(self) -> RateLimit {
+        match self {
+            Self::CreateInstance | Self::DeleteInstance => RateLimit {
+                per_second: Some(0.1),
+                burst: 1,
+            },
+            _ => RateLimit {
+                per_second: Some(2.0),
+                burst: 5,
+            },
+        }
+    }
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A token-bucket rate limit for one operation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RateLimit {
+    /// Sustained requests per second; `None` means unlimited, `Some(0.0)` throttles every call.
+    pub per_second: Option<f64>,
+    /// Bucket size: how many calls may arrive at once.
+    pub burst: u32,
+}
+
+/// Injected faults.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FaultConfig {
+    /// Share of calls (0..=1) answered 500 InternalServiceException without any effect.
+    pub server_error_ratio: f64,
+    /// Delay added before each affected call is handled.
+    pub latency: Duration,
+    /// Share of calls (0..=1) answered 403 AccessDeniedException without any effect.
+    pub access_denied_ratio: f64,
+    /// Share of calls (0..=1) that are applied and then lose their response: the connection
+    /// is closed without an HTTP answer.
+    pub drop_connection_ratio: f64,
+    /// Operations the faults apply to; empty means all.
+    pub operations: Vec<Operation>,
+}
+
+impl FaultConfig {
+    /// Whether the faults apply to `operation`.
+    pub fn applies_to(&self, operation: Operation) -> bool {
+        self.operations.is_empty() || self.operations.contains(&operation)
+    }
+}
+
+/// Everything the simulator can be configured with.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SimConfig {
+    /// Region in ARNs.
+    pub region: String,
+    /// Account id in ARNs.
+    pub account_id: String,
+    /// How long a new instance stays CREATION_IN_PROGRESS.
+    pub creation_delay: Duration,
+    /// How long a deleted instance stays visible after DeleteInstance was accepted.
+    pub deletion_delay: Duration,
+    /// Instances per account (instances that exist, in any state).
+    pub instance_quota: u32,
+    /// Create and delete attempts allowed in the (simulated) 30-day window.
+    pub lifecycle_attempt_limit: u32,
+    /// Aliases matching this regex end CREATION_FAILED.
+    pub fail_creation_alias_pattern: Option<String>,
+    /// Rate limit per operation; an operation missing here uses its default.
+    pub rate_limits: BTreeMap<Operation, RateLimit>,
+    /// Injected faults.
+    pub faults: FaultConfig,
+    /// Seed for ids and fault decisions; `None` seeds randomly.
+    pub seed: Option<u64>,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            region: "us-east-1".into(),
+            account_id: "123456789012".into(),
+            creation_delay: Duration::from_secs(2),
+            deletion_delay: Duration::from_secs(1),
+            instance_quota: 2,
+            lifecycle_attempt_limit: 100,
+            fail_creation_alias_pattern: None,
+            rate_limits: Operation::ALL
+                .into_iter()
+                .map(|op| (op, op.default_rate_limit()))
+                .collect(),
+            faults: FaultConfig::default(),
+            seed: None,
+        }
+    }
+}
+
+impl SimConfig {
+    /// A configuration without rate limits, handy for tests that are not about throttling.
+    pub fn without_rate_limits(mut self) -> Self {
+        for op in Operation::ALL {
+            self.rate_limits.insert(
+                op,
+                RateLimit {
+                    per_second: None,
+                    burst: 1,
+                },
+            );
+        }
+        self
+    }
+
+    /// The rate limit in force for `operation`.
+    pub fn rate_limit(&self, operation: Operation) -> RateLimit {
+        self.rate_limits
+            .get(&operation)
+            .copied()
+            .unwrap_or_else(|| operation.default_rate_limit())
+    }
+
+    /// Compiles `fail_creation_alias_pattern`.
+    pub(crate) fn fail_alias_regex(&self) -> Result<Option<Regex>, String> {
+        match self.fail_creation_alias_pattern.as_deref() {
+            None | Some("") => Ok(None),
+            Some(pattern) => Regex::new(pattern)
+                .map(Some)
+                .map_err(|e| format!("failCreationAliasPattern is not a valid regex: {e}")),
+        }
+    }
+
+    /// The JSON view of `GET /_sim/config`.
+    pub(crate) fn view(&self) -> ConfigView {
+        ConfigView {
+            region: self.region.clone(),
+            account_id: self.account_id.clone(),
+            creation_delay_ms: duration_ms(self.creation_delay),
+            deletion_delay_ms: duration_ms(self.deletion_delay),
+            instance_quota: self.instance_quota,
+            lifecycle_attempt_limit: self.lifecycle_attempt_limit,
+            fail_creation_alias_pattern: self.fail_creation_alias_pattern.clone(),
+            rate_limits: Operation::ALL
+                .into_iter()
+                .map(|op| (op.name().to_owned(), self.rate_limit(op).per_second))
+                .collect(),
+            rate_bursts: Operation::ALL
+                .into_iter()
+                .map(|op| (op.name().to_owned(), self.rate_limit(op).burst))
+                .collect(),
+            faults: FaultsView {
+                server_error_ratio: self.faults.server_error_ratio,
+                latency_ms: duration_ms(self.faults.latency),
+                drop_connection_ratio: self.faults.drop_connection_ratio,
+                access_denied_ratio: self.faults.access_denied_ratio,
+                operations: self
+                    .faults
+                    .operations
+                    .iter()
+                    .map(|op| op.name().to_owned())
+                    .collect(),
+            },
+        }
+    }
+
+    /// Applies a partial update; on error nothing changes. Returns the operations whose rate
+    /// limit changed (their buckets start over).
+    pub(crate) fn apply(&mut self, patch: ConfigPatch) -> Result<Vec<Operation>, String> {
+        let mut next = self.clone();
+        if patch.region.is_some_and(|region| region != self.region) {
+            return Err("region is read-only at run time".into());
+        }
+        if patch
+            .account_id
+            .is_some_and(|account_id| account_id != self.account_id)
+        {
+            return Err("accountId is read-only at run time".into());
+        }
+        if let Some(ms) = patch.creation_delay_ms {
+            next.creation_delay = Duration::from_millis(ms);
+        }
+        if let Some(ms) = patch.deletion_delay_ms {
+            next.deletion_delay = Duration::from_millis(ms);
+        }
+        if let Some(quota) = patch.instance_quota {
+            next.instance_quota = quota;
+        }
+        if let Some(limit) = patch.lifecycle_attempt_limit {
+            next.lifecycle_attempt_limit = limit;
+        }
+        if let Some(pattern) = patch.fail_creation_alias_pattern {
+            next.fail_creation_alias_pattern = pattern.filter(|p| !p.is_empty());
+            next.fail_alias_regex()?;
+        }
+        let mut changed = Vec::new();
+        for (name, rate) in patch.rate_limits.unwrap_or_default() {
+            let op = parse_operation(&name)?;
+            if rate.is_some_and(|rate| !rate.is_finite() || rate < 0.0) {
+                return Err(format!("rateLimits.{name} must be a number >= 0 or null"));
+            }
+            let mut limit = next.rate_limit(op);
+            limit.per_second = rate;
+            next.rate_limits.insert(op, limit);
+            changed.push(op);
+        }
+        for (name, burst) in patch.rate_bursts.unwrap_or_default() {
+            let op = parse_operation(&name)?;
+            if burst == 0 {
+                return Err(format!("rateBursts.{name} must be at least 1"));
+            }
+            let mut limit = next.rate_limit(op);
+            limit.burst = burst;
+            next.rate_limits.insert(op, limit);
+            changed.push(op);
+        }
+        if let Some(faults) = patch.faults {
+            if let Some(ratio) = faults.server_error_ratio {
+                next.faults.server_error_ratio = check_ratio("faults.serverErrorRatio", ratio)?;
+            }
+            if let Some(ms) = faults.latency_ms {
+                next.faults.latency = Duration::from_millis(ms);
+            }
+            if let Some(ratio) = faults.drop_connection_ratio {
+                next.faults.drop_connection_ratio =
+                    check_ratio("faults.dropConnectionRatio", ratio)?;
+            }
+            if let Some(ratio) = faults.access_denied_ratio {
+                next.faults.access_denied_ratio = check_ratio("faults.accessDeniedRatio", ratio)?;
+            }
+            if let Some(operations) = faults.operations {
+                next.faults.operations = operations
+                    .iter()
+                    .map(|name| parse_operation(name))
+                    .collect::<Result<_, _>>()?;
+            }
+        }
+        *self = next;
+        changed.sort();
+        changed.dedup();
+        Ok(changed)
+    }
+}
+
+fn parse_operation(name: &str) -> Result<Operation, String> {
+    Operation::from_name(name).ok_or_else(|| {
+        let known: Vec<&str> = Operation::ALL.iter().map(|op| op.name()).collect();
+        format!(
+            "unknown operation '{name}'; known operations: {}",
+            known.join(", ")
+        )
+    })
+}
+
+fn check_ratio(field: &str, ratio: f64) -> Result<f64, String> {
+    if (0.0..=1.0).contains(&ratio) {
+        Ok(ratio)
+    } else {
+        Err(format!("{field} must be between 0 and 1"))
+    }
+}
+
+fn duration_ms(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// `GET /_sim/config`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ConfigView {
+    region: String,
+    account_id: String,
+    creation_delay_ms: u64,
+    deletion_delay_ms: u64,
+    instance_quota: u32,
+    lifecycle_attempt_limit: u32,
+    fail_creation_alias_pattern: Option<String>,
+    rate_limits: BTreeMap<String, Option<f64>>,
+    rate_bursts: BTreeMap<String, u32>,
+    faults: FaultsView,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FaultsView {
+    server_error_ratio: f64,
+    latency_ms: u64,
+    drop_connection_ratio: f64,
+    access_denied_ratio: f64,
+    operations: Vec<String>,
+}
+
+/// `PUT /_sim/config`: every key optional; unknown keys are rejected so typos do not go
+/// unnoticed.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct ConfigPatch {
+    region: Option<String>,
+    account_id: Option<String>,
+    creation_delay_ms: Option<u64>,
+    deletion_delay_ms: Option<u64>,
+    instance_quota: Option<u32>,
+    lifecycle_attempt_limit: Option<u32>,
+    /// Absent: unchanged; `null` or `""`: no failing aliases.
+    #[serde(default, deserialize_with = "present")]
+    fail_creation_alias_pattern: Option<Option<String>>,
+    /// Operation → requests/second; `null` removes the limit.
+    rate_limits: Option<BTreeMap<String, Option<f64>>>,
+    rate_bursts: Option<BTreeMap<String, u32>>,
+    faults: Option<FaultsPatch>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct FaultsPatch {
+    server_error_ratio: Option<f64>,
+    latency_ms: Option<u64>,
+    drop_connection_ratio: Option<f64>,
+    access_denied_ratio: Option<f64>,
+    operations: Option<Vec<String>>,
+}
+
+/// Distinguishes a key given as `null` (`Some(None)`) from an absent key (`None`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    fn patch(json: &str) -> Result<ConfigPatch, serde_json::Error> {
+        serde_json::from_str(json)
+    }
+
+    #[test]
+    fn partial_update_changes_only_given_keys() -> TestResult {
+        let mut config = SimConfig::default();
+        let changed = config.apply(patch(
+            r#"{"instanceQuota": 5, "rateLimits": {"CreateInstance": null}}"#,
+        )?)?;
+        assert_eq!(changed, vec![Operation::CreateInstance]);
+        assert_eq!(config.instance_quota, 5);
+        assert_eq!(config.lifecycle_attempt_limit, 100);
+        assert_eq!(
+            config.rate_limit(Operation::CreateInstance).per_second,
+            None
+        );
+        assert_eq!(
+            config.rate_limit(Operation::DeleteInstance).per_second,
+            Some(0.1)
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn invalid_update_changes_nothing() -> TestResult {
+        let mut config = SimConfig::default();
+        let before = config.clone();
+        let bad_ratio = patch(r#"{"instanceQuota": 9, "faults": {"serverErrorRatio": 2.0}}"#)?;
+        assert!(config.apply(bad_ratio).is_err());
+        assert!(
+            config
+                .apply(patch(r#"{"failCreationAliasPattern": "("}"#)?)
+                .is_err()
+        );
+        assert!(
+            config
+                .apply(patch(r#"{"rateLimits": {"Nope": 1}}"#)?)
+                .is_err()
+        );
+        assert_eq!(config, before);
+        assert!(patch(r#"{"instanceQuotas": 1}"#).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn null_pattern_clears_and_absent_pattern_keeps() -> TestResult {
+        let mut config = SimConfig {
+            fail_creation_alias_pattern: Some("^fail".into()),
+            ..SimConfig::default()
+        };
+        config.apply(patch("{}")?)?;
+        assert_eq!(config.fail_creation_alias_pattern.as_deref(), Some("^fail"));
+        config.apply(patch(r#"{"failCreationAliasPattern": null}"#)?)?;
+        assert_eq!(config.fail_creation_alias_pattern, None);
+        Ok(())
+    }
+}

@@ -1,0 +1,1002 @@
+//! The simulated account: instances, their lifecycle, ClientToken records and quotas.
+//!
+//! Everything here is synchronous and works on explicit points in time, so the HTTP layer
+//! holds one lock for the duration of an operation and the lifecycle is advanced lazily
+//! (no background tasks: an instance becomes ACTIVE when someone looks after its delay).
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use regex::Regex;
+use serde_json::{Value, json};
+
+use super::config::SimConfig;
+use super::errors::ApiError;
+
+/// Every `InstanceAttributeType` the Connect API knows, in the order `ListInstanceAttributes`
+/// returns them. All of them are boolean-valued (`"true"` / `"false"`).
+pub(crate) const ATTRIBUTE_TYPES: [&str; 14] = [
+    "INBOUND_CALLS",
+    "OUTBOUND_CALLS",
+    "CONTACTFLOW_LOGS",
+    "CONTACT_LENS",
+    "AUTO_RESOLVE_BEST_VOICES",
+    "USE_CUSTOM_TTS_VOICES",
+    "EARLY_MEDIA",
+    "MULTI_PARTY_CONFERENCE",
+    "HIGH_VOLUME_OUTBOUND",
+    "ENHANCED_CONTACT_MONITORING",
+    "ENHANCED_CHAT_MONITORING",
+    "MULTI_PARTY_CHAT_CONFERENCE",
+    "MESSAGE_STREAMING",
+    "AUTO_MUTE_AGENT_ON_HOLD",
+];
+
+const IDENTITY_MANAGEMENT_TYPES: [&str; 3] = ["SAML", "CONNECT_MANAGED", "EXISTING_DIRECTORY"];
+
+/// Page sizes AWS allows (and uses when `maxResults` is absent).
+pub(crate) const LIST_INSTANCES_MAX_RESULTS: usize = 10;
+pub(crate) const LIST_INSTANCE_ATTRIBUTES_MAX_RESULTS: usize = 7;
+
+const MAX_TAGS: usize = 50;
+const MAX_CLIENT_TOKEN_LEN: usize = 500;
+
+/// The message AWS returns when the 30-day create/delete attempt limit is reached.
+pub(crate) const LIFECYCLE_LIMIT_MESSAGE: &str = "Your account has been flagged for an excessive number of creation and deletion attempts. \
+     Wait until the 30-day period has passed or contact AWS Support to have the limit reviewed.";
+
+/// Lifecycle state of an instance, as `InstanceStatus` on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum InstanceStatus {
+    CreationInProgress,
+    Active,
+    CreationFailed,
+}
+
+impl InstanceStatus {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::CreationInProgress => "CREATION_IN_PROGRESS",
+            Self::Active => "ACTIVE",
+            Self::CreationFailed => "CREATION_FAILED",
+        }
+    }
+}
+
+/// One simulated Amazon Connect instance.
+#[derive(Clone, Debug)]
+pub(crate) struct Instance {
+    /// Creation order, used for stable listing and pagination tokens.
+    seq: u64,
+    pub(crate) id: String,
+    pub(crate) arn: String,
+    pub(crate) alias: String,
+    identity_management_type: String,
+    /// Epoch seconds (with milliseconds) of creation.
+    created_time: f64,
+    service_role: String,
+    access_url: String,
+    pub(crate) status: InstanceStatus,
+    status_reason: Option<String>,
+    /// When CREATION_IN_PROGRESS ends.
+    settles_at: Instant,
+    /// Whether creation ends CREATION_FAILED rather than ACTIVE.
+    fails: bool,
+    /// Set once DeleteInstance was accepted: the instance vanishes at this point.
+    vanishes_at: Option<Instant>,
+    attributes: BTreeMap<String, String>,
+    tags: BTreeMap<String, String>,
+}
+
+impl Instance {
+    fn inbound_calls_enabled(&self) -> bool {
+        self.attributes
+            .get("INBOUND_CALLS")
+            .is_some_and(|v| v == "true")
+    }
+
+    fn outbound_calls_enabled(&self) -> bool {
+        self.attributes
+            .get("OUTBOUND_CALLS")
+            .is_some_and(|v| v == "true")
+    }
+
+    /// The `Instance` structure of DescribeInstance.
+    pub(crate) fn describe_json(&self) -> Value {
+        let mut value = self.summary_json();
+        if let Value::Object(map) = &mut value {
+            if let Some(reason) = &self.status_reason {
+                map.insert("StatusReason".into(), json!({ "Message": reason }));
+            }
+            map.insert("Tags".into(), json!(self.tags));
+        }
+        value
+    }
+
+    /// The `InstanceSummary` structure of ListInstances.
+    pub(crate) fn summary_json(&self) -> Value {
+        json!({
+            "Id": self.id,
+            "Arn": self.arn,
+            "IdentityManagementType": self.identity_management_type,
+            "InstanceAlias": self.alias,
+            "CreatedTime": self.created_time,
+            "ServiceRole": self.service_role,
+            "InstanceStatus": self.status.as_str(),
+            "InboundCallsEnabled": self.inbound_calls_enabled(),
+            "OutboundCallsEnabled": self.outbound_calls_enabled(),
+            "InstanceAccessUrl": self.access_url,
+        })
+    }
+
+    /// The inspection view served by `GET /_sim/instances` (camelCase keys).
+    pub(crate) fn inspection_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "arn": self.arn,
+            "alias": self.alias,
+            "identityManagementType": self.identity_management_type,
+            "status": self.status.as_str(),
+            "statusReason": self.status_reason,
+            "inboundCallsEnabled": self.inbound_calls_enabled(),
+            "outboundCallsEnabled": self.outbound_calls_enabled(),
+            "attributes": self.attributes,
+            "tags": self.tags,
+            "createdTime": self.created_time,
+            "accessUrl": self.access_url,
+            "deleting": self.vanishes_at.is_some(),
+        })
+    }
+}
+
+/// Parsed body of CreateInstance.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct CreateInstanceRequest {
+    pub(crate) client_token: Option<String>,
+    pub(crate) identity_management_type: Option<String>,
+    pub(crate) instance_alias: Option<String>,
+    pub(crate) directory_id: Option<String>,
+    pub(crate) inbound_calls_enabled: Option<bool>,
+    pub(crate) outbound_calls_enabled: Option<bool>,
+    pub(crate) tags: Option<BTreeMap<String, String>>,
+}
+
+/// What an accepted Connect operation answers, plus what the call log needs to know.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    /// JSON body; `None` for operations with an empty output.
+    pub(crate) body: Option<Value>,
+    /// The instance the call concerned, when known.
+    pub(crate) instance_id: Option<String>,
+    /// True when a ClientToken replay answered without doing anything new.
+    pub(crate) replay: bool,
+}
+
+impl Reply {
+    fn new(body: Option<Value>, instance_id: Option<String>) -> Self {
+        Self {
+            body,
+            instance_id,
+            replay: false,
+        }
+    }
+}
+
+/// What a CreateInstance ClientToken was first used for.
+#[derive(Clone, Debug)]
+struct CreateTokenRecord {
+    id: String,
+    arn: String,
+    alias: String,
+    identity_management_type: String,
+}
+
+/// What an UpdateInstanceAttribute ClientToken was first used for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct UpdateTokenRecord {
+    instance_id: String,
+    attribute_type: String,
+    value: String,
+}
+
+/// The simulated account in one region.
+#[derive(Debug)]
+pub(crate) struct Model {
+    instances: Vec<Instance>,
+    next_seq: u64,
+    create_tokens: HashMap<String, CreateTokenRecord>,
+    delete_tokens: HashMap<String, String>,
+    update_tokens: HashMap<String, UpdateTokenRecord>,
+    lifecycle_attempts: u64,
+    rng: fastrand::Rng,
+}
+
+/// Settings a single operation needs from the configuration.
+pub(crate) struct Settings<'a> {
+    pub(crate) config: &'a SimConfig,
+    pub(crate) fail_alias: Option<&'a Regex>,
+}
+
+impl Model {
+    pub(crate) fn new(rng: fastrand::Rng) -> Self {
+        Self {
+            instances: Vec::new(),
+            next_seq: 1,
+            create_tokens: HashMap::new(),
+            delete_tokens: HashMap::new(),
+            update_tokens: HashMap::new(),
+            lifecycle_attempts: 0,
+            rng,
+        }
+    }
+
+    pub(crate) fn lifecycle_attempts(&self) -> u64 {
+        self.lifecycle_attempts
+    }
+
+    pub(crate) fn instance_count(&self) -> usize {
+        self.instances.len()
+    }
+
+    pub(crate) fn instances(&self) -> &[Instance] {
+        &self.instances
+    }
+
+    /// Moves every instance whose delay has passed to its next state: creation ends
+    /// ACTIVE or CREATION_FAILED, accepted deletions make the instance vanish.
+    pub(crate) fn advance(&mut self, now: Instant) {
+        self.instances
+            .retain(|instance| instance.vanishes_at.is_none_or(|at| now < at));
+        for instance in &mut self.instances {
+            if instance.status == InstanceStatus::CreationInProgress && now >= instance.settles_at {
+                if instance.fails {
+                    instance.status = InstanceStatus::CreationFailed;
+                    instance.status_reason = Some(format!(
+                        "Instance creation failed: the Amazon Connect simulator was configured to fail \
+                         aliases matching its failCreationAliasPattern ('{}').",
+                        instance.alias
+                    ));
+                } else {
+                    instance.status = InstanceStatus::Active;
+                }
+            }
+        }
+    }
+
+    /// A random version-4 UUID, as Connect uses for instance ids.
+    fn uuid(&mut self) -> String {
+        let hi = self.rng.u64(..);
+        let lo = self.rng.u64(..);
+        let time_hi = ((hi & 0x0fff) | 0x4000) as u16;
+        let clock = (((lo >> 48) & 0x3fff) | 0x8000) as u16;
+        format!(
+            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+            (hi >> 32) as u32,
+            ((hi >> 16) & 0xffff) as u16,
+            time_hi,
+            clock,
+            lo & 0xffff_ffff_ffff
+        )
+    }
+
+    /// A request id for the `x-amzn-RequestId` header.
+    pub(crate) fn request_id(&mut self) -> String {
+        self.uuid()
+    }
+
+    fn find(&self, id: &str) -> Option<&Instance> {
+        self.instances.iter().find(|i| i.id == id)
+    }
+
+    fn find_mut(&mut self, id: &str) -> Option<&mut Instance> {
+        self.instances.iter_mut().find(|i| i.id == id)
+    }
+
+    fn alias_in_use(&self, alias: &str) -> bool {
+        self.instances
+            .iter()
+            .any(|i| i.alias.eq_ignore_ascii_case(alias))
+    }
+
+    fn insert_instance(
+        &mut self,
+        settings: &Settings<'_>,
+        spec: NewInstance,
+        now: Instant,
+    ) -> Instance {
+        let NewInstance {
+            alias,
+            identity_management_type,
+            inbound,
+            outbound,
+            tags,
+        } = spec;
+        let config = settings.config;
+        let id = self.uuid();
+        let role_suffix: String = (0..16).map(|_| self.rng.alphanumeric()).collect();
+        let mut attributes: BTreeMap<String, String> = ATTRIBUTE_TYPES
+            .iter()
+            .map(|name| ((*name).to_owned(), "false".to_owned()))
+            .collect();
+        attributes.insert("INBOUND_CALLS".into(), inbound.to_string());
+        attributes.insert("OUTBOUND_CALLS".into(), outbound.to_string());
+        let fails = settings.fail_alias.is_some_and(|re| re.is_match(&alias));
+        let instance = Instance {
+            seq: self.next_seq,
+            arn: format!(
+                "arn:aws:connect:{}:{}:instance/{id}",
+                config.region, config.account_id
+            ),
+            access_url: format!("https://{alias}.my.connect.aws"),
+            service_role: format!(
+                "arn:aws:iam::{}:role/aws-service-role/connect.amazonaws.com/AWSServiceRoleForAmazonConnect_{role_suffix}",
+                config.account_id
+            ),
+            id,
+            alias,
+            identity_management_type,
+            created_time: epoch_seconds(SystemTime::now()),
+            status: InstanceStatus::CreationInProgress,
+            status_reason: None,
+            settles_at: now + config.creation_delay,
+            fails,
+            vanishes_at: None,
+            attributes,
+            tags,
+        };
+        self.next_seq += 1;
+        self.instances.push(instance.clone());
+        instance
+    }
+
+    /// CreateInstance.
+    pub(crate) fn create_instance(
+        &mut self,
+        settings: &Settings<'_>,
+        request: CreateInstanceRequest,
+        now: Instant,
+    ) -> Result<Reply, ApiError> {
+        let valid = validate_create(request)?;
+        if let Some(token) = &valid.client_token
+            && let Some(record) = self.create_tokens.get(token)
+        {
+            if record.alias != valid.alias
+                || record.identity_management_type != valid.identity_management_type
+            {
+                return Err(ApiError::invalid_request(format!(
+                    "ClientToken {token} was already used for a CreateInstance request with different parameters."
+                )));
+            }
+            return Ok(Reply {
+                body: Some(json!({ "Id": record.id, "Arn": record.arn })),
+                instance_id: Some(record.id.clone()),
+                replay: true,
+            });
+        }
+        if self.alias_in_use(&valid.alias) {
+            return Err(ApiError::invalid_request(format!(
+                "The alias '{}' is already in use. Instance aliases must be unique across AWS; choose a different alias.",
+                valid.alias
+            )));
+        }
+        if self.lifecycle_attempts >= u64::from(settings.config.lifecycle_attempt_limit) {
+            return Err(ApiError::service_quota_exceeded(LIFECYCLE_LIMIT_MESSAGE));
+        }
+        let quota = settings.config.instance_quota;
+        if self.instances.len() >= quota as usize {
+            return Err(ApiError::service_quota_exceeded(format!(
+                "The maximum number of Amazon Connect instances for this account has been reached \
+                 (instances per account quota: {quota}). Delete an instance or request a quota increase."
+            )));
+        }
+        self.lifecycle_attempts += 1;
+        let spec = NewInstance {
+            alias: valid.alias,
+            identity_management_type: valid.identity_management_type.clone(),
+            inbound: valid.inbound,
+            outbound: valid.outbound,
+            tags: valid.tags,
+        };
+        let instance = self.insert_instance(settings, spec, now);
+        if let Some(token) = valid.client_token {
+            self.create_tokens.insert(
+                token,
+                CreateTokenRecord {
+                    id: instance.id.clone(),
+                    arn: instance.arn.clone(),
+                    alias: instance.alias.clone(),
+                    identity_management_type: valid.identity_management_type,
+                },
+            );
+        }
+        // A zero delay settles at once, so the very next read already sees the outcome.
+        self.advance(now);
+        Ok(Reply::new(
+            Some(json!({ "Id": instance.id, "Arn": instance.arn })),
+            Some(instance.id),
+        ))
+    }
+
+    /// Inserts an ACTIVE instance directly (one the operator did not create), bypassing
+    /// quotas and the attempt counter. Aliases stay unique.
+    pub(crate) fn insert_foreign(
+        &mut self,
+        settings: &Settings<'_>,
+        spec: NewInstance,
+        now: Instant,
+    ) -> Result<Instance, String> {
+        validate_alias(&spec.alias)?;
+        if !IDENTITY_MANAGEMENT_TYPES.contains(&spec.identity_management_type.as_str()) {
+            return Err(format!(
+                "identityManagementType must be one of {IDENTITY_MANAGEMENT_TYPES:?}"
+            ));
+        }
+        validate_tags(&spec.tags, spec.tags.len())?;
+        if self.alias_in_use(&spec.alias) {
+            return Err(format!("The alias '{}' is already in use.", spec.alias));
+        }
+        let mut instance = self.insert_instance(settings, spec, now);
+        if let Some(stored) = self.find_mut(&instance.id) {
+            stored.status = InstanceStatus::Active;
+            stored.fails = false;
+            stored.settles_at = now;
+            instance = stored.clone();
+        }
+        Ok(instance)
+    }
+
+    /// DescribeInstance.
+    pub(crate) fn describe_instance(&self, id: &str) -> Result<Reply, ApiError> {
+        let instance = self
+            .find(id)
+            .ok_or_else(|| ApiError::instance_not_found(id))?;
+        Ok(Reply::new(
+            Some(json!({ "Instance": instance.describe_json() })),
+            Some(instance.id.clone()),
+        ))
+    }
+
+    /// ListInstances.
+    pub(crate) fn list_instances(
+        &self,
+        max_results: Option<&str>,
+        next_token: Option<&str>,
+    ) -> Result<Reply, ApiError> {
+        let page_size = parse_max_results(max_results, LIST_INSTANCES_MAX_RESULTS)
+            .map_err(ApiError::invalid_request)?;
+        let after_seq = match next_token {
+            None => 0,
+            Some(token) => decode_token(token, "instances")
+                .ok_or_else(|| ApiError::invalid_request("The NextToken is not valid."))?,
+        };
+        let remaining: Vec<&Instance> = self
+            .instances
+            .iter()
+            .filter(|i| i.seq > after_seq)
+            .collect();
+        let page: Vec<Value> = remaining
+            .iter()
+            .take(page_size)
+            .map(|i| i.summary_json())
+            .collect();
+        let mut body = json!({ "InstanceSummaryList": page });
+        if remaining.len() > page_size
+            && let (Some(last), Value::Object(map)) = (remaining.get(page_size - 1), &mut body)
+        {
+            map.insert(
+                "NextToken".into(),
+                json!(encode_token(last.seq, "instances")),
+            );
+        }
+        Ok(Reply::new(Some(body), None))
+    }
+
+    /// DeleteInstance.
+    pub(crate) fn delete_instance(
+        &mut self,
+        settings: &Settings<'_>,
+        id: &str,
+        client_token: Option<&str>,
+        now: Instant,
+    ) -> Result<Reply, ApiError> {
+        if let Some(token) = client_token {
+            validate_client_token(token)?;
+            if let Some(previous) = self.delete_tokens.get(token) {
+                if previous != id {
+                    return Err(ApiError::invalid_request(format!(
+                        "ClientToken {token} was already used for a DeleteInstance request for a different instance."
+                    )));
+                }
+                return Ok(Reply {
+                    body: None,
+                    instance_id: Some(id.to_owned()),
+                    replay: true,
+                });
+            }
+        }
+        if self.find(id).is_none() {
+            return Err(ApiError::instance_not_found(id));
+        }
+        if self.lifecycle_attempts >= u64::from(settings.config.lifecycle_attempt_limit) {
+            return Err(ApiError::service_quota_exceeded(LIFECYCLE_LIMIT_MESSAGE));
+        }
+        self.lifecycle_attempts += 1;
+        let vanish = now + settings.config.deletion_delay;
+        if let Some(instance) = self.find_mut(id) {
+            // A repeated delete (new token) counts as an attempt but does not postpone the end.
+            let at = instance.vanishes_at.map_or(vanish, |at| at.min(vanish));
+            instance.vanishes_at = Some(at);
+        }
+        if let Some(token) = client_token {
+            self.delete_tokens.insert(token.to_owned(), id.to_owned());
+        }
+        self.advance(now);
+        Ok(Reply::new(None, Some(id.to_owned())))
+    }
+
+    /// UpdateInstanceAttribute.
+    pub(crate) fn update_instance_attribute(
+        &mut self,
+        id: &str,
+        attribute_type: &str,
+        value: Option<&str>,
+        client_token: Option<&str>,
+    ) -> Result<Reply, ApiError> {
+        if self.find(id).is_none() {
+            return Err(ApiError::instance_not_found(id));
+        }
+        validate_attribute_type(attribute_type)?;
+        let value = normalise_attribute_value(value)?;
+        let record = UpdateTokenRecord {
+            instance_id: id.to_owned(),
+            attribute_type: attribute_type.to_owned(),
+            value: value.clone(),
+        };
+        if let Some(token) = client_token {
+            validate_client_token(token)?;
+            if let Some(previous) = self.update_tokens.get(token) {
+                if *previous != record {
+                    return Err(ApiError::invalid_request(format!(
+                        "ClientToken {token} was already used for an UpdateInstanceAttribute request with different parameters."
+                    )));
+                }
+                return Ok(Reply {
+                    body: None,
+                    instance_id: Some(id.to_owned()),
+                    replay: true,
+                });
+            }
+        }
+        if let Some(instance) = self.find_mut(id) {
+            instance.attributes.insert(attribute_type.to_owned(), value);
+        }
+        if let Some(token) = client_token {
+            self.update_tokens.insert(token.to_owned(), record);
+        }
+        Ok(Reply::new(None, Some(id.to_owned())))
+    }
+
+    /// DescribeInstanceAttribute.
+    pub(crate) fn describe_instance_attribute(
+        &self,
+        id: &str,
+        attribute_type: &str,
+    ) -> Result<Reply, ApiError> {
+        let instance = self
+            .find(id)
+            .ok_or_else(|| ApiError::instance_not_found(id))?;
+        validate_attribute_type(attribute_type)?;
+        let value = instance
+            .attributes
+            .get(attribute_type)
+            .cloned()
+            .unwrap_or_else(|| "false".to_owned());
+        Ok(Reply::new(
+            Some(json!({ "Attribute": { "AttributeType": attribute_type, "Value": value } })),
+            Some(id.to_owned()),
+        ))
+    }
+
+    /// ListInstanceAttributes.
+    pub(crate) fn list_instance_attributes(
+        &self,
+        id: &str,
+        max_results: Option<&str>,
+        next_token: Option<&str>,
+    ) -> Result<Reply, ApiError> {
+        let instance = self
+            .find(id)
+            .ok_or_else(|| ApiError::instance_not_found(id))?;
+        let page_size = parse_max_results(max_results, LIST_INSTANCE_ATTRIBUTES_MAX_RESULTS)
+            .map_err(ApiError::invalid_parameter)?;
+        let start = match next_token {
+            None => 0,
+            Some(token) => decode_token(token, "attributes")
+                .and_then(|n| usize::try_from(n).ok())
+                .filter(|n| *n < ATTRIBUTE_TYPES.len())
+                .ok_or_else(|| ApiError::invalid_parameter("The NextToken is not valid."))?,
+        };
+        let page: Vec<Value> = ATTRIBUTE_TYPES
+            .iter()
+            .skip(start)
+            .take(page_size)
+            .map(|name| {
+                let value = instance
+                    .attributes
+                    .get(*name)
+                    .map_or("false", String::as_str);
+                json!({ "AttributeType": name, "Value": value })
+            })
+            .collect();
+        let mut body = json!({ "Attributes": page });
+        let end = start + page_size;
+        if end < ATTRIBUTE_TYPES.len()
+            && let Value::Object(map) = &mut body
+        {
+            map.insert(
+                "NextToken".into(),
+                json!(encode_token(end as u64, "attributes")),
+            );
+        }
+        Ok(Reply::new(Some(body), Some(id.to_owned())))
+    }
+
+    fn find_by_arn_mut(&mut self, arn: &str) -> Result<&mut Instance, ApiError> {
+        if !arn.starts_with("arn:") {
+            return Err(ApiError::invalid_parameter(format!(
+                "The resourceArn '{arn}' is not a valid ARN."
+            )));
+        }
+        self.instances
+            .iter_mut()
+            .find(|i| i.arn == arn)
+            .ok_or_else(|| ApiError::resource_not_found(format!("Resource {arn} not found.")))
+    }
+
+    /// The instance id an ARN names, for the call log (even when the instance is unknown).
+    pub(crate) fn instance_id_of_arn(arn: &str) -> Option<String> {
+        arn.split_once(":instance/").map(|(_, id)| id.to_owned())
+    }
+
+    /// TagResource.
+    pub(crate) fn tag_resource(
+        &mut self,
+        arn: &str,
+        tags: Option<BTreeMap<String, String>>,
+    ) -> Result<Reply, ApiError> {
+        let instance = self.find_by_arn_mut(arn)?;
+        let tags = tags
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ApiError::invalid_parameter("tags must contain at least one tag."))?;
+        let new_keys = tags
+            .keys()
+            .filter(|k| !instance.tags.contains_key(*k))
+            .count();
+        validate_tags(&tags, instance.tags.len() + new_keys)
+            .map_err(ApiError::invalid_parameter)?;
+        instance.tags.extend(tags);
+        Ok(Reply::new(None, Some(instance.id.clone())))
+    }
+
+    /// UntagResource.
+    pub(crate) fn untag_resource(&mut self, arn: &str, keys: &[String]) -> Result<Reply, ApiError> {
+        let instance = self.find_by_arn_mut(arn)?;
+        if keys.is_empty() {
+            return Err(ApiError::invalid_parameter(
+                "tagKeys must contain at least one key.",
+            ));
+        }
+        if keys.len() > MAX_TAGS {
+            return Err(ApiError::invalid_parameter(format!(
+                "tagKeys must contain at most {MAX_TAGS} keys."
+            )));
+        }
+        for key in keys {
+            instance.tags.remove(key);
+        }
+        Ok(Reply::new(None, Some(instance.id.clone())))
+    }
+
+    /// ListTagsForResource.
+    pub(crate) fn list_tags_for_resource(&mut self, arn: &str) -> Result<Reply, ApiError> {
+        let instance = self.find_by_arn_mut(arn)?;
+        Ok(Reply::new(
+            Some(json!({ "tags": instance.tags })),
+            Some(instance.id.clone()),
+        ))
+    }
+}
+
+/// What a new instance is made of.
+pub(crate) struct NewInstance {
+    pub(crate) alias: String,
+    pub(crate) identity_management_type: String,
+    pub(crate) inbound: bool,
+    pub(crate) outbound: bool,
+    pub(crate) tags: BTreeMap<String, String>,
+}
+
+/// A CreateInstance request that passed validation.
+struct ValidCreate {
+    client_token: Option<String>,
+    alias: String,
+    identity_management_type: String,
+    inbound: bool,
+    outbound: bool,
+    tags: BTreeMap<String, String>,
+}
+
+fn validate_create(request: CreateInstanceRequest) -> Result<ValidCreate, ApiError> {
+    if let Some(token) = &request.client_token {
+        validate_client_token(token)?;
+    }
+    let identity_management_type = request
+        .identity_management_type
+        .ok_or_else(|| ApiError::invalid_request("IdentityManagementType is required."))?;
+    if !IDENTITY_MANAGEMENT_TYPES.contains(&identity_management_type.as_str()) {
+        return Err(ApiError::invalid_request(format!(
+            "IdentityManagementType '{identity_management_type}' is not valid; expected one of SAML, CONNECT_MANAGED, EXISTING_DIRECTORY."
+        )));
+    }
+    let inbound = request
+        .inbound_calls_enabled
+        .ok_or_else(|| ApiError::invalid_request("InboundCallsEnabled is required."))?;
+    let outbound = request
+        .outbound_calls_enabled
+        .ok_or_else(|| ApiError::invalid_request("OutboundCallsEnabled is required."))?;
+    let existing_directory = identity_management_type == "EXISTING_DIRECTORY";
+    match (&request.directory_id, existing_directory) {
+        (None, true) => {
+            return Err(ApiError::invalid_request(
+                "DirectoryId is required when IdentityManagementType is EXISTING_DIRECTORY.",
+            ));
+        }
+        (Some(_), false) => {
+            return Err(ApiError::invalid_request(
+                "DirectoryId can only be specified when IdentityManagementType is EXISTING_DIRECTORY.",
+            ));
+        }
+        (Some(directory_id), true) => validate_directory_id(directory_id)?,
+        (None, false) => {}
+    }
+    let alias = match (request.instance_alias, &request.directory_id) {
+        (Some(alias), _) => alias,
+        // An existing directory brings its own alias.
+        (None, Some(directory_id)) => format!("dir{}", directory_id.trim_start_matches("d-")),
+        (None, None) => {
+            return Err(ApiError::invalid_request(
+                "InstanceAlias is required unless IdentityManagementType is EXISTING_DIRECTORY.",
+            ));
+        }
+    };
+    validate_alias(&alias).map_err(ApiError::invalid_request)?;
+    let tags = match request.tags {
+        None => BTreeMap::new(),
+        Some(tags) if tags.is_empty() => {
+            return Err(ApiError::invalid_request(
+                "Tags must contain at least one tag when specified.",
+            ));
+        }
+        Some(tags) => {
+            validate_tags(&tags, tags.len()).map_err(ApiError::invalid_request)?;
+            tags
+        }
+    };
+    Ok(ValidCreate {
+        client_token: request.client_token,
+        alias,
+        identity_management_type,
+        inbound,
+        outbound,
+        tags,
+    })
+}
+
+fn validate_client_token(token: &str) -> Result<(), ApiError> {
+    if token.len() > MAX_CLIENT_TOKEN_LEN {
+        return Err(ApiError::invalid_request(format!(
+            "ClientToken must be at most {MAX_CLIENT_TOKEN_LEN} characters."
+        )));
+    }
+    Ok(())
+}
+
+/// `^(?!d-)([\da-zA-Z]+)([-]*[\da-zA-Z])*$`, 1–45 characters.
+pub(crate) fn validate_alias(alias: &str) -> Result<(), String> {
+    let chars_ok = alias.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    let ends_ok = alias.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && alias.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if alias.is_empty() || alias.len() > 45 || !chars_ok || !ends_ok || alias.starts_with("d-") {
+        return Err(format!(
+            "InstanceAlias '{alias}' is not valid: use 1-45 letters, digits and inner hyphens, not starting with 'd-'."
+        ));
+    }
+    Ok(())
+}
+
+/// `^d-[0-9a-f]{10}$`.
+fn validate_directory_id(directory_id: &str) -> Result<(), ApiError> {
+    let valid = directory_id.len() == 12
+        && directory_id.starts_with("d-")
+        && directory_id[2..]
+            .chars()
+            .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));
+    if valid {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_request(format!(
+            "DirectoryId '{directory_id}' is not valid; expected d- followed by 10 hexadecimal digits."
+        )))
+    }
+}
+
+/// Tag map rules: at most 50 tags on the resource afterwards (`total_after`), keys 1–128
+/// characters not starting with `aws:`, values at most 256 characters.
+fn validate_tags(tags: &BTreeMap<String, String>, total_after: usize) -> Result<(), String> {
+    if total_after > MAX_TAGS {
+        return Err(format!("A resource can have at most {MAX_TAGS} tags."));
+    }
+    for (key, value) in tags {
+        if key.is_empty() || key.chars().count() > 128 {
+            return Err(format!("Tag key '{key}' must be 1-128 characters."));
+        }
+        if key.to_ascii_lowercase().starts_with("aws:") {
+            return Err(format!(
+                "Tag key '{key}' must not start with 'aws:', which is reserved."
+            ));
+        }
+        if value.chars().count() > 256 {
+            return Err(format!(
+                "The value of tag '{key}' must be at most 256 characters."
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn validate_attribute_type(attribute_type: &str) -> Result<(), ApiError> {
+    if ATTRIBUTE_TYPES.contains(&attribute_type) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_parameter(format!(
+            "AttributeType '{attribute_type}' is not a valid instance attribute type."
+        )))
+    }
+}
+
+fn normalise_attribute_value(value: Option<&str>) -> Result<String, ApiError> {
+    match value.map(str::to_ascii_lowercase).as_deref() {
+        Some("true") => Ok("true".to_owned()),
+        Some("false") => Ok("false".to_owned()),
+        Some(other) => Err(ApiError::invalid_parameter(format!(
+            "Value '{other}' is not valid for this attribute; expected true or false."
+        ))),
+        None => Err(ApiError::invalid_parameter("Value is required.")),
+    }
+}
+
+fn parse_max_results(raw: Option<&str>, max: usize) -> Result<usize, String> {
+    match raw {
+        None => Ok(max),
+        Some(raw) => match raw.parse::<usize>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(format!(
+                "maxResults must be an integer between 1 and {max}."
+            )),
+        },
+    }
+}
+
+/// Pagination tokens are opaque to clients; they carry a position and what they page.
+fn encode_token(position: u64, kind: &str) -> String {
+    format!("sim-{kind}-{position:016x}")
+}
+
+fn decode_token(token: &str, kind: &str) -> Option<u64> {
+    let hex = token
+        .strip_prefix("sim-")?
+        .strip_prefix(kind)?
+        .strip_prefix('-')?;
+    u64::from_str_radix(hex, 16).ok()
+}
+
+fn epoch_seconds(time: SystemTime) -> f64 {
+    let since = time.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+    // Millisecond precision, like Connect's timestamps.
+    (since.as_millis() as f64) / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(config: &SimConfig) -> Settings<'_> {
+        Settings {
+            config,
+            fail_alias: None,
+        }
+    }
+
+    fn request(alias: &str, token: Option<&str>) -> CreateInstanceRequest {
+        CreateInstanceRequest {
+            client_token: token.map(str::to_owned),
+            identity_management_type: Some("CONNECT_MANAGED".into()),
+            instance_alias: Some(alias.into()),
+            directory_id: None,
+            inbound_calls_enabled: Some(true),
+            outbound_calls_enabled: Some(false),
+            tags: None,
+        }
+    }
+
+    #[test]
+    fn alias_validation_matches_the_aws_pattern() {
+        for ok in ["a", "abc-def", "a--b", "A1", "x".repeat(45).as_str()] {
+            assert!(validate_alias(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "-a",
+            "a-",
+            "d-abc",
+            "a_b",
+            "a b",
+            "x".repeat(46).as_str(),
+        ] {
+            assert!(validate_alias(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn creation_settles_after_delay_and_deletion_vanishes_after_delay() {
+        let config = SimConfig {
+            creation_delay: Duration::from_secs(2),
+            deletion_delay: Duration::from_secs(1),
+            ..SimConfig::default()
+        };
+        let mut model = Model::new(fastrand::Rng::with_seed(1));
+        let t0 = Instant::now();
+        let reply = model.create_instance(&settings(&config), request("one", None), t0);
+        let id = reply.ok().and_then(|r| r.instance_id).unwrap_or_default();
+        assert_eq!(
+            model.instances()[0].status,
+            InstanceStatus::CreationInProgress
+        );
+        model.advance(t0 + Duration::from_secs(2));
+        assert_eq!(model.instances()[0].status, InstanceStatus::Active);
+        let t1 = t0 + Duration::from_secs(3);
+        assert!(
+            model
+                .delete_instance(&settings(&config), &id, Some("d"), t1)
+                .is_ok()
+        );
+        model.advance(t1 + Duration::from_millis(999));
+        assert_eq!(model.instance_count(), 1);
+        model.advance(t1 + Duration::from_secs(1));
+        assert_eq!(model.instance_count(), 0);
+        assert_eq!(model.lifecycle_attempts(), 2);
+    }
+
+    #[test]
+    fn pagination_tokens_round_trip_and_reject_foreign_tokens() {
+        assert_eq!(
+            decode_token(&encode_token(42, "instances"), "instances"),
+            Some(42)
+        );
+        assert_eq!(
+            decode_token(&encode_token(42, "instances"), "attributes"),
+            None
+        );
+        assert_eq!(decode_token("garbage", "instances"), None);
+    }
+
+    #[test]
+    fn uuids_are_version_four() {
+        let mut model = Model::new(fastrand::Rng::with_seed(7));
+        let id = model.uuid();
+        assert_eq!(id.len(), 36);
+        assert_eq!(id.as_bytes()[14], b'4');
+        assert!(matches!(id.as_bytes()[19], b'8' | b'9' | b'a' | b'b'));
+    }
+}

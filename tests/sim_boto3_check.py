@@ -1,0 +1,363 @@
+#!/usr/bin/env python3
+"""Fidelity check of the Connect simulator with an independent client.
+
+boto3 carries its own copy of the Connect service model (botocore's JSON model), so this
+script checks the simulator's wire format against a second implementation besides the Rust
+SDK: paths, query strings, body shapes, field types (CreatedTime must parse to a datetime),
+pagination tokens and error codes / HTTP statuses.
+
+Usage: python3 tests/sim_boto3_check.py http://127.0.0.1:PORT
+
+It starts nothing: it talks to a running simulator. It tunes the simulator through
+/_sim/config for speed (short delays, no rate limits) and restores the previous
+configuration at the end. Prints one line per failed check and finally
+"N passed, M failed"; exits 1 if anything failed.
+"""
+
+import datetime
+import json
+import sys
+import time
+import urllib.request
+import uuid
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+OPERATIONS = [
+    "CreateInstance",
+    "DescribeInstance",
+    "ListInstances",
+    "DeleteInstance",
+    "UpdateInstanceAttribute",
+    "DescribeInstanceAttribute",
+    "ListInstanceAttributes",
+    "TagResource",
+    "UntagResource",
+    "ListTagsForResource",
+]
+
+
+class Checks:
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+
+    def check(self, condition, what):
+        if condition:
+            self.passed += 1
+        else:
+            self.failed += 1
+            print(f"FAIL: {what}", flush=True)
+        return condition
+
+    def equal(self, actual, expected, what):
+        return self.check(actual == expected, f"{what}: expected {expected!r}, got {actual!r}")
+
+    def error(self, call, code, status, what, message_contains=None):
+        """Runs `call`, expecting a ClientError with `code` and HTTP `status`."""
+        try:
+            call()
+        except ClientError as e:
+            err = e.response.get("Error", {})
+            meta = e.response.get("ResponseMetadata", {})
+            self.equal(err.get("Code"), code, f"{what}: error code")
+            self.equal(meta.get("HTTPStatusCode"), status, f"{what}: HTTP status")
+            message = err.get("Message") or ""
+            self.check(message != "", f"{what}: error message is present")
+            if message_contains is not None:
+                self.check(
+                    message_contains in message,
+                    f"{what}: message {message!r} contains {message_contains!r}",
+                )
+            return e
+        self.check(False, f"{what}: expected {code}, the call succeeded")
+        return None
+
+
+class Control:
+    """The simulator's /_sim/ endpoints."""
+
+    def __init__(self, base):
+        self.base = base.rstrip("/")
+
+    def request(self, method, path, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(
+            self.base + path, data=data, method=method, headers={"content-type": "application/json"}
+        )
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.loads(resp.read() or b"null")
+
+    def config(self, patch=None):
+        if patch is None:
+            return self.request("GET", "/_sim/config")
+        return self.request("PUT", "/_sim/config", patch)
+
+    def state(self):
+        return self.request("GET", "/_sim/state")
+
+    def calls(self):
+        return self.request("GET", "/_sim/calls")
+
+
+def is_aware_datetime(value):
+    return isinstance(value, datetime.datetime) and value.tzinfo is not None
+
+
+def wait_for_status(client, instance_id, status, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        instance = client.describe_instance(InstanceId=instance_id)["Instance"]
+        if instance["InstanceStatus"] == status or time.monotonic() > deadline:
+            return instance
+        time.sleep(0.05)
+
+
+def wait_until_gone(client, instance_id, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            client.describe_instance(InstanceId=instance_id)
+        except ClientError as e:
+            return e
+        time.sleep(0.05)
+    return None
+
+
+def run(base, checks):
+    control = Control(base)
+    client = boto3.client(
+        "connect",
+        endpoint_url=base,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        config=Config(retries={"total_max_attempts": 1}),
+    )
+    model_types = client.meta.service_model.shape_for("InstanceAttributeType").enum
+
+    suffix = uuid.uuid4().hex[:8]
+    alias_a, alias_b, alias_c = (f"boto-{n}-{suffix}" for n in "abc")
+    alias_fail = f"botofail-{suffix}"
+    saved = control.config()
+    control.config(
+        {
+            "creationDelayMs": 300,
+            "deletionDelayMs": 300,
+            "instanceQuota": len(control.request("GET", "/_sim/instances")) + 10,
+            "lifecycleAttemptLimit": control.state()["lifecycleAttempts"] + 100,
+            "failCreationAliasPattern": "^botofail-",
+            "rateLimits": {op: None for op in OPERATIONS},
+            "faults": {"serverErrorRatio": 0, "latencyMs": 0, "dropConnectionRatio": 0, "operations": []},
+        }
+    )
+    try:
+        run_checks(client, control, checks, model_types, alias_a, alias_b, alias_c, alias_fail)
+    finally:
+        restore = {k: v for k, v in saved.items() if k not in ("region", "accountId")}
+        control.config(restore)
+
+
+def run_checks(client, control, checks, model_types, alias_a, alias_b, alias_c, alias_fail):
+    # CreateInstance
+    token = f"boto-create-{alias_a}"
+    created = client.create_instance(
+        ClientToken=token,
+        IdentityManagementType="CONNECT_MANAGED",
+        InstanceAlias=alias_a,
+        InboundCallsEnabled=True,
+        OutboundCallsEnabled=False,
+        Tags={"team": "contact-centre"},
+    )
+    checks.equal(created["ResponseMetadata"]["HTTPStatusCode"], 200, "CreateInstance status")
+    checks.check(created["ResponseMetadata"].get("RequestId"), "CreateInstance has a request id")
+    instance_id = created.get("Id")
+    arn = created.get("Arn")
+    checks.check(isinstance(instance_id, str) and len(instance_id) == 36, "CreateInstance Id is a UUID")
+    checks.equal(arn, f"arn:aws:connect:us-east-1:{control.config()['accountId']}:instance/{instance_id}", "Arn")
+
+    again = client.create_instance(
+        ClientToken=token,
+        IdentityManagementType="CONNECT_MANAGED",
+        InstanceAlias=alias_a,
+        InboundCallsEnabled=True,
+        OutboundCallsEnabled=False,
+        Tags={"team": "contact-centre"},
+    )
+    checks.equal(again["Id"], instance_id, "same ClientToken returns the same instance")
+
+    # DescribeInstance while creating, then ACTIVE
+    instance = client.describe_instance(InstanceId=instance_id)["Instance"]
+    checks.equal(instance["InstanceStatus"], "CREATION_IN_PROGRESS", "status right after create")
+    checks.check(is_aware_datetime(instance.get("CreatedTime")), "CreatedTime parses to an aware datetime")
+    if is_aware_datetime(instance.get("CreatedTime")):
+        age = datetime.datetime.now(datetime.timezone.utc) - instance["CreatedTime"]
+        checks.check(abs(age.total_seconds()) < 300, f"CreatedTime is now-ish ({age})")
+    checks.equal(instance["Id"], instance_id, "Describe Id")
+    checks.equal(instance["Arn"], arn, "Describe Arn")
+    checks.equal(instance["InstanceAlias"], alias_a, "InstanceAlias")
+    checks.equal(instance["IdentityManagementType"], "CONNECT_MANAGED", "IdentityManagementType")
+    checks.check(instance["InboundCallsEnabled"] is True, "InboundCallsEnabled is boolean true")
+    checks.check(instance["OutboundCallsEnabled"] is False, "OutboundCallsEnabled is boolean false")
+    checks.equal(instance["InstanceAccessUrl"], f"https://{alias_a}.my.connect.aws", "InstanceAccessUrl")
+    checks.check(instance["ServiceRole"].startswith("arn:aws:iam::"), "ServiceRole is an IAM role ARN")
+    checks.equal(instance["Tags"], {"team": "contact-centre"}, "Tags from create")
+    active = wait_for_status(client, instance_id, "ACTIVE")
+    checks.equal(active["InstanceStatus"], "ACTIVE", "status after the creation delay")
+    by_arn = client.describe_instance(InstanceId=arn)["Instance"]
+    checks.equal(by_arn["Id"], instance_id, "DescribeInstance accepts the instance ARN")
+
+    # ListInstances with pagination across three instances
+    ids = {instance_id}
+    for alias in (alias_b, alias_c):
+        ids.add(
+            client.create_instance(
+                IdentityManagementType="SAML", InstanceAlias=alias, InboundCallsEnabled=False, OutboundCallsEnabled=True
+            )["Id"]
+        )
+    seen, pages, kwargs = [], 0, {"MaxResults": 1}
+    while True:
+        page = client.list_instances(**kwargs)
+        pages += 1
+        summaries = page["InstanceSummaryList"]
+        checks.equal(len(summaries), 1, f"ListInstances page {pages} size")
+        for summary in summaries:
+            seen.append(summary["Id"])
+            checks.check(is_aware_datetime(summary.get("CreatedTime")), "summary CreatedTime is a datetime")
+            checks.check(isinstance(summary.get("InboundCallsEnabled"), bool), "summary InboundCallsEnabled bool")
+            checks.check(summary.get("InstanceStatus") in ("CREATION_IN_PROGRESS", "ACTIVE", "CREATION_FAILED"),
+                         "summary InstanceStatus")
+        token_ = page.get("NextToken")
+        if token_ is None:
+            break
+        checks.check(isinstance(token_, str) and token_, "NextToken is a non-empty string")
+        kwargs = {"MaxResults": 1, "NextToken": token_}
+        if pages > 100:
+            break
+    checks.check(ids <= set(seen), "paging with MaxResults=1 visits every instance")
+    checks.equal(len(seen), len(set(seen)), "no instance is listed twice")
+    paginated = [s["Id"] for p in client.get_paginator("list_instances").paginate(PaginationConfig={"PageSize": 2})
+                 for s in p["InstanceSummaryList"]]
+    checks.equal(paginated, seen, "boto3's paginator sees the same instances")
+    checks.error(lambda: client.list_instances(NextToken="not-a-token"), "InvalidRequestException", 400,
+                 "ListInstances with a bad NextToken")
+
+    # Attributes
+    attributes = [a for p in client.get_paginator("list_instance_attributes").paginate(InstanceId=instance_id)
+                  for a in p["Attributes"]]
+    by_type = {a["AttributeType"]: a["Value"] for a in attributes}
+    checks.check(set(model_types) <= set(by_type), "ListInstanceAttributes lists every model attribute type")
+    checks.equal(by_type.get("INBOUND_CALLS"), "true", "INBOUND_CALLS from create")
+    checks.equal(by_type.get("OUTBOUND_CALLS"), "false", "OUTBOUND_CALLS from create")
+    checks.equal(by_type.get("CONTACTFLOW_LOGS"), "false", "CONTACTFLOW_LOGS default")
+    first_page = client.list_instance_attributes(InstanceId=instance_id)
+    checks.equal(len(first_page["Attributes"]), 7, "ListInstanceAttributes default page size")
+    checks.check(isinstance(first_page.get("NextToken"), str), "ListInstanceAttributes NextToken")
+    updated = client.update_instance_attribute(
+        InstanceId=instance_id, AttributeType="CONTACTFLOW_LOGS", Value="true", ClientToken=f"upd-{alias_a}"
+    )
+    checks.equal(updated["ResponseMetadata"]["HTTPStatusCode"], 200, "UpdateInstanceAttribute status")
+    attribute = client.describe_instance_attribute(InstanceId=instance_id, AttributeType="CONTACTFLOW_LOGS")
+    checks.equal(attribute["Attribute"], {"AttributeType": "CONTACTFLOW_LOGS", "Value": "true"},
+                 "DescribeInstanceAttribute after update")
+    client.update_instance_attribute(InstanceId=instance_id, AttributeType="INBOUND_CALLS", Value="false")
+    checks.check(client.describe_instance(InstanceId=instance_id)["Instance"]["InboundCallsEnabled"] is False,
+                 "INBOUND_CALLS update shows in DescribeInstance")
+    checks.error(lambda: client.update_instance_attribute(InstanceId=instance_id, AttributeType="EARLY_MEDIA",
+                                                          Value="maybe"),
+                 "InvalidParameterException", 400, "UpdateInstanceAttribute with a non-boolean value")
+
+    # Tags
+    client.tag_resource(resourceArn=arn, tags={"env": "dev"})
+    checks.equal(client.list_tags_for_resource(resourceArn=arn)["tags"], {"team": "contact-centre", "env": "dev"},
+                 "tags after TagResource")
+    client.untag_resource(resourceArn=arn, tagKeys=["team"])
+    checks.equal(client.list_tags_for_resource(resourceArn=arn)["tags"], {"env": "dev"}, "tags after UntagResource")
+    checks.error(lambda: client.tag_resource(resourceArn=arn, tags={"aws:reserved": "x"}),
+                 "InvalidParameterException", 400, "TagResource with an aws: key")
+    checks.error(lambda: client.list_tags_for_resource(resourceArn=arn + "0"), "ResourceNotFoundException", 404,
+                 "ListTagsForResource of an unknown ARN")
+
+    # Errors with the codes and statuses of the service model
+    checks.error(lambda: client.describe_instance(InstanceId=str(uuid.uuid4())), "ResourceNotFoundException", 404,
+                 "DescribeInstance of an unknown id")
+    checks.error(
+        lambda: client.create_instance(IdentityManagementType="CONNECT_MANAGED", InstanceAlias=alias_a,
+                                       InboundCallsEnabled=True, OutboundCallsEnabled=True),
+        "InvalidRequestException", 400, "CreateInstance with a taken alias", message_contains=alias_a)
+    count = len(control.request("GET", "/_sim/instances"))
+    control.config({"instanceQuota": count})
+    checks.error(
+        lambda: client.create_instance(IdentityManagementType="CONNECT_MANAGED", InstanceAlias=f"q{alias_a}",
+                                       InboundCallsEnabled=True, OutboundCallsEnabled=True),
+        "ServiceQuotaExceededException", 402, "CreateInstance over the instance quota")
+    control.config({"instanceQuota": count + 10, "rateLimits": {"ListInstances": 0}})
+    checks.error(lambda: client.list_instances(), "ThrottlingException", 429, "ListInstances over its rate limit")
+    control.config({"rateLimits": {"ListInstances": None},
+                    "faults": {"serverErrorRatio": 1, "operations": ["DescribeInstance"]}})
+    checks.error(lambda: client.describe_instance(InstanceId=instance_id), "InternalServiceException", 500,
+                 "injected 5xx on DescribeInstance")
+    checks.check("InstanceSummaryList" in client.list_instances(), "faults only hit the listed operations")
+    control.config({"faults": {"serverErrorRatio": 0, "operations": []}})
+
+    # CREATION_FAILED on demand
+    failing = client.create_instance(IdentityManagementType="CONNECT_MANAGED", InstanceAlias=alias_fail,
+                                     InboundCallsEnabled=True, OutboundCallsEnabled=True)["Id"]
+    failed = wait_for_status(client, failing, "CREATION_FAILED")
+    checks.equal(failed["InstanceStatus"], "CREATION_FAILED", "alias matching the pattern fails creation")
+    checks.check(isinstance(failed.get("StatusReason", {}).get("Message"), str), "StatusReason.Message")
+
+    # 30-day lifecycle attempt limit
+    attempts = control.state()["lifecycleAttempts"]
+    control.config({"lifecycleAttemptLimit": attempts})
+    checks.error(lambda: client.delete_instance(InstanceId=failing), "ServiceQuotaExceededException", 402,
+                 "DeleteInstance over the lifecycle attempt limit",
+                 message_contains="excessive number of creation and deletion attempts")
+    control.config({"lifecycleAttemptLimit": attempts + 100})
+
+    # DeleteInstance with a ClientToken, visible until the deletion delay passed
+    delete_token = f"boto-delete-{alias_a}"
+    deleted = client.delete_instance(InstanceId=instance_id, ClientToken=delete_token)
+    checks.equal(deleted["ResponseMetadata"]["HTTPStatusCode"], 200, "DeleteInstance status")
+    client.delete_instance(InstanceId=instance_id, ClientToken=delete_token)
+    checks.equal(control.state()["lifecycleAttempts"], attempts + 1, "repeated delete token counts once")
+    checks.equal(client.describe_instance(InstanceId=instance_id)["Instance"]["Id"], instance_id,
+                 "instance still visible during the deletion delay")
+    gone = wait_until_gone(client, instance_id)
+    checks.check(gone is not None and gone.response["Error"]["Code"] == "ResourceNotFoundException",
+                 "DescribeInstance is ResourceNotFoundException after the deletion delay")
+    for other in ids - {instance_id} | {failing}:
+        client.delete_instance(InstanceId=other)
+
+    # The call log saw boto3's calls with their ClientTokens
+    calls = control.calls()
+    creates = [c for c in calls if c["operation"] == "CreateInstance" and c["clientToken"] == token]
+    checks.equal(len(creates), 2, "call log records both creates with the ClientToken")
+    checks.check(all(c["instanceId"] == instance_id and c["status"] == 200 for c in creates),
+                 "create calls carry instance id and status")
+    deletes = [c for c in calls if c["operation"] == "DeleteInstance" and c["clientToken"] == delete_token]
+    checks.equal(len(deletes), 2, "call log records the delete ClientToken (query parameter)")
+    throttled = [c for c in calls if c["errorType"] == "ThrottlingException"]
+    checks.check(throttled and throttled[-1]["status"] == 429, "call log records the throttled call")
+    seen_ops = {c["operation"] for c in calls}
+    checks.check(set(OPERATIONS) <= seen_ops, f"every operation was exercised ({sorted(set(OPERATIONS) - seen_ops)})")
+
+
+def main():
+    if len(sys.argv) != 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    checks = Checks()
+    try:
+        run(sys.argv[1], checks)
+    except Exception as e:  # an unexpected error is a failed check, with what happened
+        checks.failed += 1
+        print(f"FAIL: unexpected {type(e).__name__}: {e}", flush=True)
+    print(f"{checks.passed} passed, {checks.failed} failed", flush=True)
+    return 1 if checks.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
