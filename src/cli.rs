@@ -185,7 +185,7 @@ pub async fn run(args: RunArgs) -> Result<(), StartupError> {
             || args.lease_grace_seconds >= args.lease_duration_seconds)
     {
         return Err(StartupError::Flags(
-            "--lease-grace must be greater than zero and less than --lease-duration".into(),
+            "--lease-grace-seconds must be greater than zero and less than --lease-duration-seconds".into(),
         ));
     }
     let identity = args.identity.clone().unwrap_or_else(default_identity);
@@ -288,6 +288,9 @@ async fn run_as_leader(
         .await
         .map_err(|e| StartupError::Lease(e.to_string()))?;
     let (mut leading, task) = manager.watch().await;
+    // A follower is healthy and doing its job (waiting): it reports ready, or a rolling
+    // update and a PodDisruptionBudget would wait forever for a replica that never leads.
+    ready.store(true, std::sync::atomic::Ordering::SeqCst);
     tracing::info!(lease = %args.lease_name, namespace = %args.lease_namespace, "waiting for the lease");
     let mut stop_wait = stop.clone();
     loop {
