@@ -37,6 +37,9 @@ impl Default for RateLimitSettings {
     }
 }
 
+/// Added to every period so that calls never arrive at AWS faster than its limit.
+const PERIOD_MARGIN: Duration = Duration::from_millis(20);
+
 /// The outcome of asking for capacity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Admission {
@@ -73,10 +76,16 @@ impl RateLimits {
         } else {
             1.0
         };
-        let period = Duration::from_secs_f64(1.0 / rate).max(Duration::from_micros(1));
-        // A burst of at most one second's worth (and at least one) keeps the average honest
-        // without forbidding a short run of reads.
-        let burst = u32::try_from(rate.ceil() as u64).unwrap_or(u32::MAX).max(1);
+        // A small margin over the nominal period: the call's arrival at AWS jitters by some
+        // milliseconds, and arriving a hair early against AWS's own bucket is a 429.
+        let period = Duration::from_secs_f64(1.0 / rate).mul_f64(1.02) + PERIOD_MARGIN;
+        // CreateInstance/DeleteInstance never burst (AWS allows none); other operations may
+        // send up to one second's worth at once.
+        let burst = if operation.is_lifecycle() {
+            1
+        } else {
+            u32::try_from(rate.ceil() as u64).unwrap_or(u32::MAX).max(1)
+        };
         let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
         Quota::with_period(period)
             .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
@@ -151,6 +160,7 @@ mod tests {
     #[tokio::test]
     async fn short_waits_are_absorbed_in_line() {
         let limits = RateLimits::new(settings(0.1, 10.0));
+        // Period 102 ms + 20 ms margin: a burst of 10, then about 122 ms apart.
         let mut admitted_after_wait = 0;
         for _ in 0..12 {
             match limits
@@ -159,10 +169,39 @@ mod tests {
             {
                 Admission::Admitted(w) if w > Duration::ZERO => admitted_after_wait += 1,
                 Admission::Admitted(_) => {}
-                Admission::RetryAfter(d) => panic!("a 100 ms wait became a requeue of {d:?}"),
+                Admission::RetryAfter(d) => panic!("a 122 ms wait became a requeue of {d:?}"),
             }
         }
-        // A burst of 10 goes at once, the rest wait about 100 ms each.
+        // A burst of 10 goes at once, the rest wait in line.
         assert_eq!(admitted_after_wait, 2);
+    }
+
+    #[tokio::test]
+    async fn lifecycle_calls_never_burst_and_keep_a_margin_over_the_period() {
+        let limits = RateLimits::new(RateLimitSettings {
+            lifecycle_per_second: 2.0,
+            other_per_second: 2.0,
+            max_wait: Duration::from_secs(2),
+        });
+        let first = limits.acquire("us-east-1", Operation::DeleteInstance).await;
+        assert_eq!(first, Admission::Admitted(Duration::ZERO));
+        // At 2/s a burst of 2 would be allowed for reads; deletes wait a full period+margin.
+        match limits.acquire("us-east-1", Operation::DeleteInstance).await {
+            Admission::Admitted(w) => assert!(w >= Duration::from_millis(520), "{w:?}"),
+            other => panic!("{other:?}"),
+        }
+        let read = limits
+            .acquire("us-east-1", Operation::DescribeInstance)
+            .await;
+        let second_read = limits
+            .acquire("us-east-1", Operation::DescribeInstance)
+            .await;
+        assert_eq!(
+            (read, second_read),
+            (
+                Admission::Admitted(Duration::ZERO),
+                Admission::Admitted(Duration::ZERO)
+            )
+        );
     }
 }

@@ -1,0 +1,223 @@
+//! `ConnectInstance` objects seen through the API server, as untyped JSON: the tests check
+//! the wire format users and GitOps tools see, independent of the operator's Rust types.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Event;
+use kube::Client;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams};
+use serde_json::{Value, json};
+
+use super::wait_until;
+
+pub const GROUP: &str = "connect.operators.dev";
+pub const VERSION: &str = "v1alpha1";
+pub const KIND: &str = "ConnectInstance";
+pub const PLURAL: &str = "connectinstances";
+pub const FINALIZER: &str = "connect.operators.dev/cleanup";
+pub const UID_TAG: &str = "connect.operators.dev/uid";
+
+pub fn resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(GROUP, VERSION, KIND), PLURAL)
+}
+
+/// The `connectinstances` of one namespace.
+pub fn api(client: &Client, namespace: &str) -> Api<DynamicObject> {
+    Api::namespaced_with(client.clone(), namespace, &resource())
+}
+
+/// A manifest with the given name and spec.
+pub fn manifest(name: &str, spec: Value) -> Value {
+    json!({
+        "apiVersion": format!("{GROUP}/{VERSION}"),
+        "kind": KIND,
+        "metadata": { "name": name },
+        "spec": spec,
+    })
+}
+
+/// A valid CONNECT_MANAGED spec with the given alias.
+pub fn basic_spec(alias: &str) -> Value {
+    json!({
+        "identityManagementType": "CONNECT_MANAGED",
+        "instanceAlias": alias,
+        "inboundCallsEnabled": true,
+        "outboundCallsEnabled": false,
+        "attributes": { "contactflowLogs": true, "contactLens": false },
+        "tags": { "team": "support", "cost-center": "42" },
+    })
+}
+
+/// Creates the object through the API; returns it as stored.
+pub async fn create(
+    api: &Api<DynamicObject>,
+    manifest: &Value,
+) -> Result<DynamicObject, kube::Error> {
+    let object: DynamicObject =
+        serde_json::from_value(manifest.clone()).expect("a manifest is a DynamicObject");
+    api.create(&PostParams::default(), &object).await
+}
+
+/// One condition of an object, as the API server returns it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Condition {
+    pub type_: String,
+    pub status: String,
+    pub reason: String,
+    pub message: String,
+    pub observed_generation: Option<i64>,
+    pub last_transition_time: String,
+}
+
+fn text(value: &Value, key: &str) -> String {
+    value
+        .get(key)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// `status.conditions`.
+pub fn conditions(object: &DynamicObject) -> Vec<Condition> {
+    object
+        .data
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .map(|conditions| {
+            conditions
+                .iter()
+                .map(|condition| Condition {
+                    type_: text(condition, "type"),
+                    status: text(condition, "status"),
+                    reason: text(condition, "reason"),
+                    message: text(condition, "message"),
+                    observed_generation: condition
+                        .get("observedGeneration")
+                        .and_then(Value::as_i64),
+                    last_transition_time: text(condition, "lastTransitionTime"),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The condition of this type, if present.
+pub fn condition(object: &DynamicObject, type_: &str) -> Option<Condition> {
+    conditions(object)
+        .into_iter()
+        .find(|condition| condition.type_ == type_)
+}
+
+/// Whether the condition is present with status `True` (and this reason, if given).
+pub fn is_true(object: &DynamicObject, type_: &str, reason: Option<&str>) -> bool {
+    condition(object, type_).is_some_and(|condition| {
+        condition.status == "True" && reason.is_none_or(|reason| condition.reason == reason)
+    })
+}
+
+/// A string field of `status`.
+pub fn status_str(object: &DynamicObject, field: &str) -> Option<String> {
+    object
+        .data
+        .pointer(&format!("/status/{field}"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
+
+pub fn uid(object: &DynamicObject) -> String {
+    object
+        .metadata
+        .uid
+        .clone()
+        .expect("stored objects have a uid")
+}
+
+pub fn generation(object: &DynamicObject) -> i64 {
+    object
+        .metadata
+        .generation
+        .expect("stored objects have a generation")
+}
+
+pub fn has_finalizer(object: &DynamicObject) -> bool {
+    object
+        .metadata
+        .finalizers
+        .as_ref()
+        .is_some_and(|finalizers| finalizers.iter().any(|finalizer| finalizer == FINALIZER))
+}
+
+/// Compact description for failure messages.
+pub fn describe(object: &DynamicObject) -> String {
+    format!(
+        "generation={:?} finalizers={:?} deleting={} status={}",
+        object.metadata.generation,
+        object.metadata.finalizers,
+        object.metadata.deletion_timestamp.is_some(),
+        object.data.get("status").cloned().unwrap_or(Value::Null)
+    )
+}
+
+/// Polls the object until `accept` holds; returns it.
+pub async fn wait_for(
+    api: &Api<DynamicObject>,
+    name: &str,
+    what: &str,
+    timeout: Duration,
+    accept: impl Fn(&DynamicObject) -> bool,
+) -> DynamicObject {
+    wait_until(&format!("{name}: {what}"), timeout, || async {
+        match api.get_opt(name).await {
+            Ok(Some(object)) if accept(&object) => Ok(object),
+            Ok(Some(object)) => Err(describe(&object)),
+            Ok(None) => Err("object does not exist".to_owned()),
+            Err(error) => Err(error.to_string()),
+        }
+    })
+    .await
+}
+
+/// Polls until the object is gone.
+pub async fn wait_gone(api: &Api<DynamicObject>, name: &str, timeout: Duration) {
+    wait_until(&format!("{name} to be gone"), timeout, || async {
+        match api.get_opt(name).await {
+            Ok(None) => Ok(()),
+            Ok(Some(object)) => Err(describe(&object)),
+            Err(error) => Err(error.to_string()),
+        }
+    })
+    .await;
+}
+
+/// Events about the named object in its namespace (core/v1 view, which also shows
+/// events.k8s.io events), oldest first.
+pub async fn events(client: &Client, namespace: &str, name: &str) -> Vec<Event> {
+    let events: Api<Event> = Api::namespaced(client.clone(), namespace);
+    let mut list: Vec<Event> = events
+        .list(&ListParams::default())
+        .await
+        .expect("listing events")
+        .items
+        .into_iter()
+        .filter(|event| {
+            event.involved_object.kind.as_deref() == Some(KIND)
+                && event.involved_object.name.as_deref() == Some(name)
+        })
+        .collect();
+    list.sort_by_key(|event| event.metadata.creation_timestamp.clone());
+    list
+}
+
+/// `(type, reason, message)` of each event, for assertions and failure messages.
+pub fn event_summaries(events: &[Event]) -> Vec<(String, String, String)> {
+    events
+        .iter()
+        .map(|event| {
+            (
+                event.type_.clone().unwrap_or_default(),
+                event.reason.clone().unwrap_or_default(),
+                event.message.clone().unwrap_or_default(),
+            )
+        })
+        .collect()
+}

@@ -1,0 +1,446 @@
+//! One real etcd + kube-apiserver per test binary, started on first use.
+//!
+//! What it sets up, and why:
+//! - etcd and kube-apiserver on free loopback ports, data in a throwaway directory;
+//! - TLS from a CA made with `openssl` (kube-rs, reqwest and kubectl all verify it);
+//! - an admin user in `system:masters` through a static bearer token;
+//! - `--authorization-mode=RBAC`, so RBAC rules of the chart can be proven;
+//! - a service-account issuer and RSA signing key, so `kubectl create token` works;
+//! - every CRD under `crds/` applied and waited for until `Established`.
+//!
+//! The processes run under the watchdog of [`super::process`], so they stop when the test
+//! binary exits (statics are never dropped); a janitor process then removes the data
+//! directory (kept when `CONNECT_OPERATOR_KEEP_TEST_DIR` is set).
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, Patch, PatchParams};
+use serde::Deserialize as _;
+
+use super::process::{ManagedProcess, Spawn, free_port, log_tail};
+
+/// Field manager for everything the harness applies.
+pub const FIELD_MANAGER: &str = "connect-operator-tests";
+
+/// The started control plane. Lives in a static for the whole test binary.
+pub struct ControlPlane {
+    /// kubeconfig for the admin user (`system:masters`).
+    pub kubeconfig: PathBuf,
+    /// `https://127.0.0.1:PORT`.
+    pub server: String,
+    /// The admin's bearer token.
+    pub admin_token: String,
+    /// CA certificate that signed the API server's serving certificate.
+    pub ca_cert: PathBuf,
+    /// Directory with the certificates, etcd data and logs.
+    pub dir: PathBuf,
+    /// The directory holding kube-apiserver, etcd (and maybe kubectl).
+    pub assets: PathBuf,
+    /// kubectl to use: `$KUBEBUILDER_ASSETS/kubectl` when present, else the one on `PATH`.
+    pub kubectl: PathBuf,
+    /// Names of the CRDs installed from `crds/`.
+    pub crds: Vec<String>,
+    /// How long starting took (binaries already built).
+    pub startup: Duration,
+    _etcd: ManagedProcess,
+    _apiserver: ManagedProcess,
+    /// Write end of the janitor's stdin: EOF (the test binary exited) makes it wait for
+    /// etcd and kube-apiserver to stop and then remove `dir`.
+    _janitor: Option<std::process::ChildStdin>,
+}
+
+/// Waits for EOF on stdin, then for the given pids to exit, then removes the directory.
+const JANITOR: &str = r#"
+dir=$1; shift
+cat >/dev/null 2>&1
+for pid in "$@"; do
+  i=0
+  while kill -0 "$pid" 2>/dev/null && [ "$i" -lt 200 ]; do sleep 0.1; i=$((i+1)); done
+done
+rm -rf "$dir"
+"#;
+
+/// Starts the janitor for `dir` unless `CONNECT_OPERATOR_KEEP_TEST_DIR` is set.
+fn janitor(dir: &Path, pids: &[u32]) -> Option<std::process::ChildStdin> {
+    if std::env::var_os("CONNECT_OPERATOR_KEEP_TEST_DIR").is_some() {
+        eprintln!("keeping {} (CONNECT_OPERATOR_KEEP_TEST_DIR)", dir.display());
+        return None;
+    }
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(JANITOR)
+        .arg("connect-operator-test-janitor")
+        .arg(dir)
+        .args(pids.iter().map(u32::to_string))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    child.stdin.take()
+}
+
+static CONTROL_PLANE: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
+
+/// The shared control plane, started on the first call (blocking, from any thread).
+pub fn control_plane() -> &'static ControlPlane {
+    let started = CONTROL_PLANE.get_or_init(|| {
+        // A thread of its own: start-up uses a private tokio runtime, which must not be
+        // created on a thread that already runs one (the calling test's).
+        std::thread::spawn(start)
+            .join()
+            .unwrap_or_else(|_| Err("control plane start-up panicked".to_owned()))
+    });
+    match started {
+        Ok(control_plane) => control_plane,
+        Err(error) => panic!("local control plane unavailable: {error}"),
+    }
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Directory with kube-apiserver and etcd: `KUBEBUILDER_ASSETS`, or what
+/// `hack/build-binaries.sh` builds (or finds cached) and prints.
+pub fn assets_dir() -> Result<PathBuf, String> {
+    if let Some(dir) = std::env::var_os("KUBEBUILDER_ASSETS").filter(|dir| !dir.is_empty()) {
+        let dir = PathBuf::from(dir);
+        if dir.join("kube-apiserver").is_file() && dir.join("etcd").is_file() {
+            return Ok(dir);
+        }
+        return Err(format!(
+            "KUBEBUILDER_ASSETS={} lacks kube-apiserver or etcd",
+            dir.display()
+        ));
+    }
+    eprintln!(
+        "KUBEBUILDER_ASSETS is not set; running hack/build-binaries.sh (cached after the first build)"
+    );
+    let output = Command::new("bash")
+        .arg(repo_root().join("hack/build-binaries.sh"))
+        .env("BUILD_ONLY", "k8s")
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|error| format!("running hack/build-binaries.sh: {error}"))?;
+    if !output.status.success() {
+        return Err(format!("hack/build-binaries.sh failed ({})", output.status));
+    }
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .find_map(|line| line.strip_prefix("export KUBEBUILDER_ASSETS="))
+        .map(|dir| PathBuf::from(dir.trim()))
+        .ok_or_else(|| "hack/build-binaries.sh printed no KUBEBUILDER_ASSETS".to_owned())
+}
+
+fn run(program: &str, args: &[&str], dir: &Path) -> Result<(), String> {
+    let output = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .map_err(|error| format!("running {program}: {error} (is it installed?)"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{program} {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        ))
+    }
+}
+
+/// CA, API-server serving certificate, service-account signing key.
+fn make_keys(dir: &Path) -> Result<(), String> {
+    const CA: &str = "req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 7 \
+        -subj /CN=connect-operator-test-ca -addext basicConstraints=critical,CA:TRUE \
+        -addext keyUsage=critical,keyCertSign,cRLSign";
+    const SERVING_REQUEST: &str = "req -newkey rsa:2048 -nodes -keyout apiserver.key \
+        -out apiserver.csr -subj /CN=kube-apiserver";
+    const SERVING_CERT: &str = "x509 -req -in apiserver.csr -CA ca.crt -CAkey ca.key \
+        -CAcreateserial -out apiserver.crt -days 7 -extfile apiserver.ext";
+    std::fs::write(
+        dir.join("apiserver.ext"),
+        "basicConstraints=CA:FALSE\n\
+         keyUsage=critical,digitalSignature,keyEncipherment\n\
+         extendedKeyUsage=serverAuth\n\
+         subjectAltName=IP:127.0.0.1,DNS:localhost,IP:10.0.0.1,DNS:kubernetes,\
+         DNS:kubernetes.default,DNS:kubernetes.default.svc\n",
+    )
+    .map_err(|error| error.to_string())?;
+    for args in [
+        CA,
+        SERVING_REQUEST,
+        SERVING_CERT,
+        "genrsa -out sa.key 2048",
+        "rsa -in sa.key -pubout -out sa.pub",
+    ] {
+        run("openssl", &args.split_whitespace().collect::<Vec<_>>(), dir)?;
+    }
+    Ok(())
+}
+
+fn os(value: impl Into<OsString>) -> OsString {
+    value.into()
+}
+
+fn start() -> Result<ControlPlane, String> {
+    let began = Instant::now();
+    let assets = assets_dir()?;
+    let kubectl = if assets.join("kubectl").is_file() {
+        assets.join("kubectl")
+    } else {
+        PathBuf::from("kubectl")
+    };
+    let dir = tempfile::Builder::new()
+        .prefix("connect-operator-control-plane-")
+        .tempdir()
+        .map_err(|error| format!("creating a temporary directory: {error}"))?
+        .keep();
+    let began_after_build = Instant::now();
+    make_keys(&dir)?;
+
+    let admin_token = format!("admin-{:016x}", fastrand::u64(..));
+    std::fs::write(
+        dir.join("tokens.csv"),
+        format!("{admin_token},admin,admin,\"system:masters\"\n"),
+    )
+    .map_err(|error| error.to_string())?;
+
+    let etcd_port = free_port();
+    let peer_port = free_port();
+    let api_port = free_port();
+    let etcd_url = format!("http://127.0.0.1:{etcd_port}");
+    let peer_url = format!("http://127.0.0.1:{peer_port}");
+
+    let etcd = ManagedProcess::spawn(Spawn {
+        name: "etcd",
+        program: &assets.join("etcd"),
+        args: vec![
+            os("--name=default"),
+            os(format!("--data-dir={}", dir.join("etcd").display())),
+            os(format!("--listen-client-urls={etcd_url}")),
+            os(format!("--advertise-client-urls={etcd_url}")),
+            os(format!("--listen-peer-urls={peer_url}")),
+            os(format!("--initial-advertise-peer-urls={peer_url}")),
+            os(format!("--initial-cluster=default={peer_url}")),
+            // Throwaway data: durability buys nothing and fsync is slow on shared disks.
+            os("--unsafe-no-fsync=true"),
+            os("--log-level=warn"),
+        ],
+        envs: vec![],
+        env_remove: vec![],
+        log: &dir.join("etcd.log"),
+        capture_stdout: false,
+        grace: Duration::from_secs(2),
+    })
+    .map_err(|error| error.to_string())?;
+
+    let path = |name: &str| dir.join(name).display().to_string();
+    let apiserver = ManagedProcess::spawn(Spawn {
+        name: "kube-apiserver",
+        program: &assets.join("kube-apiserver"),
+        args: vec![
+            os(format!("--etcd-servers={etcd_url}")),
+            os("--bind-address=127.0.0.1"),
+            os("--advertise-address=127.0.0.1"),
+            os(format!("--secure-port={api_port}")),
+            os(format!("--cert-dir={}", path("certs"))),
+            os(format!("--tls-cert-file={}", path("apiserver.crt"))),
+            os(format!("--tls-private-key-file={}", path("apiserver.key"))),
+            os(format!("--client-ca-file={}", path("ca.crt"))),
+            os(format!("--token-auth-file={}", path("tokens.csv"))),
+            os("--authorization-mode=RBAC"),
+            os("--service-account-issuer=https://kubernetes.default.svc.cluster.local"),
+            os(format!("--service-account-key-file={}", path("sa.pub"))),
+            os(format!(
+                "--service-account-signing-key-file={}",
+                path("sa.key")
+            )),
+            os("--service-cluster-ip-range=10.0.0.0/24"),
+            os("--allow-privileged=true"),
+        ],
+        envs: vec![],
+        env_remove: vec![],
+        log: &dir.join("kube-apiserver.log"),
+        capture_stdout: false,
+        grace: Duration::from_secs(2),
+    })
+    .map_err(|error| error.to_string())?;
+
+    let server = format!("https://127.0.0.1:{api_port}");
+    let ca_cert = dir.join("ca.crt");
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\n\
+             kind: Config\n\
+             clusters:\n\
+             - name: local\n  cluster:\n    server: {server}\n    certificate-authority: {ca}\n\
+             users:\n\
+             - name: admin\n  user:\n    token: {admin_token}\n\
+             contexts:\n\
+             - name: local\n  context:\n    cluster: local\n    user: admin\n    namespace: default\n\
+             current-context: local\n",
+            ca = ca_cert.display(),
+        ),
+    )
+    .map_err(|error| error.to_string())?;
+
+    let mut control_plane = ControlPlane {
+        kubeconfig,
+        server,
+        admin_token,
+        ca_cert,
+        dir: dir.clone(),
+        assets,
+        kubectl,
+        crds: vec![],
+        startup: Duration::ZERO,
+        _janitor: janitor(&dir, &[etcd.pid(), apiserver.pid()]),
+        _etcd: etcd,
+        _apiserver: apiserver,
+    };
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| error.to_string())?;
+    let crds = runtime.block_on(async {
+        wait_ready(&mut control_plane).await?;
+        install_crds(&control_plane).await
+    });
+    let crds = match crds {
+        Ok(crds) => crds,
+        Err(error) => {
+            return Err(format!(
+                "{error}\n--- kube-apiserver log (tail) ---\n{}\n--- etcd log (tail) ---\n{}",
+                log_tail(&dir.join("kube-apiserver.log"), 40),
+                log_tail(&dir.join("etcd.log"), 20),
+            ));
+        }
+    };
+    control_plane.crds = crds;
+    control_plane.startup = began_after_build.elapsed();
+    eprintln!(
+        "local control plane at {} ready in {:.1?} ({:.1?} including finding binaries); dir {}",
+        control_plane.server,
+        control_plane.startup,
+        began.elapsed(),
+        dir.display()
+    );
+    Ok(control_plane)
+}
+
+/// Polls `/readyz` until the API server answers 200.
+async fn wait_ready(control_plane: &mut ControlPlane) -> Result<(), String> {
+    // kube installs its rustls crypto provider as the process default when it builds a
+    // client; do that first so reqwest finds one whatever TLS features are enabled.
+    super::client_for(&control_plane.kubeconfig)
+        .await
+        .map_err(|error| error.to_string())?;
+    let ca = std::fs::read(&control_plane.ca_cert).map_err(|error| error.to_string())?;
+    let http = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&ca).map_err(|error| error.to_string())?,
+        )
+        .timeout(Duration::from_secs(5))
+        .build()
+        .map_err(|error| error.to_string())?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut last = String::from("no answer yet");
+    while Instant::now() < deadline {
+        if let Some(status) = control_plane._apiserver.exited() {
+            return Err(format!("kube-apiserver exited ({status})"));
+        }
+        if let Some(status) = control_plane._etcd.exited() {
+            return Err(format!("etcd exited ({status})"));
+        }
+        match http
+            .get(format!("{}/readyz", control_plane.server))
+            .bearer_auth(&control_plane.admin_token)
+            .send()
+            .await
+        {
+            Ok(response) if response.status().is_success() => return Ok(()),
+            Ok(response) => last = format!("/readyz answered {}", response.status()),
+            Err(error) => last = error.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Err(format!("kube-apiserver not ready after 120 s: {last}"))
+}
+
+/// Applies every CRD document under `crds/` and waits until each is `Established`.
+/// An empty or missing `crds/` is not an error (the CRD may not be committed yet).
+async fn install_crds(control_plane: &ControlPlane) -> Result<Vec<String>, String> {
+    let dir = repo_root().join("crds");
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+            .filter(|path| {
+                path.extension()
+                    .is_some_and(|extension| extension == "yaml" || extension == "yml")
+            })
+            .collect(),
+        Err(_) => vec![],
+    };
+    files.sort();
+    if files.is_empty() {
+        eprintln!("no CRDs under {}: skipping CRD installation", dir.display());
+        return Ok(vec![]);
+    }
+    let client = super::client_for(&control_plane.kubeconfig)
+        .await
+        .map_err(|error| error.to_string())?;
+    let crds: Api<CustomResourceDefinition> = Api::all(client);
+    let mut names = vec![];
+    for file in files {
+        let text = std::fs::read_to_string(&file).map_err(|error| error.to_string())?;
+        for document in serde_yaml::Deserializer::from_str(&text) {
+            let value = serde_yaml::Value::deserialize(document)
+                .map_err(|error| format!("{}: {error}", file.display()))?;
+            if value.is_null() {
+                continue;
+            }
+            let crd: CustomResourceDefinition = serde_yaml::from_value(value)
+                .map_err(|error| format!("{} is not a CRD: {error}", file.display()))?;
+            let name = crd.metadata.name.clone().unwrap_or_default();
+            crds.patch(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&crd),
+            )
+            .await
+            .map_err(|error| format!("applying CRD {name} from {}: {error}", file.display()))?;
+            names.push(name);
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for name in &names {
+        loop {
+            let crd = crds.get(name).await.map_err(|error| error.to_string())?;
+            let established = crd
+                .status
+                .and_then(|status| status.conditions)
+                .unwrap_or_default()
+                .iter()
+                .any(|condition| condition.type_ == "Established" && condition.status == "True");
+            if established {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(format!("CRD {name} not Established after 60 s"));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(names)
+}

@@ -1,0 +1,225 @@
+//! The `connect-sim` binary as a process, and a client for its `/_sim/*` control endpoints.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::process::{ManagedProcess, Spawn, first_line_then_drain, log_tail};
+
+/// Where per-test logs go: `target/tmp/e2e/<test>/`, emptied at the start of the test and
+/// kept after the run for inspection.
+pub fn log_dir(test: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("e2e")
+        .join(test);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("creating the log directory");
+    dir
+}
+
+/// One Connect API request as the simulator recorded it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SimCall {
+    pub seq: u64,
+    pub operation: String,
+    pub client_token: Option<String>,
+    pub instance_id: Option<String>,
+    pub status: u16,
+    pub error_type: Option<String>,
+}
+
+impl SimCall {
+    pub fn succeeded(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
+/// An instance held by the simulator.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SimInstance {
+    pub id: String,
+    pub arn: String,
+    pub alias: Option<String>,
+    pub identity_management_type: String,
+    pub status: String,
+    pub status_reason: Option<Value>,
+    pub inbound_calls_enabled: bool,
+    pub outbound_calls_enabled: bool,
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// Counters of the simulated account.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SimState {
+    pub lifecycle_attempts: u64,
+    pub instance_count: u64,
+}
+
+/// A running `connect-sim` process; stopped on drop (its log printed if the test failed).
+pub struct Simulator {
+    /// `http://127.0.0.1:PORT`, the value for `AWS_ENDPOINT_URL`.
+    pub url: String,
+    process: ManagedProcess,
+    http: reqwest::Client,
+}
+
+impl Simulator {
+    /// Starts `connect-sim --listen 127.0.0.1:0 <args>`; logs go to `<log_dir>/simulator.log`.
+    pub fn start(log_dir: &Path, args: &[&str]) -> Self {
+        let log = log_dir.join("simulator.log");
+        let mut all_args: Vec<OsString> = vec!["--listen".into(), "127.0.0.1:0".into()];
+        all_args.extend(args.iter().map(OsString::from));
+        let mut process = ManagedProcess::spawn(Spawn {
+            name: "connect-sim",
+            program: Path::new(env!("CARGO_BIN_EXE_connect-sim")),
+            args: all_args,
+            envs: vec![],
+            env_remove: vec![],
+            log: &log,
+            capture_stdout: true,
+            grace: Duration::from_secs(3),
+        })
+        .expect("starting connect-sim");
+        let stdout = process.take_stdout().expect("captured stdout");
+        let line =
+            first_line_then_drain(stdout, &log, Duration::from_secs(30)).unwrap_or_else(|error| {
+                panic!(
+                    "connect-sim did not announce its address: {error}\n{}",
+                    log_tail(&log, 40)
+                )
+            });
+        let url = line
+            .strip_prefix("connect-sim listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line from connect-sim: {line:?}"))
+            .trim()
+            .to_owned();
+        Self {
+            url,
+            process,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .expect("HTTP client"),
+        }
+    }
+
+    pub fn log_tail(&self, lines: usize) -> String {
+        self.process.log_tail(lines)
+    }
+
+    async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("GET {path}: {error}"));
+        let status = response.status();
+        let body = response.text().await.expect("response body");
+        assert!(status.is_success(), "GET {path}: {status}: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|error| panic!("GET {path}: {error}: {body}"))
+    }
+
+    async fn send(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Value {
+        let mut request = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.url));
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("{method} {path}: {error}"));
+        let status = response.status();
+        let text = response.text().await.expect("response body");
+        assert!(status.is_success(), "{method} {path}: {status}: {text}");
+        if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        }
+    }
+
+    /// Every Connect API request so far (`GET /_sim/calls`).
+    pub async fn calls(&self) -> Vec<SimCall> {
+        self.get("/_sim/calls").await
+    }
+
+    /// The calls of one operation.
+    pub async fn calls_of(&self, operation: &str) -> Vec<SimCall> {
+        self.calls()
+            .await
+            .into_iter()
+            .filter(|call| call.operation == operation)
+            .collect()
+    }
+
+    /// Forgets the recorded calls (`DELETE /_sim/calls`).
+    pub async fn clear_calls(&self) {
+        self.send(reqwest::Method::DELETE, "/_sim/calls", None)
+            .await;
+    }
+
+    /// Current instances (`GET /_sim/instances`).
+    pub async fn instances(&self) -> Vec<SimInstance> {
+        self.get("/_sim/instances").await
+    }
+
+    /// The instance with this id, if the simulator still has it.
+    pub async fn instance(&self, id: &str) -> Option<SimInstance> {
+        self.instances()
+            .await
+            .into_iter()
+            .find(|instance| instance.id == id)
+    }
+
+    /// Inserts an ACTIVE instance the operator did not create (`POST /_sim/instances`).
+    pub async fn insert_instance(&self, alias: &str, tags: &[(&str, &str)]) -> SimInstance {
+        let tags: BTreeMap<&str, &str> = tags.iter().copied().collect();
+        let body = serde_json::json!({ "alias": alias, "tags": tags });
+        let value = self
+            .send(reqwest::Method::POST, "/_sim/instances", Some(&body))
+            .await;
+        serde_json::from_value(value.clone())
+            .unwrap_or_else(|error| panic!("POST /_sim/instances answered {value}: {error}"))
+    }
+
+    /// The current knobs (`GET /_sim/config`).
+    pub async fn config(&self) -> Value {
+        self.get("/_sim/config").await
+    }
+
+    /// Merges `patch` into the knobs (`PUT /_sim/config`).
+    pub async fn set_config(&self, patch: Value) -> Value {
+        self.send(reqwest::Method::PUT, "/_sim/config", Some(&patch))
+            .await
+    }
+
+    /// Account counters (`GET /_sim/state`).
+    pub async fn state(&self) -> SimState {
+        self.get("/_sim/state").await
+    }
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "--- connect-sim log ({}), last lines ---\n{}",
+                self.process.log_path().display(),
+                self.process.log_tail(60)
+            );
+        }
+    }
+}
