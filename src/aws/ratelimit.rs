@@ -22,8 +22,10 @@ pub struct RateLimitSettings {
     pub lifecycle_per_second: f64,
     /// Every other operation.
     pub other_per_second: f64,
-    /// The longest a reconcile waits in line for capacity; a longer wait becomes a requeue,
-    /// so no reconcile holds a worker while it waits.
+    /// The longest a reconcile waits in line for capacity for a non-lifecycle call; a
+    /// longer wait becomes a requeue, so no reconcile holds a worker while it waits.
+    /// CreateInstance and DeleteInstance never wait in line: their slots are seconds apart,
+    /// and objects queued for one must not hold the workers that others need for a poll.
     pub max_wait: Duration,
 }
 
@@ -77,8 +79,10 @@ impl RateLimits {
             1.0
         };
         // A small margin over the nominal period: the call's arrival at AWS jitters by some
-        // milliseconds, and arriving a hair early against AWS's own bucket is a 429.
-        let period = Duration::from_secs_f64(1.0 / rate).mul_f64(1.02) + PERIOD_MARGIN;
+        // milliseconds, and arriving a hair early against AWS's own bucket is a 429. The
+        // margin is at most a tenth of the period, so it never caps a high configured rate.
+        let nominal = Duration::from_secs_f64(1.0 / rate);
+        let period = nominal + (nominal.mul_f64(0.02) + PERIOD_MARGIN).min(nominal / 10);
         // CreateInstance/DeleteInstance never burst (AWS allows none); other operations may
         // send up to one second's worth at once.
         let burst = if operation.is_lifecycle() {
@@ -112,7 +116,12 @@ impl RateLimits {
                 Ok(()) => return Admission::Admitted(waited),
                 Err(not_until) => {
                     let wait = not_until.wait_time_from(clock.now());
-                    if waited + wait > self.settings.max_wait {
+                    let max_wait = if operation.is_lifecycle() {
+                        Duration::ZERO
+                    } else {
+                        self.settings.max_wait
+                    };
+                    if waited + wait > max_wait {
                         return Admission::RetryAfter(wait.max(Duration::from_millis(100)));
                     }
                     tokio::time::sleep(wait).await;
@@ -157,10 +166,27 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn the_margin_never_caps_a_high_rate() {
+        let limits = RateLimits::new(settings(0.1, 2000.0));
+        let quota = limits.quota_for(Operation::DescribeInstance);
+        // 0.5 ms nominal: the margin is at most a tenth of it.
+        assert!(
+            quota.replenish_interval() <= Duration::from_micros(550),
+            "{quota:?}"
+        );
+        let quota = limits.quota_for(Operation::CreateInstance);
+        assert_eq!(quota.burst_size().get(), 1);
+        assert!(
+            quota.replenish_interval() >= Duration::from_millis(10_220),
+            "{quota:?}"
+        );
+    }
+
     #[tokio::test]
     async fn short_waits_are_absorbed_in_line() {
         let limits = RateLimits::new(settings(0.1, 10.0));
-        // Period 102 ms + 20 ms margin: a burst of 10, then about 122 ms apart.
+        // Period 100 ms + 10 ms margin (capped at a tenth): a burst of 10, then 110 ms apart.
         let mut admitted_after_wait = 0;
         for _ in 0..12 {
             match limits
@@ -169,7 +195,7 @@ mod tests {
             {
                 Admission::Admitted(w) if w > Duration::ZERO => admitted_after_wait += 1,
                 Admission::Admitted(_) => {}
-                Admission::RetryAfter(d) => panic!("a 122 ms wait became a requeue of {d:?}"),
+                Admission::RetryAfter(d) => panic!("a 110 ms wait became a requeue of {d:?}"),
             }
         }
         // A burst of 10 goes at once, the rest wait in line.
@@ -185,9 +211,10 @@ mod tests {
         });
         let first = limits.acquire("us-east-1", Operation::DeleteInstance).await;
         assert_eq!(first, Admission::Admitted(Duration::ZERO));
-        // At 2/s a burst of 2 would be allowed for reads; deletes wait a full period+margin.
+        // At 2/s a burst of 2 would be allowed for reads; deletes are a full period plus the
+        // margin apart, and the caller is sent away instead of waiting in line.
         match limits.acquire("us-east-1", Operation::DeleteInstance).await {
-            Admission::Admitted(w) => assert!(w >= Duration::from_millis(520), "{w:?}"),
+            Admission::RetryAfter(w) => assert!(w >= Duration::from_millis(520), "{w:?}"),
             other => panic!("{other:?}"),
         }
         let read = limits

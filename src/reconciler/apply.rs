@@ -15,6 +15,9 @@ use crate::aws::{
 };
 use crate::conditions::State;
 
+/// How long a lookup that found no instance of the object's is trusted.
+const LOOKUP_REUSE: Duration = Duration::from_secs(300);
+
 /// Why a step stopped early.
 enum Stop {
     /// An AWS call failed: becomes a condition and a requeue.
@@ -122,8 +125,44 @@ async fn steps(r: &mut Reconciliation<'_>) -> Result<Action, Stop> {
 /// Finds the instance this object created earlier (alias + uid tag), refuses a foreign
 /// instance holding the alias, or creates one with the UID-derived token.
 async fn find_or_create(r: &mut Reconciliation<'_>) -> Result<String, Stop> {
+    // A lookup that found nothing moments ago need not be repeated while the object waits
+    // for its CreateInstance slot: the UID-derived token already makes a repeated create
+    // return the same instance, and listing the account on every attempt would cost
+    // O(objects²) ListInstances calls during a bulk creation.
+    if !r.ctx.lookup_empty_within(r.key(), LOOKUP_REUSE) {
+        if let Some(found) = find_ours(r).await? {
+            return Ok(found);
+        }
+        r.ctx.record_lookup_empty(r.key());
+    }
     let spec = &r.obj.spec;
-    let alias = spec.instance_alias.clone();
+    let request = CreateInstanceRequest {
+        identity_management_type: spec.identity_management_type.as_aws_str().to_owned(),
+        alias: spec.instance_alias.clone(),
+        directory_id: spec.directory_id.clone(),
+        inbound_calls_enabled: spec.inbound_calls_enabled,
+        outbound_calls_enabled: spec.outbound_calls_enabled,
+        tags: plan::desired_tags(&spec.tags, &r.uid),
+        client_token: token::create_token(&r.uid),
+    };
+    let (id, arn) = r.ctx.connect.create_instance(&r.region, &request).await?;
+    r.ctx.forget_lookup(r.key());
+    // Recorded before anything else, so that a crash from here on cannot lose the instance.
+    let message = format!("CreateInstance accepted: instance {id} is being created");
+    r.set_state(State::Creating, &message, |s| {
+        s.instance_id = Some(id.clone());
+        s.arn = Some(arn);
+        s.instance_status = Some(InstanceState::CreationInProgress.as_str().to_owned());
+    })
+    .await?;
+    tracing::info!(instance_id = %id, region = %r.region, "instance creation requested");
+    Ok(id)
+}
+
+/// Looks for the instance this object created earlier (alias + uid tag); stops with
+/// `AliasConflict` when the alias belongs to an instance it did not create.
+async fn find_ours(r: &mut Reconciliation<'_>) -> Result<Option<String>, Stop> {
+    let alias = r.obj.spec.instance_alias.clone();
     let instances = r.ctx.connect.list_instances(&r.region).await?;
     let mut foreign = None;
     for candidate in plan::lookup_candidates(alias.as_deref(), &instances) {
@@ -138,7 +177,7 @@ async fn find_or_create(r: &mut Reconciliation<'_>) -> Result<String, Stop> {
             })
             .await?;
             r.event(EventType::Normal, "Adopted", &message).await;
-            return Ok(id);
+            return Ok(Some(id));
         }
         foreign.get_or_insert_with(|| candidate.clone());
     }
@@ -150,27 +189,7 @@ async fn find_or_create(r: &mut Reconciliation<'_>) -> Result<String, Stop> {
         r.set_state(State::AliasConflict, &message, |_| {}).await?;
         return Err(Stop::Done(requeue(r, State::AliasConflict)));
     }
-
-    let request = CreateInstanceRequest {
-        identity_management_type: spec.identity_management_type.as_aws_str().to_owned(),
-        alias,
-        directory_id: spec.directory_id.clone(),
-        inbound_calls_enabled: spec.inbound_calls_enabled,
-        outbound_calls_enabled: spec.outbound_calls_enabled,
-        tags: plan::desired_tags(&spec.tags, &r.uid),
-        client_token: token::create_token(&r.uid),
-    };
-    let (id, arn) = r.ctx.connect.create_instance(&r.region, &request).await?;
-    // Recorded before anything else, so that a crash from here on cannot lose the instance.
-    let message = format!("CreateInstance accepted: instance {id} is being created");
-    r.set_state(State::Creating, &message, |s| {
-        s.instance_id = Some(id.clone());
-        s.arn = Some(arn);
-        s.instance_status = Some(InstanceState::CreationInProgress.as_str().to_owned());
-    })
-    .await?;
-    tracing::info!(instance_id = %id, region = %r.region, "instance creation requested");
-    Ok(id)
+    Ok(None)
 }
 
 /// Writes the attribute and tag differences, then reports Ready.

@@ -68,6 +68,9 @@ pub struct Context {
     failures: Mutex<HashMap<String, u32>>,
     /// When DeleteInstance was last accepted per object, so that polling does not resend it.
     deletes_accepted: Mutex<HashMap<String, Instant>>,
+    /// When a lookup last found no instance of the object's, so that a creation waiting for
+    /// its CreateInstance slot does not list the whole account on every attempt.
+    lookups_empty: Mutex<HashMap<String, Instant>>,
 }
 
 impl Context {
@@ -92,6 +95,7 @@ impl Context {
             settings,
             failures: Mutex::new(HashMap::new()),
             deletes_accepted: Mutex::new(HashMap::new()),
+            lookups_empty: Mutex::new(HashMap::new()),
         }
     }
 
@@ -119,6 +123,21 @@ impl Context {
 
     fn forget_delete(&self, key: &str) {
         lock(&self.deletes_accepted).remove(key);
+    }
+
+    fn record_lookup_empty(&self, key: &str) {
+        lock(&self.lookups_empty).insert(key.to_owned(), Instant::now());
+    }
+
+    /// Whether a lookup found nothing for the object within `window`.
+    fn lookup_empty_within(&self, key: &str, window: Duration) -> bool {
+        lock(&self.lookups_empty)
+            .get(key)
+            .is_some_and(|at| at.elapsed() < window)
+    }
+
+    fn forget_lookup(&self, key: &str) {
+        lock(&self.lookups_empty).remove(key);
     }
 
     fn jittered(d: Duration) -> Duration {
@@ -262,6 +281,8 @@ pub async fn run(
                 tracing::info!("watch synced; ready");
             }
         })
+        // managedFields are a third of each object and the operator never reads them.
+        .modify(|obj: &mut ConnectInstance| obj.managed_fields_mut().clear())
         .reflect(writer)
         .applied_objects()
         .predicate_filter(trigger_hash, PredicateConfig::default());
