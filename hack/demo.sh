@@ -22,8 +22,10 @@ pids=()
 cleanup() {
   local status=$?
   trap - EXIT INT TERM
-  [[ -n ${kubectl_pid:-} ]] && kill -TERM "$kubectl_pid" 2>/dev/null
-  [[ -n ${watcher:-} ]] && kill -TERM "$watcher" 2>/dev/null
+  # Clean-up must run to the end whatever fails in it (a process that already exited).
+  set +e
+  if [[ -n ${kubectl_pid:-} ]]; then kill -TERM "$kubectl_pid" 2>/dev/null; fi
+  if [[ -n ${watcher:-} ]]; then kill -TERM "$watcher" 2>/dev/null; fi
   # The operator first, etcd last.
   local stop=()
   for ((i = ${#pids[@]} - 1; i >= 0; i--)); do stop+=("${pids[i]}"); done
