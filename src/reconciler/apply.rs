@@ -7,38 +7,14 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 
 use super::plan;
-use super::status::{Reconciliation, record_observed};
+use super::status::{Reconciliation, Stop, record_observed};
 use super::{Context, Error};
 use crate::api::ConnectInstance;
-use crate::aws::{
-    AwsError, CreateInstanceRequest, ErrorKind, InstanceState, ObservedInstance, token,
-};
+use crate::aws::{CreateInstanceRequest, InstanceState, ObservedInstance, token};
 use crate::conditions::State;
 
 /// How long a lookup that found no instance of the object's is trusted.
 const LOOKUP_REUSE: Duration = Duration::from_secs(300);
-
-/// Why a step stopped early.
-enum Stop {
-    /// An AWS call failed: becomes a condition and a requeue.
-    Aws(AwsError),
-    /// A Kubernetes write failed: goes to the error policy.
-    Kube(Error),
-    /// The step already set the state; requeue with this action.
-    Done(Action),
-}
-
-impl From<AwsError> for Stop {
-    fn from(e: AwsError) -> Self {
-        Self::Aws(e)
-    }
-}
-
-impl From<Error> for Stop {
-    fn from(e: Error) -> Self {
-        Self::Kube(e)
-    }
-}
 
 pub(super) async fn apply(obj: Arc<ConnectInstance>, ctx: &Context) -> Result<Action, Error> {
     let mut r = Reconciliation::new(obj, ctx)?;
@@ -53,7 +29,10 @@ pub(super) async fn apply(obj: Arc<ConnectInstance>, ctx: &Context) -> Result<Ac
     match steps(&mut r).await {
         Ok(action) | Err(Stop::Done(action)) => Ok(action),
         Err(Stop::Kube(e)) => Err(e),
-        Err(Stop::Aws(e)) => handle_aws_error(&mut r, e).await,
+        Err(Stop::Aws(e)) => {
+            let after = r.record_failure(&e, &e.to_string()).await?;
+            Ok(Action::requeue(after))
+        }
     }
 }
 
@@ -112,12 +91,7 @@ async fn steps(r: &mut Reconciliation<'_>) -> Result<Action, Stop> {
             );
             r.set_state(State::AwsError, &message, |s| record_observed(s, &observed))
                 .await?;
-            let attempt = r.ctx.next_attempt(r.key());
-            Ok(Action::requeue(Context::jittered(plan::retry_after(
-                &r.ctx.settings.retry,
-                State::AwsError,
-                attempt,
-            ))))
+            Ok(Action::requeue(r.backoff_after(State::AwsError)))
         }
     }
 }
@@ -159,29 +133,22 @@ async fn find_or_create(r: &mut Reconciliation<'_>) -> Result<String, Stop> {
     Ok(id)
 }
 
-/// Looks for the instance this object created earlier (alias + uid tag); stops with
+/// Adopts the instance this object created earlier (alias + uid tag); stops with
 /// `AliasConflict` when the alias belongs to an instance it did not create.
 async fn find_ours(r: &mut Reconciliation<'_>) -> Result<Option<String>, Stop> {
-    let alias = r.obj.spec.instance_alias.clone();
-    let instances = r.ctx.connect.list_instances(&r.region).await?;
-    let mut foreign = None;
-    for candidate in plan::lookup_candidates(alias.as_deref(), &instances) {
-        let tags = r.ctx.connect.list_tags(&r.region, &candidate.arn).await?;
-        if plan::is_ours(&tags, &r.uid) {
-            let (id, arn) = (candidate.id.clone(), candidate.arn.clone());
-            let message =
-                format!("Found instance {id} created earlier for this object; adopting it");
-            r.set_state(State::Creating, &message, |s| {
-                s.instance_id = Some(id.clone());
-                s.arn = Some(arn);
-            })
-            .await?;
-            r.event(EventType::Normal, "Adopted", &message).await;
-            return Ok(Some(id));
-        }
-        foreign.get_or_insert_with(|| candidate.clone());
+    let found = r.lookup().await?;
+    if let Some(ours) = found.ours {
+        let (id, arn) = (ours.id, ours.arn);
+        let message = format!("Found instance {id} created earlier for this object; adopting it");
+        r.set_state(State::Creating, &message, |s| {
+            s.instance_id = Some(id.clone());
+            s.arn = Some(arn);
+        })
+        .await?;
+        r.event(EventType::Normal, "Adopted", &message).await;
+        return Ok(Some(id));
     }
-    if let (Some(other), Some(alias)) = (foreign, alias.as_deref()) {
+    if let (Some(other), Some(alias)) = (found.foreign, r.obj.spec.instance_alias.as_deref()) {
         let message = format!(
             "The alias {alias:?} belongs to instance {} ({}), which this object did not create; the operator never takes over an instance it did not create. Choose another alias, or delete that instance.",
             other.id, other.arn
@@ -260,33 +227,8 @@ async fn converge(r: &mut Reconciliation<'_>, observed: &ObservedInstance) -> Re
     Ok(requeue(r, State::Available))
 }
 
-/// Turns an AWS failure into conditions, an event and a requeue.
-async fn handle_aws_error(r: &mut Reconciliation<'_>, err: AwsError) -> Result<Action, Error> {
-    if err.kind == ErrorKind::RateLimited {
-        // Nothing was sent: not an error, just not now.
-        return Ok(Action::requeue(
-            err.retry_after.unwrap_or(Duration::from_secs(1))
-                + Duration::from_millis(fastrand::u64(0..250)),
-        ));
-    }
-    let state = plan::state_for_error(&err);
-    r.ctx.metrics.reconcile_failed(err.kind.as_str());
-    tracing::warn!(error = %err, state = state.reason(), "AWS call failed");
-    r.set_state(state, &err.to_string(), |_| {}).await?;
-    let attempt = r.ctx.next_attempt(r.key());
-    Ok(Action::requeue(Context::jittered(plan::retry_after(
-        &r.ctx.settings.retry,
-        state,
-        attempt,
-    ))))
-}
-
 fn requeue(r: &Reconciliation<'_>, state: State) -> Action {
-    Action::requeue(Context::jittered(plan::retry_after(
-        &r.ctx.settings.retry,
-        state,
-        0,
-    )))
+    Action::requeue(r.requeue_after(state))
 }
 
 /// The drift-check period number, part of attribute tokens (see [`token::attribute_token`]).

@@ -7,11 +7,10 @@ use std::time::Duration;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 
-use super::plan;
-use super::status::Reconciliation;
+use super::status::{Reconciliation, Stop};
 use super::{Context, Error};
 use crate::api::{ConnectInstance, DeletionPolicy};
-use crate::aws::{AwsError, ErrorKind, token};
+use crate::aws::{AwsError, token};
 use crate::conditions::State;
 
 /// How long after an accepted DeleteInstance the same request is sent again (with the same
@@ -47,24 +46,17 @@ pub(super) async fn cleanup(obj: Arc<ConnectInstance>, ctx: &Context) -> Result<
                 after: ctx.settings.creation_poll_interval,
             })
         }
-        Err(DeleteStop::Kube(e)) => Err(e),
-        Err(DeleteStop::Aws(err)) => {
-            let after = if err.kind == ErrorKind::RateLimited {
-                err.retry_after.unwrap_or(Duration::from_secs(1))
-                    + Duration::from_millis(fastrand::u64(0..250))
-            } else {
-                let state = plan::state_for_error(&err);
-                ctx.metrics.reconcile_failed(err.kind.as_str());
-                tracing::warn!(error = %err, state = state.reason(), "deletion failed; will retry");
-                r.set_state(
-                    state,
-                    &format!("Deleting the instance failed: {err}"),
-                    |_| {},
-                )
+        Err(Stop::Kube(e)) => Err(e),
+        // Deletion never ends early with a plain requeue: anything short of "gone" keeps the
+        // finalizer.
+        Err(Stop::Done(_)) => Err(Error::CleanupPending {
+            reason: "deletion not finished".to_owned(),
+            after: ctx.settings.creation_poll_interval,
+        }),
+        Err(Stop::Aws(err)) => {
+            let after = r
+                .record_failure(&err, &format!("Deleting the instance failed: {err}"))
                 .await?;
-                let attempt = ctx.next_attempt(r.key());
-                Context::jittered(plan::retry_after(&ctx.settings.retry, state, attempt))
-            };
             Err(Error::CleanupPending {
                 reason: err.to_string(),
                 after,
@@ -73,25 +65,8 @@ pub(super) async fn cleanup(obj: Arc<ConnectInstance>, ctx: &Context) -> Result<
     }
 }
 
-enum DeleteStop {
-    Aws(AwsError),
-    Kube(Error),
-}
-
-impl From<AwsError> for DeleteStop {
-    fn from(e: AwsError) -> Self {
-        Self::Aws(e)
-    }
-}
-
-impl From<Error> for DeleteStop {
-    fn from(e: Error) -> Self {
-        Self::Kube(e)
-    }
-}
-
 /// Deletes the instance. `Some(message)` when it is gone, `None` while AWS is deleting it.
-async fn delete(r: &mut Reconciliation<'_>) -> Result<Option<String>, DeleteStop> {
+async fn delete(r: &mut Reconciliation<'_>) -> Result<Option<String>, Stop> {
     let Some(instance_id) = find_recorded_or_tagged(r).await? else {
         return Ok(Some(
             "No instance was created for this object; nothing to delete".to_owned(),
@@ -132,14 +107,7 @@ async fn find_recorded_or_tagged(r: &Reconciliation<'_>) -> Result<Option<String
     if let Some(id) = &r.status.instance_id {
         return Ok(Some(id.clone()));
     }
-    let instances = r.ctx.connect.list_instances(&r.region).await?;
-    for candidate in plan::lookup_candidates(r.obj.spec.instance_alias.as_deref(), &instances) {
-        let tags = r.ctx.connect.list_tags(&r.region, &candidate.arn).await?;
-        if plan::is_ours(&tags, &r.uid) {
-            return Ok(Some(candidate.id.clone()));
-        }
-    }
-    Ok(None)
+    Ok(r.lookup().await?.ours.map(|ours| ours.id))
 }
 
 fn recently_accepted(r: &Reconciliation<'_>) -> bool {

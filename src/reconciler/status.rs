@@ -2,16 +2,49 @@
 //! apply, only when something changed, bounded by a timeout) and events.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 
-use super::{Context, Error, FIELD_MANAGER};
+use kube::runtime::controller::Action;
+
+use super::{Context, Error, FIELD_MANAGER, plan};
 use crate::api::{ConnectInstance, ConnectInstanceStatus};
-use crate::aws::ObservedInstance;
+use crate::aws::{AwsError, ErrorKind, InstanceSummary, ObservedInstance};
 use crate::conditions::{self, State, types};
+
+/// Why a step of a reconcile stopped early.
+pub(super) enum Stop {
+    /// An AWS call failed: becomes a condition and a requeue.
+    Aws(AwsError),
+    /// A Kubernetes write failed: goes to the error policy.
+    Kube(Error),
+    /// The step already set the state; requeue with this action.
+    Done(Action),
+}
+
+impl From<AwsError> for Stop {
+    fn from(e: AwsError) -> Self {
+        Self::Aws(e)
+    }
+}
+
+impl From<Error> for Stop {
+    fn from(e: Error) -> Self {
+        Self::Kube(e)
+    }
+}
+
+/// What a lookup by alias and uid tag found.
+pub(super) struct Lookup {
+    /// The instance this object created (it carries our uid tag).
+    pub ours: Option<InstanceSummary>,
+    /// An instance with the same alias that this object did not create.
+    pub foreign: Option<InstanceSummary>,
+}
 
 /// The object being reconciled and what the operator knows of its status.
 pub(super) struct Reconciliation<'a> {
@@ -112,6 +145,62 @@ impl<'a> Reconciliation<'a> {
         .map_err(Error::Kube)?;
         self.ctx.metrics.status_patched();
         Ok(())
+    }
+
+    /// Looks for the instance this object created (alias + uid tag) among the account's
+    /// instances in its region; also reports a foreign instance holding the alias.
+    pub async fn lookup(&self) -> Result<Lookup, AwsError> {
+        let instances = self.ctx.connect.list_instances(&self.region).await?;
+        let alias = self.obj.spec.instance_alias.as_deref();
+        let mut foreign = None;
+        for candidate in plan::lookup_candidates(alias, &instances) {
+            let tags = self
+                .ctx
+                .connect
+                .list_tags(&self.region, &candidate.arn)
+                .await?;
+            if plan::is_ours(&tags, &self.uid) {
+                return Ok(Lookup {
+                    ours: Some(candidate.clone()),
+                    foreign,
+                });
+            }
+            foreign.get_or_insert_with(|| candidate.clone());
+        }
+        Ok(Lookup {
+            ours: None,
+            foreign,
+        })
+    }
+
+    /// Turns an AWS failure into conditions, a Warning event and the failure metric, and
+    /// returns when to try again. A refusal by the client-side rate limiter sent nothing to
+    /// AWS: no condition changes, only a requeue for the expected slot.
+    pub async fn record_failure(
+        &mut self,
+        err: &AwsError,
+        message: &str,
+    ) -> Result<Duration, Error> {
+        if err.kind == ErrorKind::RateLimited {
+            return Ok(err.retry_after.unwrap_or(Duration::from_secs(1))
+                + Duration::from_millis(fastrand::u64(0..250)));
+        }
+        let state = plan::state_for_error(err);
+        self.ctx.metrics.reconcile_failed(err.kind.as_str());
+        tracing::warn!(error = %err, state = state.reason(), "AWS call failed; will retry");
+        self.set_state(state, message, |_| {}).await?;
+        Ok(self.backoff_after(state))
+    }
+
+    /// When to look again after ending in `state` with no failure streak (jittered).
+    pub fn requeue_after(&self, state: State) -> Duration {
+        Context::jittered(plan::retry_after(&self.ctx.settings.retry, state, 0))
+    }
+
+    /// When to look again after one more consecutive failure ending in `state` (jittered).
+    pub fn backoff_after(&self, state: State) -> Duration {
+        let attempt = self.ctx.next_attempt(self.key());
+        Context::jittered(plan::retry_after(&self.ctx.settings.retry, state, attempt))
     }
 
     /// Publishes an event on the object. A failure is logged, never fails the reconcile.
