@@ -39,11 +39,11 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Event as KubeEvent;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams};
 use kube::runtime::{WatchStreamExt, watcher};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use support::connect;
-use support::{OperatorOptions, OperatorProcess, Simulator, TestNamespace};
+use support::simulator::SimInstance;
+use support::{OperatorOptions, OperatorProcess, SimCall, Simulator, TestNamespace};
 
 /// "Tens of MiB for thousands of objects": read as below 100 MiB at 2,000 objects (the
 /// smallest "thousands"); 5,000 objects are projected for information.
@@ -274,27 +274,15 @@ impl Report {
     fn print_summary(&self) {
         println!();
         println!("== summary ==");
-        let name_width = self
-            .figures
-            .iter()
-            .map(|f| f.name.len())
-            .max()
-            .unwrap_or(6)
-            .max(6);
-        let value_width = self
-            .figures
-            .iter()
-            .map(|f| f.value.len())
-            .max()
-            .unwrap_or(5)
-            .max(5);
-        let limit_width = self
-            .figures
-            .iter()
-            .map(|f| f.limit.len())
-            .max()
-            .unwrap_or(5)
-            .max(13);
+        let width = |field: fn(&Figure) -> &str, header: usize| {
+            self.figures
+                .iter()
+                .map(|f| field(f).len())
+                .fold(header, usize::max)
+        };
+        let name_width = width(|f| f.name.as_str(), 6);
+        let value_width = width(|f| f.value.as_str(), 5);
+        let limit_width = width(|f| f.limit.as_str(), 13);
         println!(
             "| {:<name_width$} | {:>value_width$} | {:<limit_width$} | {:>6} |        |",
             "figure", "value", "limit/target", "ratio"
@@ -389,55 +377,28 @@ impl Clock {
 // ---------------------------------------------------------------------------------------
 // The simulator's call log and instances, with the fields the harness does not parse
 
-#[derive(Clone, Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Call {
-    seq: u64,
-    operation: String,
-    client_token: Option<String>,
-    instance_id: Option<String>,
-    status: u16,
-    #[serde(default)]
-    replay: bool,
-    elapsed_ms: u64,
-}
-
-impl Call {
-    fn ok(&self) -> bool {
-        (200..300).contains(&self.status)
-    }
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Instance {
-    id: String,
-    alias: Option<String>,
-    status: String,
-    #[serde(default)]
-    deleting: bool,
-    #[serde(default)]
-    tags: BTreeMap<String, String>,
-}
+type Call = SimCall;
+type Instance = SimInstance;
 
 /// Reads the simulator's log and maps its times onto the bench clock.
-struct SimLog {
-    url: String,
+struct SimLog<'a> {
+    sim: &'a Simulator,
     http: reqwest::Client,
     /// Bench time of the simulator's `elapsedMs = 0`.
     offset: f64,
 }
 
-impl SimLog {
+impl<'a> SimLog<'a> {
     /// Synchronises the clocks with one unsigned ListInstances request (the simulator checks
     /// no signature): its `elapsedMs` against the middle of its round trip on our clock.
-    async fn new(url: &str, clock: Clock) -> Self {
+    async fn new(sim: &'a Simulator, clock: Clock) -> Self {
+        let url = sim.url.as_str();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
             .build()
             .expect("HTTP client");
         let mut log = Self {
-            url: url.to_owned(),
+            sim,
             http,
             offset: 0.0,
         };
@@ -477,25 +438,12 @@ impl SimLog {
         log
     }
 
-    async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.url))
-            .send()
-            .await
-            .unwrap_or_else(|error| panic!("GET {path}: {error}"));
-        let status = response.status();
-        let body = response.text().await.expect("body");
-        assert!(status.is_success(), "GET {path}: {status}: {body}");
-        serde_json::from_str(&body).unwrap_or_else(|error| panic!("GET {path}: {error}"))
-    }
-
     async fn calls(&self) -> Vec<Call> {
-        self.get("/_sim/calls").await
+        self.sim.calls().await
     }
 
     async fn instances(&self) -> Vec<Instance> {
-        self.get("/_sim/instances").await
+        self.sim.instances().await
     }
 
     fn time(&self, call: &Call) -> f64 {
@@ -511,7 +459,7 @@ fn print_calls_by_operation(calls: &[&Call]) {
         entry.0 += 1;
         if call.status == 429 {
             entry.1 += 1;
-        } else if !call.ok() {
+        } else if !call.succeeded() {
             entry.2 += 1;
         }
         if call.replay {
@@ -902,7 +850,7 @@ async fn lifecycle_scenarios(params: &Params, clock: Clock, report: &mut Report)
         params.deletion_delay,
     )
     .await;
-    let sim = SimLog::new(&simulator.url, clock).await;
+    let sim = SimLog::new(&simulator, clock).await;
     let sync_seq = sim.calls().await.iter().map(|c| c.seq).max().unwrap_or(0);
     let watch = Watch::start(&client, &namespace.name, clock);
     let operator = start_operator(
@@ -966,7 +914,7 @@ async fn lifecycle_scenarios(params: &Params, clock: Clock, report: &mut Report)
             });
         let create = calls.iter().find(|call| {
             call.operation == "CreateInstance"
-                && call.ok()
+                && call.succeeded()
                 && call.client_token.as_deref() == Some(create_token.as_str())
         });
         let mut line = format!("  {}:", probe.name);
@@ -1089,8 +1037,11 @@ async fn lifecycle_scenarios(params: &Params, clock: Clock, report: &mut Report)
                 .is_some_and(|t| token_owner.contains_key(t))
         })
         .collect();
-    let accepted: Vec<&&Call> = creates.iter().filter(|c| c.ok() && !c.replay).collect();
-    let replays = creates.iter().filter(|c| c.ok() && c.replay).count();
+    let accepted: Vec<&&Call> = creates
+        .iter()
+        .filter(|c| c.succeeded() && !c.replay)
+        .collect();
+    let replays = creates.iter().filter(|c| c.succeeded() && c.replay).count();
     let throttled_creates = creates.iter().filter(|c| c.status == 429).count();
     let mut per_token: HashMap<&str, usize> = HashMap::new();
     for call in &accepted {
@@ -1420,7 +1371,10 @@ async fn lifecycle_scenarios(params: &Params, clock: Clock, report: &mut Report)
         .iter()
         .filter(|c| c.operation == "DeleteInstance")
         .collect();
-    let accepted_deletes = deletes.iter().filter(|c| c.ok() && !c.replay).count();
+    let accepted_deletes = deletes
+        .iter()
+        .filter(|c| c.succeeded() && !c.replay)
+        .count();
     let foreign_tokens = deletes
         .iter()
         .filter(|c| {
@@ -1431,7 +1385,7 @@ async fn lifecycle_scenarios(params: &Params, clock: Clock, report: &mut Report)
         .count();
     let mut delete_times: Vec<f64> = deletes
         .iter()
-        .filter(|c| c.ok() && !c.replay)
+        .filter(|c| c.succeeded() && !c.replay)
         .map(|c| sim.time(c))
         .collect();
     delete_times.sort_by(f64::total_cmp);
@@ -1526,7 +1480,7 @@ async fn memory_scenario(params: &Params, clock: Clock, report: &mut Report) {
         params.deletion_delay,
     )
     .await;
-    let sim = SimLog::new(&simulator.url, clock).await;
+    let sim = SimLog::new(&simulator, clock).await;
     let sync_seq = sim.calls().await.iter().map(|c| c.seq).max().unwrap_or(0);
     let watch = Watch::start(&client, &namespace.name, clock);
     let flags = [
@@ -1696,7 +1650,7 @@ async fn memory_scenario(params: &Params, clock: Clock, report: &mut Report) {
     print_calls_by_operation(&all);
     let creates = calls
         .iter()
-        .filter(|c| c.operation == "CreateInstance" && c.ok() && !c.replay)
+        .filter(|c| c.operation == "CreateInstance" && c.succeeded() && !c.replay)
         .count();
     let lists = calls
         .iter()

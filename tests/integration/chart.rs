@@ -127,21 +127,7 @@ fn helm_bin() -> &'static Path {
                 Err(format!("HELM_BIN={} is not a file", helm.display()))
             };
         }
-        let output = Command::new("bash")
-            .arg(repo_root().join("hack/build-binaries.sh"))
-            .env("BUILD_ONLY", "helm")
-            .stderr(Stdio::inherit())
-            .output()
-            .map_err(|error| format!("running hack/build-binaries.sh: {error}"))?;
-        if !output.status.success() {
-            return Err(format!("hack/build-binaries.sh failed ({})", output.status));
-        }
-        String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .find_map(|line| line.strip_prefix("export HELM_BIN="))
-            .map(|helm| PathBuf::from(helm.trim()))
-            .filter(|helm| helm.is_file())
-            .ok_or_else(|| "hack/build-binaries.sh printed no usable HELM_BIN".to_owned())
+        crate::support::control_plane::build_with_script("helm", "HELM_BIN")
     })
     .as_ref()
     .unwrap_or_else(|error| panic!("helm unavailable: {error}"))

@@ -122,20 +122,28 @@ pub fn assets_dir() -> Result<PathBuf, String> {
     eprintln!(
         "KUBEBUILDER_ASSETS is not set; running hack/build-binaries.sh (cached after the first build)"
     );
+    build_with_script("k8s", "KUBEBUILDER_ASSETS")
+}
+
+/// Runs `hack/build-binaries.sh` for `only` (`k8s` or `helm`; cached after the first build)
+/// and returns the path it exports as `variable`.
+pub fn build_with_script(only: &str, variable: &str) -> Result<PathBuf, String> {
     let output = Command::new("bash")
         .arg(repo_root().join("hack/build-binaries.sh"))
-        .env("BUILD_ONLY", "k8s")
+        .env("BUILD_ONLY", only)
         .stderr(std::process::Stdio::inherit())
         .output()
         .map_err(|error| format!("running hack/build-binaries.sh: {error}"))?;
     if !output.status.success() {
         return Err(format!("hack/build-binaries.sh failed ({})", output.status));
     }
+    let prefix = format!("export {variable}=");
     String::from_utf8_lossy(&output.stdout)
         .lines()
-        .find_map(|line| line.strip_prefix("export KUBEBUILDER_ASSETS="))
-        .map(|dir| PathBuf::from(dir.trim()))
-        .ok_or_else(|| "hack/build-binaries.sh printed no KUBEBUILDER_ASSETS".to_owned())
+        .find_map(|line| line.strip_prefix(prefix.as_str()))
+        .map(|path| PathBuf::from(path.trim()))
+        .filter(|path| path.exists())
+        .ok_or_else(|| format!("hack/build-binaries.sh printed no usable {variable}"))
 }
 
 fn run(program: &str, args: &[&str], dir: &Path) -> Result<(), String> {

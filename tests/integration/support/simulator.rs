@@ -31,6 +31,12 @@ pub struct SimCall {
     pub instance_id: Option<String>,
     pub status: u16,
     pub error_type: Option<String>,
+    /// The answer repeated an earlier one for the same ClientToken, with no new effect.
+    #[serde(default)]
+    pub replay: bool,
+    /// When the simulator received the call, in milliseconds since it started.
+    #[serde(default)]
+    pub elapsed_ms: u64,
 }
 
 impl SimCall {
@@ -48,6 +54,9 @@ pub struct SimInstance {
     pub alias: Option<String>,
     pub identity_management_type: String,
     pub status: String,
+    /// DeleteInstance was accepted; the instance vanishes after the deletion delay.
+    #[serde(default)]
+    pub deleting: bool,
     pub status_reason: Option<Value>,
     pub inbound_calls_enabled: bool,
     pub outbound_calls_enabled: bool,
