@@ -38,13 +38,14 @@ binaries:
 # Prints figures against DESIGN.md's targets (docs/benchmarks.md); not part of `make test`.
 bench:
 	@eval "$$(hack/build-binaries.sh)"; export KUBEBUILDER_ASSETS HELM_BIN; \
+	$(CARGO) build --release --package connect-sim --bins; \
 	$(CARGO) bench --bench scale
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
 
 clippy:
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 # boto3 is the simulator's independent client (tests/sim_boto3_check.py).
 python-deps:
@@ -64,7 +65,8 @@ cargo-test: python-deps
 	export KUBEBUILDER_ASSETS HELM_BIN CONNECT_SIM_REQUIRE_BOTO3=1; \
 	if [[ -x $(VENV)/bin/python3 ]] && ! python3 -c 'import boto3' 2>/dev/null; then export PATH="$(VENV)/bin:$$PATH"; fi; \
 	echo "KUBEBUILDER_ASSETS=$$KUBEBUILDER_ASSETS HELM_BIN=$$HELM_BIN"; \
-	$(CARGO) test --lib --bins --tests
+	$(CARGO) build --package connect-sim --bins; \
+	$(CARGO) test --workspace --lib --bins --tests
 
 go-test:
 	@for dir in $(GO_TESTS); do \

@@ -25,9 +25,6 @@
 // The integration-test harness: control plane, simulator and operator processes that
 // never outlive this process. Its test-only items are unused here.
 #[allow(dead_code, unused_imports)]
-#[path = "../tests/integration/support/mod.rs"]
-mod support;
-
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::process::ExitCode;
@@ -35,15 +32,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use connect_operator::aws::token;
+use connect_sim::ConfigPatch;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Event as KubeEvent;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
 
-use support::connect;
-use support::simulator::SimInstance;
-use support::{OperatorOptions, OperatorProcess, SimCall, Simulator, TestNamespace};
+use test_kit::connect;
+use test_kit::simulator::SimInstance;
+use test_kit::{OperatorOptions, OperatorProcess, SimCall, Simulator, TestNamespace};
 
 /// "Tens of MiB for thousands of objects": read as below 100 MiB at 2,000 objects (the
 /// smallest "thousands"); 5,000 objects are projected for information.
@@ -772,32 +770,33 @@ async fn start_simulator(
         "UntagResource",
         "ListTagsForResource",
     ];
-    let mut rates = serde_json::Map::new();
-    let mut bursts = serde_json::Map::new();
+    let mut rates = BTreeMap::new();
+    let mut bursts = BTreeMap::new();
     for operation in ["CreateInstance", "DeleteInstance"] {
-        rates.insert(operation.to_owned(), json!(lifecycle.0));
-        bursts.insert(operation.to_owned(), json!(lifecycle.1));
+        rates.insert(operation.to_owned(), Some(lifecycle.0));
+        bursts.insert(operation.to_owned(), lifecycle.1);
     }
     for operation in operations {
         match others {
             Some((rate, burst)) => {
-                rates.insert(operation.to_owned(), json!(rate));
-                bursts.insert(operation.to_owned(), json!(burst));
+                rates.insert(operation.to_owned(), Some(rate));
+                bursts.insert(operation.to_owned(), burst);
             }
             None => {
-                rates.insert(operation.to_owned(), Value::Null);
+                rates.insert(operation.to_owned(), None);
             }
         }
     }
     simulator
-        .set_config(json!({
-            "creationDelayMs": creation_delay.as_millis() as u64,
-            "deletionDelayMs": deletion_delay.as_millis() as u64,
-            "instanceQuota": quota,
-            "lifecycleAttemptLimit": 1_000_000,
-            "rateLimits": rates,
-            "rateBursts": bursts,
-        }))
+        .set_config(&ConfigPatch {
+            creation_delay_ms: Some(creation_delay.as_millis() as u64),
+            deletion_delay_ms: Some(deletion_delay.as_millis() as u64),
+            instance_quota: Some(u32::try_from(quota).unwrap_or(u32::MAX)),
+            lifecycle_attempt_limit: Some(1_000_000),
+            rate_limits: Some(rates),
+            rate_bursts: Some(bursts),
+            ..ConfigPatch::default()
+        })
         .await;
     simulator
 }
@@ -835,9 +834,9 @@ async fn start_operator(
 // Scenarios 1, 2 and 4: probes, throughput, steady state, deletion
 
 async fn lifecycle_scenarios(params: &Params, clock: Clock, report: &mut Report) {
-    let client = support::client().await;
+    let client = test_kit::client().await;
     let namespace = TestNamespace::create(&client, "bench").await;
-    let dir = support::simulator::log_dir("bench-scale-lifecycle");
+    let dir = test_kit::simulator::log_dir("bench-scale-lifecycle");
     println!("  logs: {}", dir.display());
     let api = connect::api(&client, &namespace.name);
     let total = params.n + params.probes;
@@ -1465,9 +1464,9 @@ async fn memory_scenario(params: &Params, clock: Clock, report: &mut Report) {
         "\n== scenario 3: memory with {} objects (fresh simulator and operator, mode {}) ==",
         params.m, params.mem_mode
     );
-    let client = support::client().await;
+    let client = test_kit::client().await;
     let namespace = TestNamespace::create(&client, "bench-mem").await;
-    let dir = support::simulator::log_dir("bench-scale-memory");
+    let dir = test_kit::simulator::log_dir("bench-scale-memory");
     println!("  logs: {}", dir.display());
     let api = connect::api(&client, &namespace.name);
     let create_burst = params.mem_create_rate.ceil().max(1.0) as u32;
@@ -1770,7 +1769,7 @@ fn main() -> ExitCode {
         };
         let mut report = Report::default();
         println!("\nstarting the local control plane ...");
-        let control_plane = tokio::task::spawn_blocking(support::control_plane)
+        let control_plane = tokio::task::spawn_blocking(test_kit::control_plane)
             .await
             .expect("control plane");
         println!(

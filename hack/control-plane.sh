@@ -1,14 +1,31 @@
 # shellcheck shell=bash
 # Library (source it): starts a throwaway local control plane — a real etcd and
-# kube-apiserver on free loopback ports — the same way the Rust test harness does
-# (tests/integration/support/control_plane.rs): TLS from a fresh CA, an admin token in
-# system:masters, RBAC authorization, service-account token signing.
+# kube-apiserver on free loopback ports — from the same flags as the Rust test kit
+# (hack/control-plane.flags): TLS from a fresh CA, an admin token in system:masters, RBAC
+# authorization, service-account token signing.
 #
 #   source hack/control-plane.sh
 #   start_control_plane DIR ASSETS   # ASSETS holds etcd and kube-apiserver
 #
 # Sets ETCD_PID, APISERVER_PID (children of the calling shell: stop them yourself, e.g.
 # in an EXIT trap) and SERVER, and writes DIR/kubeconfig. Logs go to DIR/*.log.
+
+_cp_flags_file=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/control-plane.flags
+
+# _cp_flags PROGRAM: that program's flags from control-plane.flags, placeholders filled in
+# from the variables dir, etcd_port, peer_port and api_port of the caller.
+_cp_flags() {
+  local program=$1 line
+  while IFS= read -r line; do
+    case $line in "$program "*) ;; *) continue ;; esac
+    line=${line#"$program "}
+    line=${line//\{dir\}/$dir}
+    line=${line//\{etcd_port\}/$etcd_port}
+    line=${line//\{peer_port\}/$peer_port}
+    line=${line//\{api_port\}/$api_port}
+    printf '%s\n' "$line"
+  done <"$_cp_flags_file"
+}
 
 _cp_free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
@@ -24,7 +41,7 @@ start_control_plane() {
       -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
     printf '%s\n' 'basicConstraints=CA:FALSE' \
       'keyUsage=critical,digitalSignature,keyEncipherment' 'extendedKeyUsage=serverAuth' \
-      'subjectAltName=IP:127.0.0.1,DNS:localhost,IP:10.0.0.1,DNS:kubernetes.default.svc' >apiserver.ext
+      "subjectAltName=$(_cp_flags san)" >apiserver.ext
     openssl req -newkey rsa:2048 -nodes -keyout apiserver.key -out apiserver.csr \
       -subj /CN=kube-apiserver 2>/dev/null
     openssl x509 -req -in apiserver.csr -CA ca.crt -CAkey ca.key -CAcreateserial \
@@ -40,23 +57,12 @@ start_control_plane() {
   etcd_port=$(_cp_free_port)
   peer_port=$(_cp_free_port)
   api_port=$(_cp_free_port)
-  "$assets/etcd" --name=default --data-dir="$dir/etcd" \
-    --listen-client-urls="http://127.0.0.1:$etcd_port" \
-    --advertise-client-urls="http://127.0.0.1:$etcd_port" \
-    --listen-peer-urls="http://127.0.0.1:$peer_port" \
-    --initial-advertise-peer-urls="http://127.0.0.1:$peer_port" \
-    --initial-cluster="default=http://127.0.0.1:$peer_port" \
-    --unsafe-no-fsync=true --log-level=warn >"$dir/etcd.log" 2>&1 &
+  local -a etcd_flags apiserver_flags
+  mapfile -t etcd_flags < <(_cp_flags etcd)
+  mapfile -t apiserver_flags < <(_cp_flags kube-apiserver)
+  "$assets/etcd" "${etcd_flags[@]}" >"$dir/etcd.log" 2>&1 &
   ETCD_PID=$!
-  "$assets/kube-apiserver" --etcd-servers="http://127.0.0.1:$etcd_port" \
-    --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$api_port" \
-    --cert-dir="$dir/certs" --tls-cert-file="$dir/apiserver.crt" \
-    --tls-private-key-file="$dir/apiserver.key" --client-ca-file="$dir/ca.crt" \
-    --token-auth-file="$dir/tokens.csv" --authorization-mode=RBAC \
-    --service-account-issuer=https://kubernetes.default.svc.cluster.local \
-    --service-account-key-file="$dir/sa.pub" --service-account-signing-key-file="$dir/sa.key" \
-    --service-cluster-ip-range=10.0.0.0/24 --allow-privileged=true \
-    >"$dir/kube-apiserver.log" 2>&1 &
+  "$assets/kube-apiserver" "${apiserver_flags[@]}" >"$dir/kube-apiserver.log" 2>&1 &
   APISERVER_PID=$!
   SERVER=https://127.0.0.1:$api_port
 

@@ -76,7 +76,7 @@ step "building what is missing"
 eval "$(BUILD_ONLY=k8s hack/build-binaries.sh)"
 kubectl_bin=$KUBEBUILDER_ASSETS/kubectl
 [[ -x $kubectl_bin ]] || kubectl_bin=$(command -v kubectl)
-cargo build --quiet --bin connect-operator --bin connect-sim
+cargo build --quiet --package connect-operator --package connect-sim --bins
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 operator_bin=$target_dir/debug/connect-operator
 sim_bin=$target_dir/debug/connect-sim

@@ -375,10 +375,26 @@ pub struct ConnectInstanceStatus {
     /// The AWS region the instance lives in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// When DeleteInstance was first accepted for this object (RFC 3339). Written once, so
+    /// that a restarted operator or a new leader polls the deletion instead of sending it
+    /// again at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_requested_time: Option<String>,
     /// `Ready`, `Reconciling`, `Stalled` and `QuotaExceeded` (kstatus-compatible).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "conditions_schema")]
     pub conditions: Vec<Condition>,
+}
+
+impl ConnectInstanceStatus {
+    /// The message of the condition of the given type, if present.
+    #[must_use]
+    pub fn condition_message(&self, type_: &str) -> Option<&str> {
+        self.conditions
+            .iter()
+            .find(|c| c.type_ == type_)
+            .map(|c| c.message.as_str())
+    }
 }
 
 impl ConnectInstance {

@@ -4,7 +4,8 @@
 //! Modules by responsibility: [`api`] (the custom resource), [`reconciler`] (pure planning
 //! in `reconciler::plan` and [`conditions`], I/O at the edges), [`aws`] (client, error
 //! classification, tokens, rate limits), [`telemetry`], [`server`] (metrics and health),
-//! [`cli`], and [`simulator`] (the Connect simulator used by tests and the demo).
+//! and [`cli`]. The Connect simulator the tests and the demo run against is a crate of its
+//! own (`crates/connect-sim`) that shares nothing with this one.
 
 pub mod api;
 pub mod aws;
@@ -12,5 +13,4 @@ pub mod cli;
 pub mod conditions;
 pub mod reconciler;
 pub mod server;
-pub mod simulator;
 pub mod telemetry;

@@ -1,18 +1,21 @@
-//! The reconciler: one finalizer around the Apply and Cleanup paths of DESIGN.md §2.
+//! The reconciler: one finalizer around the Apply and Cleanup paths.
 //!
-//! The decisions live in [`plan`] and [`crate::conditions`] (pure); this module and its
-//! children do the I/O: Kubernetes status writes and events, and AWS calls through
-//! [`crate::aws::ConnectClient`].
+//! Each path is a short loop of observe (AWS reads) → decide (pure: [`decide`], with the
+//! diffs and timings of [`plan`] and the conditions of [`crate::conditions`]) → act (AWS
+//! writes, then the status and events the next decision gives). See
+//! `docs/architecture.md`.
 
 mod apply;
 mod cleanup;
+pub mod decide;
+pub mod memory;
 pub mod plan;
 mod status;
+mod step;
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use kube::api::Api;
@@ -26,6 +29,7 @@ use kube::{Client, Resource, ResourceExt};
 use crate::api::{ConnectInstance, FINALIZER};
 use crate::aws::ConnectClient;
 use crate::telemetry::Metrics;
+use memory::Memory;
 pub use plan::RetryPolicy;
 
 /// The field manager of every write the operator makes.
@@ -64,13 +68,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Settings.
     pub settings: Settings,
-    /// Consecutive failures per object, for exponential backoff; reset on success.
-    failures: Mutex<HashMap<String, u32>>,
-    /// When DeleteInstance was last accepted per object, so that polling does not resend it.
-    deletes_accepted: Mutex<HashMap<String, Instant>>,
-    /// When a lookup last found no instance of the object's, so that a creation waiting for
-    /// its CreateInstance slot does not list the whole account on every attempt.
-    lookups_empty: Mutex<HashMap<String, Instant>>,
+    /// What the process remembers about objects: only what may be lost.
+    pub memory: Memory,
 }
 
 impl Context {
@@ -93,55 +92,17 @@ impl Context {
             connect,
             metrics,
             settings,
-            failures: Mutex::new(HashMap::new()),
-            deletes_accepted: Mutex::new(HashMap::new()),
-            lookups_empty: Mutex::new(HashMap::new()),
+            memory: Memory::default(),
         }
     }
+}
 
-    /// Counts one more consecutive failure for the object and returns the count before it.
-    fn next_attempt(&self, key: &str) -> u32 {
-        let mut map = lock(&self.failures);
-        let counter = map.entry(key.to_owned()).or_insert(0);
-        let attempt = *counter;
-        *counter = counter.saturating_add(1);
-        attempt
-    }
-
-    /// Forgets the object's failures after a success.
-    fn reset_attempts(&self, key: &str) {
-        lock(&self.failures).remove(key);
-    }
-
-    fn record_delete_accepted(&self, key: &str) {
-        lock(&self.deletes_accepted).insert(key.to_owned(), Instant::now());
-    }
-
-    fn delete_accepted_at(&self, key: &str) -> Option<Instant> {
-        lock(&self.deletes_accepted).get(key).copied()
-    }
-
-    fn forget_delete(&self, key: &str) {
-        lock(&self.deletes_accepted).remove(key);
-    }
-
-    fn record_lookup_empty(&self, key: &str) {
-        lock(&self.lookups_empty).insert(key.to_owned(), Instant::now());
-    }
-
-    /// Whether a lookup found nothing for the object within `window`.
-    fn lookup_empty_within(&self, key: &str, window: Duration) -> bool {
-        lock(&self.lookups_empty)
-            .get(key)
-            .is_some_and(|at| at.elapsed() < window)
-    }
-
-    fn forget_lookup(&self, key: &str) {
-        lock(&self.lookups_empty).remove(key);
-    }
-
-    fn jittered(d: Duration) -> Duration {
-        plan::jitter(d, fastrand::f64())
+/// Applies the decision's kind of randomness to a wait.
+fn jittered(d: Duration, jitter: decide::Jitter) -> Duration {
+    match jitter {
+        decide::Jitter::None => d,
+        decide::Jitter::Spread => plan::jitter(d, fastrand::f64()),
+        decide::Jitter::Slot => d + Duration::from_millis(fastrand::u64(0..250)),
     }
 }
 
@@ -230,16 +191,10 @@ pub fn error_policy(obj: Arc<ConnectInstance>, err: &Error, ctx: Arc<Context>) -
     }
     ctx.metrics.reconcile_failed(err.category());
     let key = object_key(&obj);
-    let attempt = ctx.next_attempt(&key);
-    let delay = Context::jittered(plan::backoff(&ctx.settings.retry, attempt));
+    let attempt = ctx.memory.count_failure(&key);
+    let delay = plan::jitter(plan::backoff(&ctx.settings.retry, attempt), fastrand::f64());
     tracing::warn!(error = %err, category = err.category(), ?delay, "reconcile failed; retrying");
     Action::requeue(delay)
-}
-
-/// A poisoned lock only means another reconcile panicked mid-update of a counter map;
-/// the map is still usable.
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn object_key(obj: &ConnectInstance) -> String {
@@ -274,12 +229,16 @@ pub async fn run(
     let (reader, writer) = reflector::store();
     // Ready once the first full list has been received. (The store's own
     // `wait_until_ready` wakes only one waiter, and the controller is already that one.)
+    let forget = ctx.clone();
     let stream = watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
-        .inspect_ok(move |event| {
-            if matches!(event, watcher::Event::InitDone) && !ready.swap(true, Ordering::SeqCst) {
+        .inspect_ok(move |event| match event {
+            watcher::Event::InitDone if !ready.swap(true, Ordering::SeqCst) => {
                 tracing::info!("watch synced; ready");
             }
+            // Whatever the process remembered about an object goes with it.
+            watcher::Event::Delete(obj) => forget.memory.forget(&object_key(obj)),
+            _ => {}
         })
         // managedFields are a third of each object and the operator never reads them.
         .modify(|obj: &mut ConnectInstance| obj.managed_fields_mut().clear())

@@ -1,50 +1,18 @@
-//! One reconcile's view of its object: the status it last wrote, status writes (server-side
-//! apply, only when something changed, bounded by a timeout) and events.
+//! One reconcile's view of its object: the status it last wrote, the decision's status and
+//! conditions committed by server-side apply (only when something changed, bounded by a
+//! timeout), and events.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 
-use kube::runtime::controller::Action;
-
-use super::{Context, Error, FIELD_MANAGER, plan};
+use super::decide::{Decision, Inputs};
+use super::{Context, Error, FIELD_MANAGER};
 use crate::api::{ConnectInstance, ConnectInstanceStatus};
-use crate::aws::{AwsError, ErrorKind, InstanceSummary, ObservedInstance};
 use crate::conditions::{self, State, types};
-
-/// Why a step of a reconcile stopped early.
-pub(super) enum Stop {
-    /// An AWS call failed: becomes a condition and a requeue.
-    Aws(AwsError),
-    /// A Kubernetes write failed: goes to the error policy.
-    Kube(Error),
-    /// The step already set the state; requeue with this action.
-    Done(Action),
-}
-
-impl From<AwsError> for Stop {
-    fn from(e: AwsError) -> Self {
-        Self::Aws(e)
-    }
-}
-
-impl From<Error> for Stop {
-    fn from(e: Error) -> Self {
-        Self::Kube(e)
-    }
-}
-
-/// What a lookup by alias and uid tag found.
-pub(super) struct Lookup {
-    /// The instance this object created (it carries our uid tag).
-    pub ours: Option<InstanceSummary>,
-    /// An instance with the same alias that this object did not create.
-    pub foreign: Option<InstanceSummary>,
-}
 
 /// The object being reconciled and what the operator knows of its status.
 pub(super) struct Reconciliation<'a> {
@@ -80,13 +48,24 @@ impl<'a> Reconciliation<'a> {
         })
     }
 
-    /// The key used for the per-object failure counter.
-    pub fn key(&self) -> &str {
-        &self.uid
+    /// What a decision needs besides the observation.
+    pub fn inputs(&self) -> Inputs<'_> {
+        Inputs {
+            spec: &self.obj.spec,
+            uid: &self.uid,
+            generation: self.obj.metadata.generation.unwrap_or_default(),
+            status: &self.status,
+            region: &self.region,
+            now_epoch_seconds: jiff::Timestamp::now().as_second(),
+            retry: self.ctx.settings.retry,
+            poll_interval: self.ctx.settings.creation_poll_interval,
+            failures: self.ctx.memory.failures(&self.uid),
+            delete_sent_ago: self.ctx.memory.delete_sent_ago(&self.uid),
+        }
     }
 
     /// The current `Ready` reason, if any.
-    pub fn ready_reason(&self) -> Option<&str> {
+    fn ready_reason(&self) -> Option<&str> {
         self.status
             .conditions
             .iter()
@@ -94,37 +73,56 @@ impl<'a> Reconciliation<'a> {
             .map(|c| c.reason.as_str())
     }
 
-    /// Writes the conditions for `state` (and whatever `update` changes in the status
-    /// fields), only if the result differs from what is there. A change of the `Ready`
-    /// reason is announced with an event; error states always are.
-    pub async fn set_state(
-        &mut self,
-        state: State,
-        message: &str,
-        update: impl FnOnce(&mut ConnectInstanceStatus),
-    ) -> Result<(), Error> {
-        let generation = self.obj.metadata.generation;
-        let mut next = self.status.clone();
-        update(&mut next);
-        next.observed_generation = generation;
-        next.region = Some(self.region.clone());
-        let now = Time(jiff::Timestamp::now());
-        next.conditions =
-            conditions::compute(state, message, generation, &self.status.conditions, &now);
-        let reason_changed = self.ready_reason() != Some(state.reason());
+    /// Writes the decision's status (and the conditions of its state), only if the result
+    /// differs from what is there, then publishes its events. A change of the `Ready` reason
+    /// is announced with an event; error states always are.
+    pub async fn commit(&mut self, decision: &Decision) -> Result<(), Error> {
+        let mut next = decision.status.clone();
+        let mut announce = None;
+        if let Some((state, message)) = &decision.state {
+            let generation = self.obj.metadata.generation;
+            next.observed_generation = generation;
+            next.region = Some(self.region.clone());
+            let now = Time(jiff::Timestamp::now());
+            next.conditions =
+                conditions::compute(*state, message, generation, &self.status.conditions, &now);
+            if self.ready_reason() != Some(state.reason()) || state.is_error() {
+                announce = Some((*state, message.as_str()));
+            }
+            if state.is_error() {
+                tracing::warn!(state = state.reason(), %message, "reconcile ended in an error state");
+            }
+        }
         if next != self.status {
             self.write(&next).await?;
             self.status = next;
         }
-        if reason_changed || state.is_error() {
-            let kind = if state.is_error() {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            };
-            self.event(kind, state.reason(), message).await;
+        if let Some((state, message)) = announce {
+            self.event(event_type(state), state.reason(), message).await;
+        }
+        for event in &decision.events {
+            self.event(event.type_, event.reason, &event.note).await;
         }
         Ok(())
+    }
+
+    /// Writes `Ready=Unknown/Initializing` on the first visit.
+    pub async fn initialize(&mut self) -> Result<(), Error> {
+        if !self.status.conditions.is_empty() {
+            return Ok(());
+        }
+        let decision = Decision {
+            state: Some((
+                State::Initializing,
+                "Looking for an existing instance before creating one".to_owned(),
+            )),
+            status: self.status.clone(),
+            writes: vec![],
+            then: super::decide::Then::ObserveAgain,
+            failures: super::decide::Failures::Keep,
+            events: vec![],
+        };
+        self.commit(&decision).await
     }
 
     async fn write(&self, status: &ConnectInstanceStatus) -> Result<(), Error> {
@@ -147,62 +145,6 @@ impl<'a> Reconciliation<'a> {
         Ok(())
     }
 
-    /// Looks for the instance this object created (alias + uid tag) among the account's
-    /// instances in its region; also reports a foreign instance holding the alias.
-    pub async fn lookup(&self) -> Result<Lookup, AwsError> {
-        let instances = self.ctx.connect.list_instances(&self.region).await?;
-        let alias = self.obj.spec.instance_alias.as_deref();
-        let mut foreign = None;
-        for candidate in plan::lookup_candidates(alias, &instances) {
-            let tags = self
-                .ctx
-                .connect
-                .list_tags(&self.region, &candidate.arn)
-                .await?;
-            if plan::is_ours(&tags, &self.uid) {
-                return Ok(Lookup {
-                    ours: Some(candidate.clone()),
-                    foreign,
-                });
-            }
-            foreign.get_or_insert_with(|| candidate.clone());
-        }
-        Ok(Lookup {
-            ours: None,
-            foreign,
-        })
-    }
-
-    /// Turns an AWS failure into conditions, a Warning event and the failure metric, and
-    /// returns when to try again. A refusal by the client-side rate limiter sent nothing to
-    /// AWS: no condition changes, only a requeue for the expected slot.
-    pub async fn record_failure(
-        &mut self,
-        err: &AwsError,
-        message: &str,
-    ) -> Result<Duration, Error> {
-        if err.kind == ErrorKind::RateLimited {
-            return Ok(err.retry_after.unwrap_or(Duration::from_secs(1))
-                + Duration::from_millis(fastrand::u64(0..250)));
-        }
-        let state = plan::state_for_error(err);
-        self.ctx.metrics.reconcile_failed(err.kind.as_str());
-        tracing::warn!(error = %err, state = state.reason(), "AWS call failed; will retry");
-        self.set_state(state, message, |_| {}).await?;
-        Ok(self.backoff_after(state))
-    }
-
-    /// When to look again after ending in `state` with no failure streak (jittered).
-    pub fn requeue_after(&self, state: State) -> Duration {
-        Context::jittered(plan::retry_after(&self.ctx.settings.retry, state, 0))
-    }
-
-    /// When to look again after one more consecutive failure ending in `state` (jittered).
-    pub fn backoff_after(&self, state: State) -> Duration {
-        let attempt = self.ctx.next_attempt(self.key());
-        Context::jittered(plan::retry_after(&self.ctx.settings.retry, state, attempt))
-    }
-
     /// Publishes an event on the object. A failure is logged, never fails the reconcile.
     pub async fn event(&self, type_: EventType, reason: &str, note: &str) {
         let event = Event {
@@ -219,17 +161,12 @@ impl<'a> Reconciliation<'a> {
     }
 }
 
-/// Copies what DescribeInstance reported into status fields.
-pub(super) fn record_observed(status: &mut ConnectInstanceStatus, observed: &ObservedInstance) {
-    status.instance_id = Some(observed.id.clone());
-    if !observed.arn.is_empty() {
-        status.arn = Some(observed.arn.clone());
+fn event_type(state: State) -> EventType {
+    if state.is_error() {
+        EventType::Warning
+    } else {
+        EventType::Normal
     }
-    status.instance_status = Some(observed.state.as_str().to_owned());
-    status.status_reason.clone_from(&observed.status_reason);
-    status.instance_access_url.clone_from(&observed.access_url);
-    status.service_role.clone_from(&observed.service_role);
-    status.created_time.clone_from(&observed.created_time);
 }
 
 fn truncate(s: &str, max: usize) -> String {

@@ -28,18 +28,19 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use connect_operator::aws::token::{create_token, delete_token};
+use connect_sim::ConfigPatch;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Client;
 use kube::api::{Api, DynamicObject};
 use serde::Deserialize as _;
 use serde_json::{Value, json};
 
-use crate::support::connect::{
+use test_kit::connect::{
     self, basic_spec, condition, create, describe, generation, manifest, status_str, uid, wait_for,
     wait_gone,
 };
-use crate::support::simulator::log_dir;
-use crate::support::{
+use test_kit::simulator::log_dir;
+use test_kit::{
     DEADLINE, OperatorOptions, OperatorProcess, SimCall, Simulator, TestNamespace, client,
     control_plane, heavy_slot, kubectl, kubectl_ok, kubectl_with_input, random_suffix, wait_until,
 };
@@ -127,7 +128,7 @@ fn helm_bin() -> &'static Path {
                 Err(format!("HELM_BIN={} is not a file", helm.display()))
             };
         }
-        crate::support::control_plane::build_with_script("helm", "HELM_BIN")
+        test_kit::control_plane::build_with_script("helm", "HELM_BIN")
     })
     .as_ref()
     .unwrap_or_else(|error| panic!("helm unavailable: {error}"))
@@ -144,7 +145,7 @@ async fn helm(args: &[&str]) -> Run {
 }
 
 /// The shared control plane (started if needed), from async code.
-async fn plane() -> &'static crate::support::control_plane::ControlPlane {
+async fn plane() -> &'static test_kit::control_plane::ControlPlane {
     tokio::task::spawn_blocking(control_plane)
         .await
         .expect("control plane start-up")
@@ -268,8 +269,16 @@ async fn scenario_simulator(logs: &Path) -> Simulator {
         logs,
         &["--creation-delay", "1s", "--deletion-delay", "500ms"],
     );
-    sim.set_config(json!({ "rateLimits": { "CreateInstance": 5, "DeleteInstance": 5 } }))
-        .await;
+    sim.set_config(&ConfigPatch {
+        rate_limits: Some(
+            [("CreateInstance", Some(5.0)), ("DeleteInstance", Some(5.0))]
+                .into_iter()
+                .map(|(operation, rate)| (operation.to_owned(), rate))
+                .collect(),
+        ),
+        ..ConfigPatch::default()
+    })
+    .await;
     sim
 }
 

@@ -12,17 +12,18 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use connect_operator::aws::token::{create_token, delete_token};
+use connect_sim::{ConfigPatch, FaultsPatch};
 use kube::Client;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
 use tokio::sync::SemaphorePermit;
 
-use crate::support::connect::{
+use test_kit::connect::{
     self, basic_spec, condition, create, describe, event_summaries, events, generation,
     has_finalizer, is_true, manifest, status_str, uid, wait_for, wait_gone,
 };
-use crate::support::simulator::log_dir;
-use crate::support::{
+use test_kit::simulator::log_dir;
+use test_kit::{
     DEADLINE, OperatorOptions, OperatorProcess, SimCall, Simulator, TestNamespace, client,
     heavy_slot, kubectl, kubectl_ok, kubectl_with_input, wait_until,
 };
@@ -631,7 +632,12 @@ async fn instance_quota_sets_quota_exceeded_and_recovers_when_raised() {
     assert!(!warnings.is_empty(), "no Warning event for the quota error");
 
     // Raising the quota: the next attempt succeeds and the conditions clear.
-    s.sim.set_config(json!({ "instanceQuota": 2 })).await;
+    s.sim
+        .set_config(&ConfigPatch {
+            instance_quota: Some(2),
+            ..ConfigPatch::default()
+        })
+        .await;
     let object = s.wait_ready(name).await;
     assert_ready_and_settled(&object);
     let calls = s.sim.calls().await;
@@ -768,19 +774,28 @@ async fn throttling_and_server_errors_converge_without_retry_storm() {
     // Phase 1, the outage: half the calls fail with 5xx, some connections drop (after the
     // simulator acted: a create may happen without an answer), and the read operations are
     // throttled hard.
-    let throttle = |rate: Value| {
-        json!({
-            "DescribeInstance": rate,
-            "ListInstances": rate,
-            "ListInstanceAttributes": rate,
-        })
-    };
+    fn throttle<T: Copy>(rate: T) -> BTreeMap<String, T> {
+        [
+            "DescribeInstance",
+            "ListInstances",
+            "ListInstanceAttributes",
+        ]
+        .into_iter()
+        .map(|operation| (operation.to_owned(), rate))
+        .collect()
+    }
     s.sim
-        .set_config(json!({
-            "rateLimits": throttle(json!(0.5)),
-            "rateBursts": throttle(json!(1)),
-            "faults": { "serverErrorRatio": 0.5, "dropConnectionRatio": 0.1, "operations": [] },
-        }))
+        .set_config(&ConfigPatch {
+            rate_limits: Some(throttle(Some(0.5))),
+            rate_bursts: Some(throttle(1)),
+            faults: Some(FaultsPatch {
+                server_error_ratio: Some(0.5),
+                drop_connection_ratio: Some(0.1),
+                operations: Some(vec![]),
+                ..FaultsPatch::default()
+            }),
+            ..ConfigPatch::default()
+        })
         .await;
     let names = ["faulty-a", "faulty-b"];
     let mut uids = BTreeMap::new();
@@ -818,10 +833,15 @@ async fn throttling_and_server_errors_converge_without_retry_storm() {
 
     // Phase 2, recovery: everything converges, with exactly one instance per object.
     s.sim
-        .set_config(json!({
-            "rateLimits": throttle(Value::Null),
-            "faults": { "serverErrorRatio": 0.0, "dropConnectionRatio": 0.0 },
-        }))
+        .set_config(&ConfigPatch {
+            rate_limits: Some(throttle(None)),
+            faults: Some(FaultsPatch {
+                server_error_ratio: Some(0.0),
+                drop_connection_ratio: Some(0.0),
+                ..FaultsPatch::default()
+            }),
+            ..ConfigPatch::default()
+        })
         .await;
     for name in names {
         let object = s.wait_ready(name).await;
@@ -936,7 +956,10 @@ async fn creation_failed_is_stalled_without_a_second_create() {
     )
     .await;
     s.sim
-        .set_config(json!({ "failCreationAliasPattern": "^doomed-" }))
+        .set_config(&ConfigPatch {
+            fail_creation_alias_pattern: Some(Some("^doomed-".to_owned())),
+            ..ConfigPatch::default()
+        })
         .await;
     let name = "doomed";
     create(&s.api, &manifest(name, basic_spec("doomed-center")))

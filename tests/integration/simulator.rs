@@ -16,7 +16,7 @@ use aws_sdk_connect::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_connect::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_connect::operation::create_instance::CreateInstanceError;
 use aws_sdk_connect::types::{DirectoryType, InstanceAttributeType, InstanceStatus};
-use connect_operator::simulator::{self, SimConfig, SimHandle};
+use connect_sim::{self as simulator, SimConfig, SimHandle};
 use serde_json::{Value, json};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -1402,7 +1402,7 @@ async fn boto3_check_script_passes_against_the_simulator() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_sim_binary_prints_its_address_applies_flags_and_exits_on_sigterm() -> TestResult {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_connect-sim"))
+    let mut child = Command::new(test_kit::paths::simulator_binary())
         .args([
             "--listen",
             "127.0.0.1:0",

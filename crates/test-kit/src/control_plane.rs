@@ -8,7 +8,7 @@
 //! - a service-account issuer and RSA signing key, so `kubectl create token` works;
 //! - every CRD under `crds/` applied and waited for until `Established`.
 //!
-//! The processes run under the watchdog of [`super::process`], so they stop when the test
+//! The processes run under the watchdog of [`crate::process`], so they stop when the test
 //! binary exits (statics are never dropped); a janitor process then removes the data
 //! directory (kept when `CONNECT_OPERATOR_KEEP_TEST_DIR` is set).
 
@@ -22,7 +22,8 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{Api, Patch, PatchParams};
 use serde::Deserialize as _;
 
-use super::process::{ManagedProcess, Spawn, free_port, log_tail};
+use crate::paths::repo_root;
+use crate::process::{ManagedProcess, Spawn, free_port, log_tail};
 
 /// Field manager for everything the harness applies.
 pub const FIELD_MANAGER: &str = "connect-operator-tests";
@@ -102,10 +103,6 @@ pub fn control_plane() -> &'static ControlPlane {
     }
 }
 
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 /// Directory with kube-apiserver and etcd: `KUBEBUILDER_ASSETS`, or what
 /// `hack/build-binaries.sh` builds (or finds cached) and prints.
 pub fn assets_dir() -> Result<PathBuf, String> {
@@ -174,11 +171,13 @@ fn make_keys(dir: &Path) -> Result<(), String> {
         -CAcreateserial -out apiserver.crt -days 7 -extfile apiserver.ext";
     std::fs::write(
         dir.join("apiserver.ext"),
-        "basicConstraints=CA:FALSE\n\
-         keyUsage=critical,digitalSignature,keyEncipherment\n\
-         extendedKeyUsage=serverAuth\n\
-         subjectAltName=IP:127.0.0.1,DNS:localhost,IP:10.0.0.1,DNS:kubernetes,\
-         DNS:kubernetes.default,DNS:kubernetes.default.svc\n",
+        format!(
+            "basicConstraints=CA:FALSE\n\
+             keyUsage=critical,digitalSignature,keyEncipherment\n\
+             extendedKeyUsage=serverAuth\n\
+             subjectAltName={}\n",
+            flags("san", &Placeholders::default()).join(",")
+        ),
     )
     .map_err(|error| error.to_string())?;
     for args in [
@@ -191,6 +190,32 @@ fn make_keys(dir: &Path) -> Result<(), String> {
         run("openssl", &args.split_whitespace().collect::<Vec<_>>(), dir)?;
     }
     Ok(())
+}
+
+/// The control plane's flags, shared with `hack/control-plane.sh`.
+const FLAGS: &str = include_str!("../../../hack/control-plane.flags");
+
+/// What the placeholders of [`FLAGS`] stand for.
+#[derive(Default)]
+struct Placeholders {
+    dir: String,
+    etcd_port: u16,
+    peer_port: u16,
+    api_port: u16,
+}
+
+/// `program`'s lines of [`FLAGS`], placeholders filled in.
+fn flags(program: &str, values: &Placeholders) -> Vec<String> {
+    FLAGS
+        .lines()
+        .filter_map(|line| line.strip_prefix(program)?.strip_prefix(' '))
+        .map(|flag| {
+            flag.replace("{dir}", &values.dir)
+                .replace("{etcd_port}", &values.etcd_port.to_string())
+                .replace("{peer_port}", &values.peer_port.to_string())
+                .replace("{api_port}", &values.api_port.to_string())
+        })
+        .collect()
 }
 
 fn os(value: impl Into<OsString>) -> OsString {
@@ -223,24 +248,17 @@ fn start() -> Result<ControlPlane, String> {
     let etcd_port = free_port();
     let peer_port = free_port();
     let api_port = free_port();
-    let etcd_url = format!("http://127.0.0.1:{etcd_port}");
-    let peer_url = format!("http://127.0.0.1:{peer_port}");
+    let placeholders = Placeholders {
+        dir: dir.display().to_string(),
+        etcd_port,
+        peer_port,
+        api_port,
+    };
 
     let etcd = ManagedProcess::spawn(Spawn {
         name: "etcd",
         program: &assets.join("etcd"),
-        args: vec![
-            os("--name=default"),
-            os(format!("--data-dir={}", dir.join("etcd").display())),
-            os(format!("--listen-client-urls={etcd_url}")),
-            os(format!("--advertise-client-urls={etcd_url}")),
-            os(format!("--listen-peer-urls={peer_url}")),
-            os(format!("--initial-advertise-peer-urls={peer_url}")),
-            os(format!("--initial-cluster=default={peer_url}")),
-            // Throwaway data: durability buys nothing and fsync is slow on shared disks.
-            os("--unsafe-no-fsync=true"),
-            os("--log-level=warn"),
-        ],
+        args: flags("etcd", &placeholders).into_iter().map(os).collect(),
         envs: vec![],
         env_remove: vec![],
         log: &dir.join("etcd.log"),
@@ -249,30 +267,13 @@ fn start() -> Result<ControlPlane, String> {
     })
     .map_err(|error| error.to_string())?;
 
-    let path = |name: &str| dir.join(name).display().to_string();
     let apiserver = ManagedProcess::spawn(Spawn {
         name: "kube-apiserver",
         program: &assets.join("kube-apiserver"),
-        args: vec![
-            os(format!("--etcd-servers={etcd_url}")),
-            os("--bind-address=127.0.0.1"),
-            os("--advertise-address=127.0.0.1"),
-            os(format!("--secure-port={api_port}")),
-            os(format!("--cert-dir={}", path("certs"))),
-            os(format!("--tls-cert-file={}", path("apiserver.crt"))),
-            os(format!("--tls-private-key-file={}", path("apiserver.key"))),
-            os(format!("--client-ca-file={}", path("ca.crt"))),
-            os(format!("--token-auth-file={}", path("tokens.csv"))),
-            os("--authorization-mode=RBAC"),
-            os("--service-account-issuer=https://kubernetes.default.svc.cluster.local"),
-            os(format!("--service-account-key-file={}", path("sa.pub"))),
-            os(format!(
-                "--service-account-signing-key-file={}",
-                path("sa.key")
-            )),
-            os("--service-cluster-ip-range=10.0.0.0/24"),
-            os("--allow-privileged=true"),
-        ],
+        args: flags("kube-apiserver", &placeholders)
+            .into_iter()
+            .map(os)
+            .collect(),
         envs: vec![],
         env_remove: vec![],
         log: &dir.join("kube-apiserver.log"),
@@ -350,7 +351,7 @@ fn start() -> Result<ControlPlane, String> {
 async fn wait_ready(control_plane: &mut ControlPlane) -> Result<(), String> {
     // kube installs its rustls crypto provider as the process default when it builds a
     // client; do that first so reqwest finds one whatever TLS features are enabled.
-    super::client_for(&control_plane.kubeconfig)
+    crate::client_for(&control_plane.kubeconfig)
         .await
         .map_err(|error| error.to_string())?;
     let ca = std::fs::read(&control_plane.ca_cert).map_err(|error| error.to_string())?;
@@ -405,7 +406,7 @@ async fn install_crds(control_plane: &ControlPlane) -> Result<Vec<String>, Strin
         eprintln!("no CRDs under {}: skipping CRD installation", dir.display());
         return Ok(vec![]);
     }
-    let client = super::client_for(&control_plane.kubeconfig)
+    let client = crate::client_for(&control_plane.kubeconfig)
         .await
         .map_err(|error| error.to_string())?;
     let crds: Api<CustomResourceDefinition> = Api::all(client);

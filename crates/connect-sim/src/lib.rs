@@ -26,7 +26,9 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use config::{FaultConfig, Operation, RateLimit, SimConfig};
+pub use config::{
+    ConfigPatch, ConfigView, FaultConfig, FaultsPatch, FaultsView, Operation, RateLimit, SimConfig,
+};
 
 use limits::{ConnectionHandle, DroppableListener};
 use service::Sim;

@@ -7,8 +7,8 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::{Api, ObjectMeta, PostParams};
 
-use super::process::{ManagedProcess, Spawn};
-use super::{TestNamespace, client, control_plane, kubectl, kubectl_ok, simulator::log_dir};
+use test_kit::process::{ManagedProcess, Spawn};
+use test_kit::{TestNamespace, client, control_plane, kubectl, kubectl_ok, simulator::log_dir};
 
 #[tokio::test]
 async fn control_plane_enforces_rbac_and_issues_service_account_tokens() {

@@ -4,7 +4,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::process::{ManagedProcess, Spawn, free_port, log_tail};
+use crate::process::{ManagedProcess, Spawn, free_port, log_tail};
 
 /// How long [`OperatorProcess::wait_ready`] waits for `/readyz` before settling for `/livez`.
 pub const READY_GRACE: Duration = Duration::from_secs(10);
@@ -102,7 +102,7 @@ impl OperatorProcess {
         self.starts += 1;
         let kubeconfig = match &self.options.kubeconfig {
             Some(path) => path.clone(),
-            None => tokio::task::spawn_blocking(|| super::control_plane().kubeconfig.clone())
+            None => tokio::task::spawn_blocking(|| crate::control_plane().kubeconfig.clone())
                 .await
                 .expect("control plane"),
         };
@@ -169,7 +169,7 @@ impl OperatorProcess {
         }
         let process = ManagedProcess::spawn(Spawn {
             name: "connect-operator",
-            program: Path::new(env!("CARGO_BIN_EXE_connect-operator")),
+            program: &crate::paths::operator_binary(),
             args,
             envs,
             // Nothing from the developer's own AWS or Kubernetes setup may leak in.

@@ -334,60 +334,108 @@ fn duration_ms(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// `GET /_sim/config`.
-#[derive(Debug, Serialize)]
+/// `GET /_sim/config`: the knobs as they are now.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct ConfigView {
-    region: String,
-    account_id: String,
-    creation_delay_ms: u64,
-    deletion_delay_ms: u64,
-    instance_quota: u32,
-    lifecycle_attempt_limit: u32,
-    fail_creation_alias_pattern: Option<String>,
-    rate_limits: BTreeMap<String, Option<f64>>,
-    rate_bursts: BTreeMap<String, u32>,
-    faults: FaultsView,
+pub struct ConfigView {
+    /// The region the simulator answers for.
+    pub region: String,
+    /// The account id in ARNs.
+    pub account_id: String,
+    /// How long CREATION_IN_PROGRESS lasts.
+    pub creation_delay_ms: u64,
+    /// How long a deleted instance stays visible.
+    pub deletion_delay_ms: u64,
+    /// Instances per account.
+    pub instance_quota: u32,
+    /// Create + delete attempts per 30 days.
+    pub lifecycle_attempt_limit: u32,
+    /// Aliases matching this pattern end CREATION_FAILED.
+    pub fail_creation_alias_pattern: Option<String>,
+    /// Operation → requests/second (`None`: unlimited).
+    pub rate_limits: BTreeMap<String, Option<f64>>,
+    /// Operation → bucket size.
+    pub rate_bursts: BTreeMap<String, u32>,
+    /// Injected faults.
+    pub faults: FaultsView,
 }
 
-#[derive(Debug, Serialize)]
+/// The injected faults in [`ConfigView`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct FaultsView {
-    server_error_ratio: f64,
-    latency_ms: u64,
-    drop_connection_ratio: f64,
-    access_denied_ratio: f64,
-    operations: Vec<String>,
+pub struct FaultsView {
+    /// Share of requests answered 500.
+    pub server_error_ratio: f64,
+    /// Added latency per request.
+    pub latency_ms: u64,
+    /// Share of requests whose connection is dropped before the reply.
+    pub drop_connection_ratio: f64,
+    /// Share of requests answered AccessDeniedException.
+    pub access_denied_ratio: f64,
+    /// The operations faults apply to (empty: all).
+    pub operations: Vec<String>,
 }
 
 /// `PUT /_sim/config`: every key optional; unknown keys are rejected so typos do not go
-/// unnoticed.
-#[derive(Debug, Default, Deserialize)]
+/// unnoticed. Tests build it as a value and send it as JSON.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(crate) struct ConfigPatch {
-    region: Option<String>,
-    account_id: Option<String>,
-    creation_delay_ms: Option<u64>,
-    deletion_delay_ms: Option<u64>,
-    instance_quota: Option<u32>,
-    lifecycle_attempt_limit: Option<u32>,
+pub struct ConfigPatch {
+    /// The region the simulator answers for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// The account id in ARNs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+    /// How long CREATION_IN_PROGRESS lasts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub creation_delay_ms: Option<u64>,
+    /// How long a deleted instance stays visible.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deletion_delay_ms: Option<u64>,
+    /// Instances per account.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance_quota: Option<u32>,
+    /// Create + delete attempts per 30 days.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lifecycle_attempt_limit: Option<u32>,
     /// Absent: unchanged; `null` or `""`: no failing aliases.
-    #[serde(default, deserialize_with = "present")]
-    fail_creation_alias_pattern: Option<Option<String>>,
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub fail_creation_alias_pattern: Option<Option<String>>,
     /// Operation → requests/second; `null` removes the limit.
-    rate_limits: Option<BTreeMap<String, Option<f64>>>,
-    rate_bursts: Option<BTreeMap<String, u32>>,
-    faults: Option<FaultsPatch>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limits: Option<BTreeMap<String, Option<f64>>>,
+    /// Operation → bucket size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_bursts: Option<BTreeMap<String, u32>>,
+    /// Injected faults.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub faults: Option<FaultsPatch>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// The `faults` part of [`ConfigPatch`].
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(crate) struct FaultsPatch {
-    server_error_ratio: Option<f64>,
-    latency_ms: Option<u64>,
-    drop_connection_ratio: Option<f64>,
-    access_denied_ratio: Option<f64>,
-    operations: Option<Vec<String>>,
+pub struct FaultsPatch {
+    /// Share of requests answered 500 (0–1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_error_ratio: Option<f64>,
+    /// Added latency per request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<u64>,
+    /// Share of requests whose connection is dropped (0–1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drop_connection_ratio: Option<f64>,
+    /// Share of requests answered AccessDeniedException (0–1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_denied_ratio: Option<f64>,
+    /// The operations faults apply to (empty: all).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operations: Option<Vec<String>>,
 }
 
 /// Distinguishes a key given as `null` (`Some(None)`) from an absent key (`None`).

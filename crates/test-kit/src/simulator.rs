@@ -1,21 +1,22 @@
-//! The `connect-sim` binary as a process, and a client for its `/_sim/*` control endpoints.
+//! The Connect simulator as a process ([`Simulator`]) or on the test's own runtime
+//! ([`InProcessSimulator`]), and [`SimClient`], a typed client of its `/_sim/*` control
+//! endpoints that both share.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use connect_sim::{ConfigPatch, ConfigView};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::process::{ManagedProcess, Spawn, first_line_then_drain, log_tail};
+use crate::process::{ManagedProcess, Spawn, first_line_then_drain, log_tail};
 
 /// Where per-test logs go: `target/tmp/e2e/<test>/`, emptied at the start of the test and
 /// kept after the run for inspection.
 pub fn log_dir(test: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("e2e")
-        .join(test);
+    let dir = crate::paths::target_tmp_dir().join("e2e").join(test);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("creating the log directory");
     dir
@@ -79,6 +80,53 @@ pub struct Simulator {
     /// `http://127.0.0.1:PORT`, the value for `AWS_ENDPOINT_URL`.
     pub url: String,
     process: ManagedProcess,
+    client: SimClient,
+}
+
+impl std::ops::Deref for Simulator {
+    type Target = SimClient;
+
+    fn deref(&self) -> &SimClient {
+        &self.client
+    }
+}
+
+/// A simulator on the calling test's tokio runtime (stopped when dropped), for tests that
+/// drive the reconciler in-process. The SDK and this client still reach it over HTTP.
+pub struct InProcessSimulator {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    _handle: connect_sim::SimHandle,
+    client: SimClient,
+}
+
+impl InProcessSimulator {
+    /// Starts one on a free loopback port.
+    pub async fn start(config: connect_sim::SimConfig) -> Self {
+        let handle = connect_sim::spawn(config, ([127, 0, 0, 1], 0).into())
+            .await
+            .expect("starting the in-process simulator");
+        let url = handle.url();
+        Self {
+            client: SimClient::new(&url),
+            url,
+            _handle: handle,
+        }
+    }
+}
+
+impl std::ops::Deref for InProcessSimulator {
+    type Target = SimClient;
+
+    fn deref(&self) -> &SimClient {
+        &self.client
+    }
+}
+
+/// A client of the simulator's `/_sim/` endpoints. Every failure fails the test.
+#[derive(Clone)]
+pub struct SimClient {
+    url: String,
     http: reqwest::Client,
 }
 
@@ -90,7 +138,7 @@ impl Simulator {
         all_args.extend(args.iter().map(OsString::from));
         let mut process = ManagedProcess::spawn(Spawn {
             name: "connect-sim",
-            program: Path::new(env!("CARGO_BIN_EXE_connect-sim")),
+            program: &crate::paths::simulator_binary(),
             args: all_args,
             envs: vec![],
             env_remove: vec![],
@@ -113,17 +161,28 @@ impl Simulator {
             .trim()
             .to_owned();
         Self {
+            client: SimClient::new(&url),
             url,
             process,
+        }
+    }
+
+    /// The last lines of the simulator's log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        self.process.log_tail(lines)
+    }
+}
+
+impl SimClient {
+    /// A client of the simulator at `url`.
+    pub fn new(url: &str) -> Self {
+        Self {
+            url: url.trim_end_matches('/').to_owned(),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .build()
                 .expect("HTTP client"),
         }
-    }
-
-    pub fn log_tail(&self, lines: usize) -> String {
-        self.process.log_tail(lines)
     }
 
     async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
@@ -205,14 +264,18 @@ impl Simulator {
     }
 
     /// The current knobs (`GET /_sim/config`).
-    pub async fn config(&self) -> Value {
+    pub async fn config(&self) -> ConfigView {
         self.get("/_sim/config").await
     }
 
-    /// Merges `patch` into the knobs (`PUT /_sim/config`).
-    pub async fn set_config(&self, patch: Value) -> Value {
-        self.send(reqwest::Method::PUT, "/_sim/config", Some(&patch))
-            .await
+    /// Merges `patch` into the knobs (`PUT /_sim/config`) and returns them as they are then.
+    pub async fn set_config(&self, patch: &ConfigPatch) -> ConfigView {
+        let body = serde_json::to_value(patch).expect("a config patch is JSON");
+        let value = self
+            .send(reqwest::Method::PUT, "/_sim/config", Some(&body))
+            .await;
+        serde_json::from_value(value.clone())
+            .unwrap_or_else(|error| panic!("PUT /_sim/config answered {value}: {error}"))
     }
 
     /// Account counters (`GET /_sim/state`).

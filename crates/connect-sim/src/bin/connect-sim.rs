@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use connect_operator::simulator::{self, Operation, SimConfig};
+use connect_sim::{self as simulator, Operation, SimConfig};
 use tracing_subscriber::EnvFilter;
 
 /// Amazon Connect simulator speaking Connect's REST-JSON API, with `/_sim/` control endpoints.

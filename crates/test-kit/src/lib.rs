@@ -1,5 +1,7 @@
-//! Test support: the local control plane (real etcd + kube-apiserver), the Connect simulator
-//! and operator processes, and small helpers shared by the integration tests.
+//! The test kit: what connect-operator's integration tests and benchmarks share. The local
+//! control plane (real etcd + kube-apiserver), the process watchdog, the Connect simulator
+//! (as a process or in-process) with a typed client of its `/_sim/` endpoints, the operator
+//! as a process, and kubectl and helm helpers.
 //!
 //! Everything here talks to real processes over real interfaces: the API server over HTTPS
 //! (kube-rs and kubectl), the simulator over HTTP. See `docs/testing.md`.
@@ -10,16 +12,11 @@
 // Test code: a failed expectation is a test failure.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
-#[allow(dead_code)] // not every test module uses every helper
 pub mod connect;
-#[allow(dead_code)] // not every test module uses every helper
 pub mod control_plane;
-#[allow(dead_code)] // not every test module uses every helper
 pub mod operator;
-#[allow(dead_code)] // not every test module uses every helper
+pub mod paths;
 pub mod process;
-mod selftest;
-#[allow(dead_code)] // not every test module uses every helper
 pub mod simulator;
 
 use std::future::Future;

@@ -8,7 +8,7 @@ use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams};
 use serde_json::{Value, json};
 
-use super::wait_until;
+use crate::wait_until;
 
 pub const GROUP: &str = "connect.operators.dev";
 pub const VERSION: &str = "v1alpha1";

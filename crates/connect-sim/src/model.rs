@@ -264,20 +264,15 @@ impl Model {
         }
     }
 
-    /// A random version-4 UUID, as Connect uses for instance ids.
+    /// A random version-4 UUID, as Connect uses for instance ids, from the model's own
+    /// (seedable) generator.
     fn uuid(&mut self) -> String {
-        let hi = self.rng.u64(..);
-        let lo = self.rng.u64(..);
-        let time_hi = ((hi & 0x0fff) | 0x4000) as u16;
-        let clock = (((lo >> 48) & 0x3fff) | 0x8000) as u16;
-        format!(
-            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-            (hi >> 32) as u32,
-            ((hi >> 16) & 0xffff) as u16,
-            time_hi,
-            clock,
-            lo & 0xffff_ffff_ffff
-        )
+        let mut bytes = [0u8; 16];
+        self.rng.fill(&mut bytes);
+        uuid::Builder::from_random_bytes(bytes)
+            .into_uuid()
+            .hyphenated()
+            .to_string()
     }
 
     /// A request id for the `x-amzn-RequestId` header.
