@@ -35,7 +35,7 @@ demo:
 binaries:
 	hack/build-binaries.sh
 
-# Prints figures against DESIGN.md's targets (docs/benchmarks.md); not part of `make test`.
+# Prints figures against the operator's targets (docs/benchmarks.md); not part of `make test`.
 bench:
 	@eval "$$(hack/build-binaries.sh)"; export KUBEBUILDER_ASSETS HELM_BIN; \
 	$(CARGO) build --release --package connect-sim --bins; \

@@ -123,7 +123,7 @@ func TestArgoCDHealthAgreesWithKstatusOnEveryConditionCombination(t *testing.T) 
 							continue // status without conditions: the kstatus gap, never written by the operator
 						}
 						if reconciling && stalled {
-							continue // never both True (DESIGN.md §1)
+							continue // the operator never sets both True
 						}
 						obj := syntheticConnectInstance(ready, reconciling, stalled, behind, deleting)
 						name := fmt.Sprintf("ready=%q reconciling=%t stalled=%t behind=%t deleting=%t", ready, reconciling, stalled, behind, deleting)

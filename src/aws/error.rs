@@ -1,4 +1,5 @@
-//! The one classification of AWS outcomes (DESIGN.md §2, error table).
+//! The one classification of AWS outcomes: every failure of every call becomes one
+//! [`ErrorKind`], from which the reconciler derives state, condition and retry timing.
 
 use std::fmt;
 

@@ -55,17 +55,8 @@ fn derive(parts: &[&str]) -> String {
         hasher.update((part.len() as u64).to_be_bytes());
         hasher.update(part.as_bytes());
     }
-    let digest = hasher.finalize();
-    let mut out = String::with_capacity(4 + digest.len() * 2);
-    out.push_str("cop-");
-    for byte in digest {
-        out.push(char::from(HEX[usize::from(byte >> 4)]));
-        out.push(char::from(HEX[usize::from(byte & 0x0f)]));
-    }
-    out
+    format!("cop-{}", hex::encode(hasher.finalize()))
 }
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
 
 #[cfg(test)]
 mod tests {

@@ -13,6 +13,7 @@ mod errors;
 mod limits;
 mod model;
 mod service;
+mod validate;
 
 use std::future::Future;
 use std::io;

@@ -3,6 +3,11 @@
 //! Everything here is synchronous and works on explicit points in time, so the HTTP layer
 //! holds one lock for the duration of an operation and the lifecycle is advanced lazily
 //! (no background tasks: an instance becomes ACTIVE when someone looks after its delay).
+//!
+//! One cohesive thing, hence one file: every operation reads and changes the same account
+//! state (instances, token records, counters), so splitting it by operation would only
+//! spread that state's invariants over several files. Request validation is apart, in
+//! `validate.rs`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -12,6 +17,11 @@ use serde_json::{Value, json};
 
 use super::config::SimConfig;
 use super::errors::ApiError;
+use super::validate::{
+    IDENTITY_MANAGEMENT_TYPES, MAX_TAGS, decode_token, encode_token, normalise_attribute_value,
+    parse_max_results, validate_alias, validate_attribute_type, validate_client_token,
+    validate_create, validate_tags,
+};
 
 /// Every `InstanceAttributeType` the Connect API knows, in the order `ListInstanceAttributes`
 /// returns them. All of them are boolean-valued (`"true"` / `"false"`).
@@ -32,14 +42,9 @@ pub(crate) const ATTRIBUTE_TYPES: [&str; 14] = [
     "AUTO_MUTE_AGENT_ON_HOLD",
 ];
 
-const IDENTITY_MANAGEMENT_TYPES: [&str; 3] = ["SAML", "CONNECT_MANAGED", "EXISTING_DIRECTORY"];
-
 /// Page sizes AWS allows (and uses when `maxResults` is absent).
 pub(crate) const LIST_INSTANCES_MAX_RESULTS: usize = 10;
 pub(crate) const LIST_INSTANCE_ATTRIBUTES_MAX_RESULTS: usize = 7;
-
-const MAX_TAGS: usize = 50;
-const MAX_CLIENT_TOKEN_LEN: usize = 500;
 
 /// The message AWS returns when the 30-day create/delete attempt limit is reached.
 pub(crate) const LIFECYCLE_LIMIT_MESSAGE: &str = "Your account has been flagged for an excessive number of creation and deletion attempts. \
@@ -712,190 +717,6 @@ pub(crate) struct NewInstance {
     pub(crate) tags: BTreeMap<String, String>,
 }
 
-/// A CreateInstance request that passed validation.
-struct ValidCreate {
-    client_token: Option<String>,
-    alias: String,
-    identity_management_type: String,
-    inbound: bool,
-    outbound: bool,
-    tags: BTreeMap<String, String>,
-}
-
-fn validate_create(request: CreateInstanceRequest) -> Result<ValidCreate, ApiError> {
-    if let Some(token) = &request.client_token {
-        validate_client_token(token)?;
-    }
-    let identity_management_type = request
-        .identity_management_type
-        .ok_or_else(|| ApiError::invalid_request("IdentityManagementType is required."))?;
-    if !IDENTITY_MANAGEMENT_TYPES.contains(&identity_management_type.as_str()) {
-        return Err(ApiError::invalid_request(format!(
-            "IdentityManagementType '{identity_management_type}' is not valid; expected one of SAML, CONNECT_MANAGED, EXISTING_DIRECTORY."
-        )));
-    }
-    let inbound = request
-        .inbound_calls_enabled
-        .ok_or_else(|| ApiError::invalid_request("InboundCallsEnabled is required."))?;
-    let outbound = request
-        .outbound_calls_enabled
-        .ok_or_else(|| ApiError::invalid_request("OutboundCallsEnabled is required."))?;
-    let existing_directory = identity_management_type == "EXISTING_DIRECTORY";
-    match (&request.directory_id, existing_directory) {
-        (None, true) => {
-            return Err(ApiError::invalid_request(
-                "DirectoryId is required when IdentityManagementType is EXISTING_DIRECTORY.",
-            ));
-        }
-        (Some(_), false) => {
-            return Err(ApiError::invalid_request(
-                "DirectoryId can only be specified when IdentityManagementType is EXISTING_DIRECTORY.",
-            ));
-        }
-        (Some(directory_id), true) => validate_directory_id(directory_id)?,
-        (None, false) => {}
-    }
-    let alias = match (request.instance_alias, &request.directory_id) {
-        (Some(alias), _) => alias,
-        // An existing directory brings its own alias.
-        (None, Some(directory_id)) => format!("dir{}", directory_id.trim_start_matches("d-")),
-        (None, None) => {
-            return Err(ApiError::invalid_request(
-                "InstanceAlias is required unless IdentityManagementType is EXISTING_DIRECTORY.",
-            ));
-        }
-    };
-    validate_alias(&alias).map_err(ApiError::invalid_request)?;
-    let tags = match request.tags {
-        None => BTreeMap::new(),
-        Some(tags) if tags.is_empty() => {
-            return Err(ApiError::invalid_request(
-                "Tags must contain at least one tag when specified.",
-            ));
-        }
-        Some(tags) => {
-            validate_tags(&tags, tags.len()).map_err(ApiError::invalid_request)?;
-            tags
-        }
-    };
-    Ok(ValidCreate {
-        client_token: request.client_token,
-        alias,
-        identity_management_type,
-        inbound,
-        outbound,
-        tags,
-    })
-}
-
-fn validate_client_token(token: &str) -> Result<(), ApiError> {
-    if token.len() > MAX_CLIENT_TOKEN_LEN {
-        return Err(ApiError::invalid_request(format!(
-            "ClientToken must be at most {MAX_CLIENT_TOKEN_LEN} characters."
-        )));
-    }
-    Ok(())
-}
-
-/// `^(?!d-)([\da-zA-Z]+)([-]*[\da-zA-Z])*$`, 1–45 characters.
-pub(crate) fn validate_alias(alias: &str) -> Result<(), String> {
-    let chars_ok = alias.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
-    let ends_ok = alias.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && alias.ends_with(|c: char| c.is_ascii_alphanumeric());
-    if alias.is_empty() || alias.len() > 45 || !chars_ok || !ends_ok || alias.starts_with("d-") {
-        return Err(format!(
-            "InstanceAlias '{alias}' is not valid: use 1-45 letters, digits and inner hyphens, not starting with 'd-'."
-        ));
-    }
-    Ok(())
-}
-
-/// `^d-[0-9a-f]{10}$`.
-fn validate_directory_id(directory_id: &str) -> Result<(), ApiError> {
-    let valid = directory_id.len() == 12
-        && directory_id.starts_with("d-")
-        && directory_id[2..]
-            .chars()
-            .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));
-    if valid {
-        Ok(())
-    } else {
-        Err(ApiError::invalid_request(format!(
-            "DirectoryId '{directory_id}' is not valid; expected d- followed by 10 hexadecimal digits."
-        )))
-    }
-}
-
-/// Tag map rules: at most 50 tags on the resource afterwards (`total_after`), keys 1–128
-/// characters not starting with `aws:`, values at most 256 characters.
-fn validate_tags(tags: &BTreeMap<String, String>, total_after: usize) -> Result<(), String> {
-    if total_after > MAX_TAGS {
-        return Err(format!("A resource can have at most {MAX_TAGS} tags."));
-    }
-    for (key, value) in tags {
-        if key.is_empty() || key.chars().count() > 128 {
-            return Err(format!("Tag key '{key}' must be 1-128 characters."));
-        }
-        if key.to_ascii_lowercase().starts_with("aws:") {
-            return Err(format!(
-                "Tag key '{key}' must not start with 'aws:', which is reserved."
-            ));
-        }
-        if value.chars().count() > 256 {
-            return Err(format!(
-                "The value of tag '{key}' must be at most 256 characters."
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn validate_attribute_type(attribute_type: &str) -> Result<(), ApiError> {
-    if ATTRIBUTE_TYPES.contains(&attribute_type) {
-        Ok(())
-    } else {
-        Err(ApiError::invalid_parameter(format!(
-            "AttributeType '{attribute_type}' is not a valid instance attribute type."
-        )))
-    }
-}
-
-fn normalise_attribute_value(value: Option<&str>) -> Result<String, ApiError> {
-    match value.map(str::to_ascii_lowercase).as_deref() {
-        Some("true") => Ok("true".to_owned()),
-        Some("false") => Ok("false".to_owned()),
-        Some(other) => Err(ApiError::invalid_parameter(format!(
-            "Value '{other}' is not valid for this attribute; expected true or false."
-        ))),
-        None => Err(ApiError::invalid_parameter("Value is required.")),
-    }
-}
-
-fn parse_max_results(raw: Option<&str>, max: usize) -> Result<usize, String> {
-    match raw {
-        None => Ok(max),
-        Some(raw) => match raw.parse::<usize>() {
-            Ok(n) if (1..=max).contains(&n) => Ok(n),
-            _ => Err(format!(
-                "maxResults must be an integer between 1 and {max}."
-            )),
-        },
-    }
-}
-
-/// Pagination tokens are opaque to clients; they carry a position and what they page.
-fn encode_token(position: u64, kind: &str) -> String {
-    format!("sim-{kind}-{position:016x}")
-}
-
-fn decode_token(token: &str, kind: &str) -> Option<u64> {
-    let hex = token
-        .strip_prefix("sim-")?
-        .strip_prefix(kind)?
-        .strip_prefix('-')?;
-    u64::from_str_radix(hex, 16).ok()
-}
-
 fn epoch_seconds(time: SystemTime) -> f64 {
     let since = time.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
     // Millisecond precision, like Connect's timestamps.
@@ -922,24 +743,6 @@ mod tests {
             inbound_calls_enabled: Some(true),
             outbound_calls_enabled: Some(false),
             tags: None,
-        }
-    }
-
-    #[test]
-    fn alias_validation_matches_the_aws_pattern() {
-        for ok in ["a", "abc-def", "a--b", "A1", "x".repeat(45).as_str()] {
-            assert!(validate_alias(ok).is_ok(), "{ok}");
-        }
-        for bad in [
-            "",
-            "-a",
-            "a-",
-            "d-abc",
-            "a_b",
-            "a b",
-            "x".repeat(46).as_str(),
-        ] {
-            assert!(validate_alias(bad).is_err(), "{bad}");
         }
     }
 
@@ -971,19 +774,6 @@ mod tests {
         model.advance(t1 + Duration::from_secs(1));
         assert_eq!(model.instance_count(), 0);
         assert_eq!(model.lifecycle_attempts(), 2);
-    }
-
-    #[test]
-    fn pagination_tokens_round_trip_and_reject_foreign_tokens() {
-        assert_eq!(
-            decode_token(&encode_token(42, "instances"), "instances"),
-            Some(42)
-        );
-        assert_eq!(
-            decode_token(&encode_token(42, "instances"), "attributes"),
-            None
-        );
-        assert_eq!(decode_token("garbage", "instances"), None);
     }
 
     #[test]

@@ -6,9 +6,9 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Event;
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams};
+use kube::runtime::wait::{self, await_condition};
 use serde_json::{Value, json};
-
-use crate::wait_until;
+use tokio::time::Instant;
 
 pub const GROUP: &str = "connect.operators.dev";
 pub const VERSION: &str = "v1alpha1";
@@ -158,7 +158,7 @@ pub fn describe(object: &DynamicObject) -> String {
     )
 }
 
-/// Polls the object until `accept` holds; returns it.
+/// Watches the object until `accept` holds; returns it as the watch delivered it.
 pub async fn wait_for(
     api: &Api<DynamicObject>,
     name: &str,
@@ -166,27 +166,67 @@ pub async fn wait_for(
     timeout: Duration,
     accept: impl Fn(&DynamicObject) -> bool,
 ) -> DynamicObject {
-    wait_until(&format!("{name}: {what}"), timeout, || async {
-        match api.get_opt(name).await {
-            Ok(Some(object)) if accept(&object) => Ok(object),
-            Ok(Some(object)) => Err(describe(&object)),
-            Ok(None) => Err("object does not exist".to_owned()),
-            Err(error) => Err(error.to_string()),
-        }
-    })
-    .await
+    let accepted = await_object(
+        api,
+        name,
+        &format!("{name}: {what}"),
+        timeout,
+        |object: Option<&DynamicObject>| object.is_some_and(&accept),
+    )
+    .await;
+    accepted.expect("an accepted object exists")
 }
 
-/// Polls until the object is gone.
+/// Watches the object until it is gone (or replaced by a new object of the same name).
 pub async fn wait_gone(api: &Api<DynamicObject>, name: &str, timeout: Duration) {
-    wait_until(&format!("{name} to be gone"), timeout, || async {
-        match api.get_opt(name).await {
-            Ok(None) => Ok(()),
-            Ok(Some(object)) => Err(describe(&object)),
-            Err(error) => Err(error.to_string()),
-        }
-    })
+    let existing = match api.get_opt(name).await {
+        Ok(Some(object)) => object,
+        Ok(None) => return,
+        Err(error) => panic!("reading {name}: {error}"),
+    };
+    let uid = uid(&existing);
+    await_object(
+        api,
+        name,
+        &format!("{name} to be gone"),
+        timeout,
+        wait::conditions::is_deleted(&uid),
+    )
     .await;
+}
+
+/// [`await_condition`] with a deadline. A watch that fails (a dropped connection, say) is
+/// started again; at the deadline the test fails with the object as it is then.
+async fn await_object(
+    api: &Api<DynamicObject>,
+    name: &str,
+    what: &str,
+    timeout: Duration,
+    condition: impl wait::Condition<DynamicObject>,
+) -> Option<DynamicObject> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let watched = tokio::time::timeout_at(
+            deadline,
+            await_condition(api.clone(), name, |object: Option<&DynamicObject>| {
+                condition.matches_object(object)
+            }),
+        )
+        .await;
+        let last = match watched {
+            Ok(Ok(object)) => return object,
+            Ok(Err(error)) => error.to_string(),
+            Err(_elapsed) => match api.get_opt(name).await {
+                Ok(Some(object)) => describe(&object),
+                Ok(None) => "object does not exist".to_owned(),
+                Err(error) => error.to_string(),
+            },
+        };
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}; last seen: {last}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Events about the named object in its namespace (core/v1 view, which also shows

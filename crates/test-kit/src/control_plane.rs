@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::wait::{await_condition, conditions};
 use serde::Deserialize as _;
 
 use crate::paths::repo_root;
@@ -432,24 +433,13 @@ async fn install_crds(control_plane: &ControlPlane) -> Result<Vec<String>, Strin
             names.push(name);
         }
     }
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     for name in &names {
-        loop {
-            let crd = crds.get(name).await.map_err(|error| error.to_string())?;
-            let established = crd
-                .status
-                .and_then(|status| status.conditions)
-                .unwrap_or_default()
-                .iter()
-                .any(|condition| condition.type_ == "Established" && condition.status == "True");
-            if established {
-                break;
-            }
-            if Instant::now() > deadline {
-                return Err(format!("CRD {name} not Established after 60 s"));
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let established = await_condition(crds.clone(), name, conditions::is_crd_established());
+        tokio::time::timeout_at(deadline, established)
+            .await
+            .map_err(|_elapsed| format!("CRD {name} not Established after 60 s"))?
+            .map_err(|error| format!("waiting for CRD {name} to be Established: {error}"))?;
     }
     Ok(names)
 }

@@ -1,0 +1,131 @@
+//! Scenario 4, deletion: every object of the probes and scenario 1 deleted at once. The
+//! finalizer must hold each object until its instance is gone: no instance may be left in
+//! the simulator once the last object disappeared, no object may stay stuck, and every
+//! DeleteInstance must carry one of the objects' UID-derived tokens. Also the time until
+//! all are gone and the DeleteInstance rate achieved against R.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use connect_operator::aws::token;
+use futures::StreamExt;
+use kube::api::DeleteParams;
+
+use crate::calls::{Call, achieved_rate, print_calls_by_operation};
+use crate::fixture::{Applied, describe_stuck, remaining_objects};
+use crate::lifecycle::Lifecycle;
+use crate::report::{Report, Verdict};
+
+/// Deletes `probes` and `bulk`, waits until the namespace is empty (or a deadline of four
+/// times the ideal + 120 s) and reports.
+pub async fn run(pair: &Lifecycle<'_>, probes: &[Applied], bulk: &[Applied], report: &mut Report) {
+    let Lifecycle {
+        params,
+        clock,
+        api,
+        sim,
+        watch,
+        total,
+        ..
+    } = *pair;
+    println!("\n== scenario 4: deletion of all {total} objects at once ==");
+    let seq_before = sim.last_seq().await;
+    let everything: Vec<&Applied> = probes.iter().chain(bulk.iter()).collect();
+    let t_delete = clock.now();
+    futures::stream::iter(everything.iter())
+        .map(|applied| {
+            let api = api.clone();
+            async move {
+                api.delete(&applied.name, &DeleteParams::default())
+                    .await
+                    .unwrap_or_else(|error| panic!("deleting {}: {error}", applied.name));
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<()>>()
+        .await;
+    let ideal_delete = (total.saturating_sub(params.create_burst.max(1) as usize)) as f64
+        / params.create_rate
+        + params.deletion_delay.as_secs_f64();
+    let deadline = Instant::now() + Duration::from_secs_f64(ideal_delete * 4.0 + 120.0);
+    let mut stuck = remaining_objects(api).await;
+    while !stuck.is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        stuck = remaining_objects(api).await;
+    }
+    let gone_at: Vec<f64> = everything
+        .iter()
+        .filter_map(|a| watch.tracked(&a.name).gone_at)
+        .collect();
+    let all_gone = gone_at.iter().copied().fold(t_delete, f64::max);
+    let calls = sim.calls().await;
+    let after: Vec<&Call> = calls.iter().filter(|c| c.seq > seq_before).collect();
+    print_calls_by_operation(&after);
+    let delete_owner: HashSet<String> = everything
+        .iter()
+        .map(|a| token::delete_token(&a.uid))
+        .collect();
+    let deletes: Vec<&&Call> = after
+        .iter()
+        .filter(|c| c.operation == "DeleteInstance")
+        .collect();
+    let accepted_deletes = deletes
+        .iter()
+        .filter(|c| c.succeeded() && !c.replay)
+        .count();
+    let foreign_tokens = deletes
+        .iter()
+        .filter(|c| {
+            c.client_token
+                .as_ref()
+                .is_none_or(|t| !delete_owner.contains(t))
+        })
+        .count();
+    let mut delete_times: Vec<f64> = deletes
+        .iter()
+        .filter(|c| c.succeeded() && !c.replay)
+        .map(|c| sim.time(c))
+        .collect();
+    delete_times.sort_by(f64::total_cmp);
+    let delete_rate = achieved_rate(&delete_times);
+    let throttled = after.iter().filter(|c| c.status == 429).count();
+    let left = sim.instances().await;
+    println!(
+        "  DeleteInstance: {} calls, {accepted_deletes} accepted, {} throttled; {foreign_tokens} without a UID-derived token",
+        deletes.len(),
+        deletes.iter().filter(|c| c.status == 429).count()
+    );
+    for instance in left.iter().take(5) {
+        println!(
+            "  left behind: {} {:?} {} deleting={} tags={:?}",
+            instance.id, instance.alias, instance.status, instance.deleting, instance.tags
+        );
+    }
+    if stuck.is_empty() {
+        report.add(
+            "4: time until all objects gone",
+            format!("{:.1} s", all_gone - t_delete),
+            format!(">= (n-b)/R + delay = {ideal_delete:.1} s"),
+            Some((all_gone - t_delete) / ideal_delete.max(1e-9)),
+            Verdict::Info,
+        );
+    } else {
+        println!("  stuck:\n    {}", describe_stuck(&stuck));
+    }
+    report.add(
+        "4: DeleteInstance rate achieved",
+        format!("{delete_rate:.3}/s"),
+        format!("= R = {}/s", params.create_rate),
+        Some(delete_rate / params.create_rate),
+        if delete_rate >= 0.9 * params.create_rate {
+            Verdict::Ok
+        } else {
+            Verdict::Miss
+        },
+    );
+    report.exact("4: DeleteInstance accepted", accepted_deletes, total, true);
+    report.zero("4: instances left in the simulator", left.len(), true);
+    report.zero("4: objects stuck with the finalizer", stuck.len(), true);
+    report.zero("4: 429 responses (all operations)", throttled, false);
+    report.zero("4: DeleteInstance without UID token", foreign_tokens, true);
+}

@@ -1,0 +1,174 @@
+//! What the scenarios set up: a simulator with the bench's rate limits and delays, an
+//! operator process with production defaults, and ConnectInstance objects created through
+//! the API (with the bench time just before each create request).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use connect_sim::ConfigPatch;
+use futures::StreamExt;
+use kube::api::{Api, DynamicObject, ListParams};
+use serde_json::{Value, json};
+use test_kit::connect;
+use test_kit::{OperatorOptions, OperatorProcess, Simulator};
+
+use crate::Clock;
+
+// ---------------------------------------------------------------------------------------
+// One simulator + operator pair
+
+/// A simulator holding up to `quota` instances: CreateInstance and DeleteInstance limited to
+/// `lifecycle` (rate, burst), every other operation to `others` (unlimited when `None`).
+pub async fn start_simulator(
+    dir: &Path,
+    quota: usize,
+    lifecycle: (f64, u32),
+    others: Option<(f64, u32)>,
+    creation_delay: Duration,
+    deletion_delay: Duration,
+) -> Simulator {
+    let simulator = Simulator::start(dir, &[]);
+    let operations = [
+        "DescribeInstance",
+        "ListInstances",
+        "UpdateInstanceAttribute",
+        "DescribeInstanceAttribute",
+        "ListInstanceAttributes",
+        "TagResource",
+        "UntagResource",
+        "ListTagsForResource",
+    ];
+    let mut rates = BTreeMap::new();
+    let mut bursts = BTreeMap::new();
+    for operation in ["CreateInstance", "DeleteInstance"] {
+        rates.insert(operation.to_owned(), Some(lifecycle.0));
+        bursts.insert(operation.to_owned(), lifecycle.1);
+    }
+    for operation in operations {
+        match others {
+            Some((rate, burst)) => {
+                rates.insert(operation.to_owned(), Some(rate));
+                bursts.insert(operation.to_owned(), burst);
+            }
+            None => {
+                rates.insert(operation.to_owned(), None);
+            }
+        }
+    }
+    simulator
+        .set_config(&ConfigPatch {
+            creation_delay_ms: Some(creation_delay.as_millis() as u64),
+            deletion_delay_ms: Some(deletion_delay.as_millis() as u64),
+            instance_quota: Some(u32::try_from(quota).unwrap_or(u32::MAX)),
+            lifecycle_attempt_limit: Some(1_000_000),
+            rate_limits: Some(rates),
+            rate_bursts: Some(bursts),
+            ..ConfigPatch::default()
+        })
+        .await;
+    simulator
+}
+
+pub async fn start_operator(
+    dir: &Path,
+    namespace: &str,
+    simulator: &Simulator,
+    flags: &[(&str, String)],
+    log_level: &str,
+) -> OperatorProcess {
+    let mut options = OperatorOptions::new(namespace, &simulator.url);
+    // The production defaults, not the harness's fast test values, for everything the
+    // scenario does not set itself.
+    for (name, value) in [
+        ("error-backoff", "2s"),
+        ("error-backoff-max", "5m"),
+        ("aws-timeout", "30s"),
+        ("quota-retry-interval", "2h"),
+        ("access-denied-retry-interval", "5m"),
+    ] {
+        options = options.flag(name, value);
+    }
+    for (name, value) in flags {
+        options = options.flag(name, value);
+    }
+    // Later entries win over the harness's debug default.
+    options
+        .envs
+        .push(("RUST_LOG".to_owned(), log_level.to_owned()));
+    OperatorProcess::start(dir, options).await
+}
+
+// ---------------------------------------------------------------------------------------
+// Objects
+
+pub struct Applied {
+    pub name: String,
+    pub uid: String,
+    /// Bench time just before the create request was sent.
+    pub applied_at: f64,
+}
+
+fn manifest(name: &str, alias: &str) -> Value {
+    connect::manifest(
+        name,
+        json!({
+            "identityManagementType": "CONNECT_MANAGED",
+            "instanceAlias": alias,
+            "inboundCallsEnabled": true,
+            "outboundCallsEnabled": true,
+            // Both differ from a new instance's defaults: converging writes two attributes.
+            "attributes": { "contactflowLogs": true, "contactLens": true },
+            "tags": { "team": "benchmark", "cost-center": "42" },
+        }),
+    )
+}
+
+/// Creates the objects `prefix-0000 ...` through the API, `parallel` requests at a time.
+pub async fn apply_objects(
+    api: &Api<DynamicObject>,
+    clock: Clock,
+    prefix: &str,
+    range: std::ops::Range<usize>,
+    parallel: usize,
+) -> Vec<Applied> {
+    futures::stream::iter(range)
+        .map(|i| async move {
+            let name = format!("{prefix}-{i:04}");
+            let alias = format!("{prefix}-{i:04}");
+            let applied_at = clock.now();
+            let object = connect::create(api, &manifest(&name, &alias))
+                .await
+                .unwrap_or_else(|error| panic!("creating {name}: {error}"));
+            Applied {
+                uid: connect::uid(&object),
+                name,
+                applied_at,
+            }
+        })
+        .buffer_unordered(parallel)
+        .collect()
+        .await
+}
+
+pub async fn remaining_objects(api: &Api<DynamicObject>) -> Vec<DynamicObject> {
+    api.list(&ListParams::default())
+        .await
+        .expect("listing objects")
+        .items
+}
+
+pub fn describe_stuck(objects: &[DynamicObject]) -> String {
+    objects
+        .iter()
+        .take(5)
+        .map(|object| {
+            format!(
+                "{}: {}",
+                object.metadata.name.as_deref().unwrap_or("?"),
+                connect::describe(object)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n    ")
+}

@@ -1,0 +1,314 @@
+//! Scenario 3, memory: a fresh simulator (reads unlimited) and operator in a new namespace
+//! with M objects, and the operator's resident memory once all are Ready and at rest,
+//! against a budget that keeps 2,000 objects under 100 MiB.
+//!
+//! `BENCH_MEM_MODE=restart` (default) starts the operator over M objects whose instances
+//! already exist and are recorded in their status, as after a restart or an upgrade; the
+//! baseline comes from an operator on an empty namespace. `create` lets the operator create
+//! the M instances itself; the baseline is the same operator before the first object.
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use kube::api::DynamicObject;
+use serde_json::json;
+use test_kit::{TestNamespace, connect};
+
+use crate::Clock;
+use crate::calls::{Call, SimLog, count_operation, min_list_pages, print_calls_by_operation};
+use crate::fixture::{
+    apply_objects, describe_stuck, remaining_objects, start_operator, start_simulator,
+};
+use crate::metrics::{memory_kib, mib};
+use crate::params::{Params, fmt_dur};
+use crate::report::{Report, Verdict};
+use crate::watch::Watch;
+
+/// "Tens of MiB for thousands of objects": read as below 100 MiB at 2,000 objects (the
+/// smallest "thousands"); 5,000 objects are projected for information.
+const MEMORY_LIMIT_MIB: f64 = 100.0;
+const MEMORY_TARGET_OBJECTS: f64 = 2000.0;
+const MEMORY_PROJECTED_OBJECTS: f64 = 5000.0;
+
+/// Runs the memory scenario with its own simulator, operator and namespace.
+pub async fn run(params: &Params, clock: Clock, report: &mut Report) {
+    println!(
+        "\n== scenario 3: memory with {} objects (fresh simulator and operator, mode {}) ==",
+        params.m, params.mem_mode
+    );
+    let client = test_kit::client().await;
+    let namespace = TestNamespace::create(&client, "bench-mem").await;
+    let dir = test_kit::simulator::log_dir("bench-scale-memory");
+    println!("  logs: {}", dir.display());
+    let api = connect::api(&client, &namespace.name);
+    let create_burst = params.mem_create_rate.ceil().max(1.0) as u32;
+    let simulator = start_simulator(
+        &dir,
+        params.m + 10,
+        (params.mem_create_rate, create_burst),
+        None,
+        Duration::from_secs(1),
+        params.deletion_delay,
+    )
+    .await;
+    let sim = SimLog::new(&simulator, clock).await;
+    let sync_seq = sim.last_seq().await;
+    let watch = Watch::start(&client, &namespace.name, clock);
+    let flags = [
+        ("create-delete-rate", params.mem_create_rate.to_string()),
+        ("api-rate", params.mem_api_rate.to_string()),
+        // Quiet once Ready: the figure is memory at rest.
+        ("drift-interval", "10m".to_owned()),
+        ("creation-poll-interval", fmt_dur(params.poll)),
+        ("concurrency", params.mem_concurrency.to_string()),
+    ];
+    let restart = match params.mem_mode.as_str() {
+        "restart" => true,
+        "create" => false,
+        other => panic!("BENCH_MEM_MODE={other:?}: expected restart or create"),
+    };
+
+    let (operator, baseline, objects, t0) = if restart {
+        // The state an operator finds when it restarts: every object carries the id of the
+        // instance created for it, and the instance carries the object's uid tag. A first
+        // operator on an empty namespace gives the baseline; then the one measured starts
+        // over the M objects.
+        let empty = TestNamespace::create(&client, "bench-mem-empty").await;
+        let probe_dir = dir.join("baseline");
+        std::fs::create_dir_all(&probe_dir).expect("baseline log directory");
+        let idle = start_operator(
+            &probe_dir,
+            &empty.name,
+            &simulator,
+            &flags,
+            &params.operator_log,
+        )
+        .await;
+        tokio::time::sleep(params.warmup).await;
+        let (baseline, _) = memory_kib(idle.pid().expect("operator running"));
+        drop(idle);
+        println!("  RSS with 0 objects: {:.1} MiB", mib(baseline));
+
+        let t_setup = clock.now();
+        let objects = apply_objects(&api, clock, "mem", 0..params.m, 32).await;
+        futures::stream::iter(objects.iter())
+            .map(|object| {
+                let api = api.clone();
+                let simulator = &simulator;
+                async move {
+                    let instance = simulator
+                        .insert_instance(
+                            &object.name,
+                            &[
+                                ("team", "benchmark"),
+                                ("cost-center", "42"),
+                                (connect::UID_TAG, &object.uid),
+                            ],
+                        )
+                        .await;
+                    api.patch_status(
+                        &object.name,
+                        &kube::api::PatchParams::default(),
+                        &kube::api::Patch::Merge(json!({
+                            "status": {
+                                "instanceId": instance.id,
+                                "arn": instance.arn,
+                                "region": "us-east-1",
+                            }
+                        })),
+                    )
+                    .await
+                    .unwrap_or_else(|error| {
+                        panic!("recording the instance of {}: {error}", object.name)
+                    });
+                }
+            })
+            .buffer_unordered(32)
+            .collect::<Vec<()>>()
+            .await;
+        println!(
+            "  {} objects with their instances in place after {:.1} s; starting the operator over them",
+            objects.len(),
+            clock.now() - t_setup
+        );
+        let t0 = clock.now();
+        let operator = start_operator(
+            &dir,
+            &namespace.name,
+            &simulator,
+            &flags,
+            &params.operator_log,
+        )
+        .await;
+        (operator, baseline, objects, t0)
+    } else {
+        let operator = start_operator(
+            &dir,
+            &namespace.name,
+            &simulator,
+            &flags,
+            &params.operator_log,
+        )
+        .await;
+        tokio::time::sleep(params.warmup).await;
+        let (baseline, _) = memory_kib(operator.pid().expect("operator running"));
+        println!("  RSS with 0 objects: {:.1} MiB", mib(baseline));
+        let t0 = clock.now();
+        let objects = apply_objects(&api, clock, "mem", 0..params.m, 32).await;
+        println!(
+            "  applied {} objects in {:.1} s",
+            objects.len(),
+            clock.now() - t0
+        );
+        (operator, baseline, objects, t0)
+    };
+    let pid = operator.pid().expect("operator running");
+    let names: Vec<String> = objects.iter().map(|a| a.name.clone()).collect();
+    let mut last_report = Instant::now();
+    let deadline = Instant::now() + params.mem_timeout;
+    loop {
+        match watch.wait_ready(&names, Duration::from_secs(10)).await {
+            Ok(()) => break,
+            Err(missing) if Instant::now() < deadline => {
+                if last_report.elapsed() > Duration::from_secs(30) {
+                    let (rss, _) = memory_kib(pid);
+                    println!(
+                        "  ... {} of {} Ready after {:.0} s, RSS {:.1} MiB",
+                        params.m - missing.len(),
+                        params.m,
+                        clock.now() - t0,
+                        mib(rss)
+                    );
+                    last_report = Instant::now();
+                }
+            }
+            Err(missing) => {
+                let stuck: Vec<DynamicObject> = remaining_objects(&api)
+                    .await
+                    .into_iter()
+                    .filter(|o| missing.contains(o.metadata.name.as_ref().unwrap()))
+                    .collect();
+                panic!(
+                    "memory scenario: {} of {} objects not Ready after {:?} (raise BENCH_MEM_TIMEOUT or lower BENCH_M):\n    {}\n{}",
+                    missing.len(),
+                    params.m,
+                    params.mem_timeout,
+                    describe_stuck(&stuck),
+                    operator.log_tail(40)
+                );
+            }
+        }
+    }
+    let took = clock.now() - t0;
+    println!("  all {} Ready after {took:.1} s", params.m);
+    // At rest: give the allocator a moment after the burst of work.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let mut rss = 0;
+    let mut hwm = 0;
+    for _ in 0..3 {
+        let (now_rss, now_hwm) = memory_kib(pid);
+        rss = rss.max(now_rss);
+        hwm = hwm.max(now_hwm);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let calls: Vec<Call> = sim
+        .calls()
+        .await
+        .into_iter()
+        .filter(|c| c.seq > sync_seq)
+        .collect();
+    let all: Vec<&Call> = calls.iter().collect();
+    print_calls_by_operation(&all);
+    let creates = calls
+        .iter()
+        .filter(|c| c.operation == "CreateInstance" && c.succeeded() && !c.replay)
+        .count();
+    let lists = count_operation(&all, "ListInstances");
+    let per_object_kib = rss.saturating_sub(baseline) as f64 / params.m.max(1) as f64;
+    let projected = mib(baseline) + per_object_kib * MEMORY_PROJECTED_OBJECTS / 1024.0;
+    println!(
+        "  RSS {:.1} MiB (peak {:.1} MiB), {per_object_kib:.1} KiB per object above the {:.1} MiB baseline",
+        mib(rss),
+        mib(hwm),
+        mib(baseline)
+    );
+    report.add(
+        &format!("3: RSS with {} objects", params.m),
+        format!("{:.1} MiB", mib(rss)),
+        format!("< {MEMORY_LIMIT_MIB:.0} MiB (\"tens of MiB\")"),
+        Some(mib(rss) / MEMORY_LIMIT_MIB),
+        if mib(rss) < MEMORY_LIMIT_MIB {
+            Verdict::Ok
+        } else {
+            Verdict::Miss
+        },
+    );
+    report.add(
+        "3: peak RSS (VmHWM)",
+        format!("{:.1} MiB", mib(hwm)),
+        format!("< {MEMORY_LIMIT_MIB:.0} MiB"),
+        Some(mib(hwm) / MEMORY_LIMIT_MIB),
+        if mib(hwm) < MEMORY_LIMIT_MIB {
+            Verdict::Ok
+        } else {
+            Verdict::Miss
+        },
+    );
+    let budget_kib = (MEMORY_LIMIT_MIB - mib(baseline)) * 1024.0 / MEMORY_TARGET_OBJECTS;
+    report.add(
+        "3: RSS per object above baseline",
+        format!("{per_object_kib:.1} KiB"),
+        format!("<= {budget_kib:.1} KiB ({MEMORY_LIMIT_MIB:.0} MiB at {MEMORY_TARGET_OBJECTS:.0})"),
+        Some(per_object_kib / budget_kib),
+        if per_object_kib <= budget_kib {
+            Verdict::Ok
+        } else {
+            Verdict::Miss
+        },
+    );
+    report.add(
+        "3: RSS projected at 5,000 objects",
+        format!("{projected:.0} MiB"),
+        format!("< {MEMORY_LIMIT_MIB:.0} MiB"),
+        Some(projected / MEMORY_LIMIT_MIB),
+        Verdict::Info,
+    );
+    if restart {
+        // Per object: one DescribeInstance, two ListInstanceAttributes pages and two
+        // attribute writes, each operation behind its own limiter.
+        let bound = 2.0 * params.m as f64 / params.mem_api_rate;
+        report.add(
+            "3: restart over M objects: time to all Ready",
+            format!("{took:.1} s"),
+            format!(">= 2M/api-rate = {bound:.1} s"),
+            Some(took / bound.max(1e-9)),
+            Verdict::Info,
+        );
+        report.zero("3: ListInstances calls after restart", lists, false);
+        report.zero("3: CreateInstance accepted after restart", creates, true);
+    } else {
+        let bound = params.m as f64 / params.mem_create_rate;
+        report.add(
+            "3: time to all Ready",
+            format!("{took:.1} s"),
+            format!(">= M/rate = {bound:.1} s"),
+            Some(took / bound.max(1e-9)),
+            Verdict::Info,
+        );
+        report.add(
+            "3: ListInstances calls per object",
+            format!("{:.1}", lists as f64 / params.m.max(1) as f64),
+            format!(
+                "pages of 10: >= {:.1}",
+                min_list_pages(0, params.m) as f64 / params.m.max(1) as f64
+            ),
+            Some(lists as f64 / min_list_pages(0, params.m).max(1) as f64),
+            Verdict::Info,
+        );
+        report.exact("3: CreateInstance accepted", creates, params.m, true);
+    }
+
+    drop(watch);
+    drop(operator);
+    drop(simulator);
+}

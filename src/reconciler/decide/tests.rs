@@ -1,0 +1,697 @@
+//! One row per line of the behaviour table: the Apply and Cleanup lifecycle and the AWS
+//! error table, each with its observation and the decision it must give.
+
+use super::*;
+use crate::api::{IdentityManagementType, UID_TAG};
+use crate::aws::Operation;
+
+const UID: &str = "0b5a6c1e-0000-4000-8000-000000000001";
+const ID: &str = "11111111-2222-4333-8444-555555555555";
+const ARN: &str =
+    "arn:aws:connect:us-east-1:123456789012:instance/11111111-2222-4333-8444-555555555555";
+const NOW: i64 = 1_800_000_000;
+
+fn spec(policy: DeletionPolicy) -> ConnectInstanceSpec {
+    ConnectInstanceSpec {
+        identity_management_type: IdentityManagementType::ConnectManaged,
+        instance_alias: Some("contact-center".into()),
+        directory_id: None,
+        inbound_calls_enabled: true,
+        outbound_calls_enabled: false,
+        attributes: None,
+        tags: [("team".to_owned(), "voice".to_owned())].into(),
+        region: None,
+        deletion_policy: policy,
+    }
+}
+
+fn recorded() -> ConnectInstanceStatus {
+    ConnectInstanceStatus {
+        instance_id: Some(ID.into()),
+        arn: Some(ARN.into()),
+        ..ConnectInstanceStatus::default()
+    }
+}
+
+fn instance(state: InstanceState) -> ObservedInstance {
+    ObservedInstance {
+        id: ID.into(),
+        arn: ARN.into(),
+        alias: Some("contact-center".into()),
+        state,
+        status_reason: None,
+        access_url: Some("https://contact-center.my.connect.aws".into()),
+        service_role: None,
+        created_time: None,
+        created_epoch_seconds: Some(NOW - 80),
+        tags: None,
+    }
+}
+
+/// An instance described as it is: attributes and tags as given.
+fn described(state: InstanceState, inbound: bool, tags: &[(&str, &str)]) -> Observation {
+    Observation::Instance(Box::new(Described {
+        attributes: Some(
+            [
+                (AttributeType::InboundCalls, inbound),
+                (AttributeType::OutboundCalls, false),
+            ]
+            .into(),
+        ),
+        tags: Some(
+            tags.iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        ),
+        instance: instance(state),
+    }))
+}
+
+fn in_sync() -> Observation {
+    described(
+        InstanceState::Active,
+        true,
+        &[("team", "voice"), (UID_TAG, UID)],
+    )
+}
+
+fn summary(id: &str, alias: &str) -> InstanceSummary {
+    InstanceSummary {
+        id: id.into(),
+        arn: format!("arn:aws:connect:us-east-1:123456789012:instance/{id}"),
+        alias: Some(alias.into()),
+        identity_management_type: Some("CONNECT_MANAGED".into()),
+    }
+}
+
+fn failed(operation: Operation, kind: ErrorKind) -> Observation {
+    Observation::Failed(AwsError {
+        operation,
+        kind,
+        code: Some("SomeException".into()),
+        message: "the message AWS sent".into(),
+        request_id: Some("req-1".into()),
+        retry_after: (kind == ErrorKind::RateLimited).then(|| Duration::from_millis(700)),
+    })
+}
+
+fn minutes(m: u64) -> Duration {
+    Duration::from_secs(m * 60)
+}
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Path {
+    Apply,
+    Cleanup,
+}
+
+/// What a row expects, written as data.
+struct Row {
+    what: &'static str,
+    path: Path,
+    policy: DeletionPolicy,
+    status: ConnectInstanceStatus,
+    failures: u32,
+    observation: Observation,
+    /// `Ready` reason, or `None` for "conditions unchanged".
+    state: Option<&'static str>,
+    /// The writes, by AWS operation name, in order.
+    writes: &'static [&'static str],
+    then: Then,
+    counts: Failures,
+}
+
+fn rows() -> Vec<Row> {
+    use DeletionPolicy::{Delete, Retain};
+    use ErrorKind as K;
+    use Operation as O;
+    let poll = secs(5);
+    let drift = minutes(10);
+    let row = |what, path, observation, state, writes, then, counts| Row {
+        what,
+        path,
+        policy: Delete,
+        status: recorded(),
+        failures: 0,
+        observation,
+        state,
+        writes,
+        then,
+        counts,
+    };
+    let unrecorded = |mut row: Row| {
+        row.status = ConnectInstanceStatus::default();
+        row
+    };
+    let after_failures = |mut row: Row, failures| {
+        row.failures = failures;
+        row
+    };
+    let retained = |mut row: Row| {
+        row.policy = Retain;
+        row
+    };
+    let deleting_since = |mut row: Row, ago: i64| {
+        row.status.delete_requested_time = rfc3339(NOW - ago);
+        row
+    };
+    let spread = |d| Then::Requeue(d, Jitter::Spread);
+    let pending = |d| Then::Pending(d, Jitter::Spread);
+    vec![
+        // ---- Apply: finding or creating the instance
+        unrecorded(row(
+            "no instance recorded, none found: CreateInstance with the UID token",
+            Path::Apply,
+            Observation::Lookup(Lookup::Nothing),
+            None,
+            &["CreateInstance"],
+            Then::ObserveAgain,
+            Failures::Keep,
+        )),
+        unrecorded(row(
+            "a creation waiting for its slot skips the lookup and creates",
+            Path::Apply,
+            Observation::Lookup(Lookup::Skipped),
+            None,
+            &["CreateInstance"],
+            Then::ObserveAgain,
+            Failures::Keep,
+        )),
+        unrecorded(row(
+            "CreateInstance answered: the id is recorded, then creation is polled",
+            Path::Apply,
+            Observation::Created {
+                id: ID.into(),
+                arn: ARN.into(),
+            },
+            Some("Creating"),
+            &[],
+            Then::Requeue(poll, Jitter::None),
+            Failures::Reset,
+        )),
+        unrecorded(row(
+            "an instance with our uid tag is adopted, never re-created",
+            Path::Apply,
+            Observation::Lookup(Lookup::Ours(summary(ID, "contact-center"))),
+            Some("Creating"),
+            &[],
+            Then::ObserveAgain,
+            Failures::Keep,
+        )),
+        unrecorded(row(
+            "an alias held by an instance without our tag is AliasConflict",
+            Path::Apply,
+            Observation::Lookup(Lookup::Foreign(summary(ID, "contact-center"))),
+            Some("AliasConflict"),
+            &[],
+            spread(drift),
+            Failures::Keep,
+        )),
+        // ---- Apply: following the instance
+        row(
+            "CREATION_IN_PROGRESS: Creating, polled (80 s in: every 20 s)",
+            Path::Apply,
+            described(InstanceState::CreationInProgress, true, &[]),
+            Some("Creating"),
+            &[],
+            Then::Requeue(secs(20), Jitter::None),
+            Failures::Reset,
+        ),
+        row(
+            "CREATION_FAILED: Stalled, never re-created",
+            Path::Apply,
+            described(InstanceState::CreationFailed, true, &[]),
+            Some("CreationFailed"),
+            &[],
+            spread(drift),
+            Failures::Keep,
+        ),
+        row(
+            "ACTIVE and matching: Available, no write, next look at the drift interval",
+            Path::Apply,
+            in_sync(),
+            Some("Available"),
+            &[],
+            spread(drift),
+            Failures::Reset,
+        ),
+        row(
+            "ACTIVE and differing: only the differences are written, attributes first",
+            Path::Apply,
+            described(
+                InstanceState::Active,
+                false,
+                &[("team", "data"), ("old", "x")],
+            ),
+            Some("Updating"),
+            &["UpdateInstanceAttribute", "TagResource", "UntagResource"],
+            Then::ObserveAgain,
+            Failures::Keep,
+        ),
+        row(
+            "the writes succeeded: Available",
+            Path::Apply,
+            Observation::Converged(Box::new(Described {
+                attributes: None,
+                tags: None,
+                instance: instance(InstanceState::Active),
+            })),
+            Some("Available"),
+            &[],
+            spread(drift),
+            Failures::Reset,
+        ),
+        row(
+            "the recorded instance is gone: InstanceNotFound, no silent re-create",
+            Path::Apply,
+            Observation::Gone,
+            Some("InstanceNotFound"),
+            &[],
+            spread(drift),
+            Failures::Keep,
+        ),
+        row(
+            "a state this version does not know: AwsError with backoff",
+            Path::Apply,
+            described(InstanceState::Unknown("PAUSED".into()), true, &[]),
+            Some("AwsError"),
+            &[],
+            spread(secs(2)),
+            Failures::Count,
+        ),
+        // ---- Apply: the error table
+        unrecorded(row(
+            "ServiceQuotaExceeded on create: QuotaExceeded, retry after hours",
+            Path::Apply,
+            failed(O::CreateInstance, K::InstanceLimitExceeded),
+            Some("QuotaExceeded"),
+            &[],
+            spread(minutes(120)),
+            Failures::Count,
+        )),
+        unrecorded(row(
+            "the 30-day attempt limit on create: QuotaExceeded, hours",
+            Path::Apply,
+            failed(O::CreateInstance, K::LifecycleAttemptLimitExceeded),
+            Some("QuotaExceeded"),
+            &[],
+            spread(minutes(120)),
+            Failures::Count,
+        )),
+        after_failures(
+            row(
+                "throttled: exponential backoff from the failure count",
+                Path::Apply,
+                failed(O::DescribeInstance, K::Throttled),
+                Some("Throttled"),
+                &[],
+                spread(secs(16)),
+                Failures::Count,
+            ),
+            3,
+        ),
+        row(
+            "AccessDenied: slow retry",
+            Path::Apply,
+            failed(O::DescribeInstance, K::AccessDenied),
+            Some("AccessDenied"),
+            &[],
+            spread(minutes(5)),
+            Failures::Count,
+        ),
+        unrecorded(row(
+            "InvalidRequest on create: InvalidSpec, waits for a spec change",
+            Path::Apply,
+            failed(O::CreateInstance, K::InvalidRequest),
+            Some("InvalidSpec"),
+            &[],
+            spread(drift),
+            Failures::Count,
+        )),
+        after_failures(
+            row(
+                "5xx / timeout: backoff, capped",
+                Path::Apply,
+                failed(O::ListInstanceAttributes, K::Transient),
+                Some("AwsError"),
+                &[],
+                spread(minutes(5)),
+                Failures::Count,
+            ),
+            30,
+        ),
+        row(
+            "refused by our own rate limiter: nothing reported, wait for the slot",
+            Path::Apply,
+            failed(O::DescribeInstance, K::RateLimited),
+            None,
+            &[],
+            Then::Requeue(Duration::from_millis(700), Jitter::Slot),
+            Failures::Keep,
+        ),
+        // ---- Cleanup
+        retained(row(
+            "Retain: released, AWS never called",
+            Path::Cleanup,
+            Observation::NotAsked,
+            None,
+            &[],
+            Then::Release,
+            Failures::Keep,
+        )),
+        row(
+            "Delete: DeleteInstance with the UID token",
+            Path::Cleanup,
+            in_sync(),
+            None,
+            &["DeleteInstance"],
+            Then::ObserveAgain,
+            Failures::Keep,
+        ),
+        row(
+            "DeleteInstance accepted: Deleting, the finalizer stays, polled",
+            Path::Cleanup,
+            Observation::DeleteAccepted,
+            Some("Deleting"),
+            &[],
+            Then::Pending(poll, Jitter::None),
+            Failures::Reset,
+        ),
+        deleting_since(
+            row(
+                "accepted a minute ago (status): polled, not resent",
+                Path::Cleanup,
+                in_sync(),
+                None,
+                &[],
+                Then::Pending(poll, Jitter::None),
+                Failures::Reset,
+            ),
+            60,
+        ),
+        deleting_since(
+            row(
+                "accepted long ago and still there: resent, same token",
+                Path::Cleanup,
+                in_sync(),
+                None,
+                &["DeleteInstance"],
+                Then::ObserveAgain,
+                Failures::Keep,
+            ),
+            3600,
+        ),
+        row(
+            "ResourceNotFound on describe: gone, the finalizer is released",
+            Path::Cleanup,
+            Observation::Gone,
+            None,
+            &[],
+            Then::Release,
+            Failures::Reset,
+        ),
+        row(
+            "ResourceNotFound on delete is success",
+            Path::Cleanup,
+            Observation::DeleteFoundNothing,
+            None,
+            &[],
+            Then::Release,
+            Failures::Reset,
+        ),
+        unrecorded(row(
+            "nothing recorded and nothing found: nothing to delete",
+            Path::Cleanup,
+            Observation::Lookup(Lookup::Nothing),
+            None,
+            &[],
+            Then::Release,
+            Failures::Reset,
+        )),
+        unrecorded(row(
+            "nothing recorded, ours found by alias + uid tag: recorded, then deleted",
+            Path::Cleanup,
+            Observation::Lookup(Lookup::Ours(summary(ID, "contact-center"))),
+            None,
+            &[],
+            Then::ObserveAgain,
+            Failures::Keep,
+        )),
+        unrecorded(row(
+            "a foreign instance holding the alias is never deleted",
+            Path::Cleanup,
+            Observation::Lookup(Lookup::Foreign(summary(ID, "contact-center"))),
+            None,
+            &[],
+            Then::Release,
+            Failures::Reset,
+        )),
+        row(
+            "the 30-day limit on delete: QuotaExceeded, the finalizer stays, slow retry",
+            Path::Cleanup,
+            failed(O::DeleteInstance, K::LifecycleAttemptLimitExceeded),
+            Some("QuotaExceeded"),
+            &[],
+            pending(minutes(120)),
+            Failures::Count,
+        ),
+        row(
+            "errors on delete are retried with backoff, never terminal",
+            Path::Cleanup,
+            failed(O::DeleteInstance, K::Transient),
+            Some("AwsError"),
+            &[],
+            pending(secs(2)),
+            Failures::Count,
+        ),
+        row(
+            "invalid request on delete is not InvalidSpec: retried",
+            Path::Cleanup,
+            failed(O::DeleteInstance, K::InvalidRequest),
+            Some("AwsError"),
+            &[],
+            pending(secs(2)),
+            Failures::Count,
+        ),
+    ]
+}
+
+fn decide_row(row: &Row) -> Decision {
+    let spec = spec(row.policy);
+    let inputs = Inputs {
+        spec: &spec,
+        uid: UID,
+        generation: 3,
+        status: &row.status,
+        region: "us-east-1",
+        now_epoch_seconds: NOW,
+        retry: RetryPolicy::default(),
+        poll_interval: secs(5),
+        failures: row.failures,
+        delete_sent_ago: None,
+    };
+    match row.path {
+        Path::Apply => apply(&inputs, &row.observation),
+        Path::Cleanup => cleanup(&inputs, &row.observation),
+    }
+}
+
+fn write_name(write: &Write) -> &'static str {
+    match write {
+        Write::CreateInstance(_) => "CreateInstance",
+        Write::UpdateAttribute { .. } => "UpdateInstanceAttribute",
+        Write::Tag(_) => "TagResource",
+        Write::Untag(_) => "UntagResource",
+        Write::DeleteInstance { .. } => "DeleteInstance",
+    }
+}
+
+#[test]
+fn every_row_of_the_behaviour_table() {
+    for row in rows() {
+        let decision = decide_row(&row);
+        let state = decision.state.as_ref().map(|(s, _)| s.reason());
+        let writes: Vec<_> = decision.writes.iter().map(write_name).collect();
+        assert_eq!(state, row.state, "{}: state", row.what);
+        assert_eq!(writes, row.writes, "{}: writes", row.what);
+        assert_eq!(decision.then, row.then, "{}: then", row.what);
+        assert_eq!(decision.failures, row.counts, "{}: failures", row.what);
+    }
+}
+
+#[test]
+fn create_sends_the_uid_token_and_tag_and_records_the_id_at_once() {
+    let rows = rows();
+    let create = decide_row(&rows[0]);
+    let Some(Write::CreateInstance(request)) = create.writes.first() else {
+        panic!("expected CreateInstance, got {:?}", create.writes);
+    };
+    assert_eq!(request.client_token, token::create_token(UID));
+    assert_eq!(request.tags.get(UID_TAG).map(String::as_str), Some(UID));
+    assert_eq!(request.alias.as_deref(), Some("contact-center"));
+    assert_eq!(
+        create.status,
+        ConnectInstanceStatus::default(),
+        "nothing before it"
+    );
+
+    let created = decide_row(&rows[2]);
+    assert_eq!(created.status.instance_id.as_deref(), Some(ID));
+    assert_eq!(created.status.arn.as_deref(), Some(ARN));
+    assert_eq!(
+        created.status.instance_status.as_deref(),
+        Some("CREATION_IN_PROGRESS")
+    );
+}
+
+#[test]
+fn convergence_writes_carry_tokens_and_the_event_lists_what_changed() {
+    let rows = rows();
+    let row = rows
+        .iter()
+        .find(|r| r.what.starts_with("ACTIVE and differing"))
+        .expect("row");
+    let decision = decide_row(row);
+    let epoch = u64::try_from(NOW).unwrap_or_default() / 600;
+    assert_eq!(
+        decision.writes,
+        vec![
+            Write::UpdateAttribute {
+                attribute: AttributeType::InboundCalls,
+                value: true,
+                client_token: token::attribute_token(
+                    UID,
+                    AttributeType::InboundCalls,
+                    true,
+                    3,
+                    epoch
+                ),
+            },
+            Write::Tag(
+                [
+                    ("team".to_owned(), "voice".to_owned()),
+                    (UID_TAG.to_owned(), UID.to_owned())
+                ]
+                .into()
+            ),
+            Write::Untag(vec!["old".into()]),
+        ]
+    );
+    let Observation::Instance(before) = &row.observation else {
+        panic!("row observes an instance");
+    };
+    let spec = spec(DeletionPolicy::Delete);
+    let status = recorded();
+    let inputs = Inputs {
+        spec: &spec,
+        uid: UID,
+        generation: 3,
+        status: &status,
+        region: "us-east-1",
+        now_epoch_seconds: NOW,
+        retry: RetryPolicy::default(),
+        poll_interval: secs(5),
+        failures: 0,
+        delete_sent_ago: None,
+    };
+    let done = apply(&inputs, &Observation::Converged(before.clone()));
+    assert_eq!(done.events.len(), 1);
+    assert_eq!(done.events[0].reason, "Updated");
+    assert_eq!(
+        done.events[0].note,
+        format!("Applied INBOUND_CALLS=true, tag {UID_TAG}, tag team, untag old")
+    );
+}
+
+#[test]
+fn delete_records_when_it_was_accepted_once_and_uses_the_uid_token() {
+    let rows = rows();
+    let send = rows
+        .iter()
+        .find(|r| r.what.starts_with("Delete: DeleteInstance"))
+        .expect("row");
+    assert_eq!(
+        decide_row(send).writes,
+        vec![Write::DeleteInstance {
+            instance_id: ID.into(),
+            client_token: token::delete_token(UID),
+        }]
+    );
+    let accepted = rows
+        .iter()
+        .find(|r| r.what.starts_with("DeleteInstance accepted"))
+        .expect("row");
+    let first = decide_row(accepted);
+    assert_eq!(first.status.delete_requested_time, rfc3339(NOW));
+    // A later acceptance (a resend) keeps the first time: the field never churns.
+    let mut again = Row {
+        status: first.status.clone(),
+        ..decide_row_clone(accepted)
+    };
+    again.status.delete_requested_time = rfc3339(NOW - 900);
+    assert_eq!(
+        decide_row(&again).status.delete_requested_time,
+        rfc3339(NOW - 900)
+    );
+}
+
+fn decide_row_clone(row: &Row) -> Row {
+    Row {
+        what: row.what,
+        path: row.path,
+        policy: row.policy,
+        status: row.status.clone(),
+        failures: row.failures,
+        observation: row.observation.clone(),
+        state: row.state,
+        writes: row.writes,
+        then: row.then,
+        counts: row.counts,
+    }
+}
+
+#[test]
+fn this_process_resending_recently_only_polls() {
+    let spec = spec(DeletionPolicy::Delete);
+    let mut status = recorded();
+    status.delete_requested_time = rfc3339(NOW - 3600);
+    let inputs = Inputs {
+        spec: &spec,
+        uid: UID,
+        generation: 3,
+        status: &status,
+        region: "us-east-1",
+        now_epoch_seconds: NOW,
+        retry: RetryPolicy::default(),
+        poll_interval: secs(5),
+        failures: 0,
+        delete_sent_ago: Some(secs(30)),
+    };
+    let decision = cleanup(&inputs, &in_sync());
+    assert!(decision.writes.is_empty(), "{:?}", decision.writes);
+}
+
+#[test]
+fn messages_carry_the_aws_message_and_request_id() {
+    let rows = rows();
+    let quota = rows
+        .iter()
+        .find(|r| r.what.starts_with("ServiceQuotaExceeded"))
+        .expect("row");
+    let (_, message) = decide_row(quota).state.expect("a state");
+    assert!(message.contains("the message AWS sent"), "{message}");
+    assert!(message.contains("req-1"), "{message}");
+    let delete = rows
+        .iter()
+        .find(|r| r.what.starts_with("errors on delete"))
+        .expect("row");
+    let (_, message) = decide_row(delete).state.expect("a state");
+    assert!(
+        message.starts_with("Deleting the instance failed: "),
+        "{message}"
+    );
+}

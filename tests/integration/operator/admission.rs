@@ -1,0 +1,276 @@
+//! Admission by the API server: invalid manifests are refused naming the field (through the
+//! API and through kubectl) and never reach AWS; immutable fields are refused on update while
+//! the mutable ones change freely; every manifest under `examples/` is accepted.
+
+use connect_operator::aws::token::create_token;
+use kube::api::{Patch, PatchParams};
+use serde_json::{Value, json};
+
+use test_kit::connect::{self, basic_spec, create, manifest, uid};
+use test_kit::{
+    DEADLINE, TestNamespace, client, kubectl, kubectl_ok, kubectl_with_input, wait_until,
+};
+
+use super::Scenario;
+
+/// Manifests the API server must refuse, and a word its message must contain.
+fn invalid_specs() -> Vec<(&'static str, Value, &'static str)> {
+    let too_many_tags: serde_json::Map<String, Value> = (0..51)
+        .map(|index| (format!("tag-{index}"), json!("x")))
+        .collect();
+    let with = |changes: Value| {
+        let mut spec = basic_spec("valid-alias");
+        for (key, value) in changes.as_object().expect("object") {
+            if value.is_null() {
+                spec.as_object_mut().expect("object").remove(key);
+            } else {
+                spec[key] = value.clone();
+            }
+        }
+        spec
+    };
+    vec![
+        (
+            "alias-leading-hyphen",
+            with(json!({ "instanceAlias": "-bad" })),
+            "instanceAlias",
+        ),
+        (
+            "alias-bad-characters",
+            with(json!({ "instanceAlias": "bad_alias!" })),
+            "instanceAlias",
+        ),
+        (
+            "alias-directory-prefix",
+            with(json!({ "instanceAlias": "d-1234567890" })),
+            "instanceAlias",
+        ),
+        (
+            "alias-too-long",
+            with(json!({ "instanceAlias": "a".repeat(46) })),
+            "instanceAlias",
+        ),
+        (
+            "alias-missing",
+            with(json!({ "instanceAlias": null })),
+            "instanceAlias",
+        ),
+        (
+            "existing-directory-without-directory-id",
+            with(json!({ "identityManagementType": "EXISTING_DIRECTORY" })),
+            "directoryId",
+        ),
+        (
+            "existing-directory-bad-directory-id",
+            with(json!({ "identityManagementType": "EXISTING_DIRECTORY", "directoryId": "d-xyz" })),
+            "directoryId",
+        ),
+        (
+            "directory-id-without-existing-directory",
+            with(json!({ "directoryId": "d-0123456789" })),
+            "directoryId",
+        ),
+        (
+            "unknown-identity-type",
+            with(json!({ "identityManagementType": "LDAP" })),
+            "identityManagementType",
+        ),
+        (
+            "missing-inbound",
+            with(json!({ "inboundCallsEnabled": null })),
+            "inboundCallsEnabled",
+        ),
+        ("51-tags", with(json!({ "tags": too_many_tags })), "tags"),
+        (
+            "aws-tag-key",
+            with(json!({ "tags": { "aws:owner": "me" } })),
+            "tags",
+        ),
+        (
+            "tag-value-too-long",
+            with(json!({ "tags": { "k": "v".repeat(257) } })),
+            "tags",
+        ),
+        (
+            "unknown-deletion-policy",
+            with(json!({ "deletionPolicy": "Orphan" })),
+            "deletionPolicy",
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn invalid_manifests_are_rejected_naming_the_field_and_never_reach_aws() {
+    let s = Scenario::start(
+        "invalid_manifests_are_rejected_naming_the_field_and_never_reach_aws",
+        &[],
+        &[],
+    )
+    .await;
+    for (case, spec, field) in invalid_specs() {
+        let error = create(&s.api, &manifest(case, spec.clone()))
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{case}: accepted by the API server: {spec}"));
+        let message = error.to_string();
+        assert!(
+            message.contains(field) && message.contains("Invalid"),
+            "{case}: the message should name {field}: {message}"
+        );
+    }
+    // The same through kubectl, as a user sees it.
+    let yaml = serde_yaml::to_string(&manifest(
+        "kubectl-bad",
+        json!({ "identityManagementType": "EXISTING_DIRECTORY", "inboundCallsEnabled": true,
+                "outboundCallsEnabled": true }),
+    ))
+    .expect("yaml");
+    let refused = kubectl_with_input(&["apply", "-n", &s.namespace, "-f", "-"], Some(&yaml)).await;
+    assert!(
+        !refused.success && refused.stderr.contains("spec.directoryId"),
+        "{refused:?}"
+    );
+
+    let stored = s.api.list(&Default::default()).await.expect("list");
+    assert!(stored.items.is_empty(), "nothing was stored");
+    // The operator is watching this namespace: prove it with a valid object, which must
+    // reach the simulator while nothing did before.
+    assert!(
+        s.sim.calls().await.is_empty(),
+        "Connect calls before any valid object existed"
+    );
+    let object = create(&s.api, &manifest("valid", basic_spec("valid-alias")))
+        .await
+        .expect("a valid object is accepted");
+    let token = create_token(&uid(&object));
+    wait_until("the valid object's CreateInstance", DEADLINE, || async {
+        let creates = s.sim.calls_of("CreateInstance").await;
+        if creates.is_empty() {
+            Err("no CreateInstance yet".to_owned())
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+    let creates = s.sim.calls_of("CreateInstance").await;
+    assert!(
+        creates
+            .iter()
+            .all(|call| call.client_token.as_deref() == Some(token.as_str())),
+        "an invalid manifest reached AWS: {creates:?}"
+    );
+    assert_eq!(s.sim.instances().await.len(), 1);
+}
+
+#[tokio::test]
+async fn immutable_fields_are_rejected_on_update_and_mutable_ones_accepted() {
+    // No operator: this is about admission only.
+    let client = client().await;
+    let namespace = TestNamespace::create(&client, "immutable").await.name;
+    let api = connect::api(&client, &namespace);
+    let mut spec = basic_spec("immutable-e2e");
+    spec["region"] = json!("us-east-1");
+    create(&api, &manifest("managed", spec))
+        .await
+        .expect("create");
+    create(
+        &api,
+        &manifest(
+            "directory",
+            json!({ "identityManagementType": "EXISTING_DIRECTORY", "directoryId": "d-0123456789",
+                    "inboundCallsEnabled": true, "outboundCallsEnabled": false }),
+        ),
+    )
+    .await
+    .expect("create EXISTING_DIRECTORY");
+
+    let refused = [
+        (
+            "managed",
+            json!({ "identityManagementType": "SAML" }),
+            "identityManagementType",
+        ),
+        (
+            "managed",
+            json!({ "instanceAlias": "renamed-e2e" }),
+            "instanceAlias",
+        ),
+        ("managed", json!({ "region": "eu-west-2" }), "region"),
+        (
+            "directory",
+            json!({ "directoryId": "d-abcdef0123" }),
+            "directoryId",
+        ),
+    ];
+    for (name, change, field) in refused {
+        let error = api
+            .patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(&json!({ "spec": change })),
+            )
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("changing {change} on {name} was accepted"));
+        let message = error.to_string();
+        assert!(
+            message.contains(field) && message.contains("immutable"),
+            "changing {field}: {message}"
+        );
+    }
+    let failed = kubectl(&[
+        "patch",
+        "-n",
+        &namespace,
+        "connectinstance",
+        "managed",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"instanceAlias":"other-e2e"}}"#,
+    ])
+    .await;
+    assert!(
+        !failed.success && failed.stderr.contains("spec.instanceAlias is immutable"),
+        "{failed:?}"
+    );
+
+    // The mutable fields change freely.
+    api.patch(
+        "managed",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({ "spec": {
+            "inboundCallsEnabled": false,
+            "attributes": { "earlyMedia": true },
+            "tags": { "team": "new" },
+            "deletionPolicy": "Retain",
+        }})),
+    )
+    .await
+    .expect("mutable fields accepted");
+}
+
+#[tokio::test]
+async fn examples_are_accepted_by_the_api_server() {
+    let client = client().await;
+    let namespace = TestNamespace::create(&client, "examples").await.name;
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
+    let output = kubectl_ok(&[
+        "apply",
+        "--dry-run=server",
+        "-n",
+        &namespace,
+        "-f",
+        examples,
+    ])
+    .await;
+    assert_eq!(
+        output.matches("created (server dry run)").count(),
+        std::fs::read_dir(examples)
+            .expect("examples/")
+            .filter(|entry| entry
+                .as_ref()
+                .is_ok_and(|entry| entry.path().extension().is_some_and(|ext| ext == "yaml")))
+            .count(),
+        "{output}"
+    );
+}

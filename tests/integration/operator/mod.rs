@@ -1,0 +1,231 @@
+//! End-to-end scenarios: the real `connect-operator` binary against the real API server
+//! (shared control plane) and its own `connect-sim` process, driven the way users drive it
+//! (manifests through the API and kubectl). Each scenario asserts both sides: the object
+//! (status, conditions, events, finalizer) and the simulator's record of Connect calls.
+//!
+//! Each test has its own namespace, simulator and operator (watching only that namespace),
+//! so tests run in parallel without seeing each other.
+//!
+//! This file holds the scenario fixture and the assertions the scenarios share. The
+//! scenarios, by theme: `lifecycle.rs` (create, change, delete, retain), `quota.rs` (the
+//! instance quota and the lifecycle attempt limit), `failures.rs` (throttling and server
+//! errors, a crash right after CreateInstance, a failed creation, an alias held by a foreign
+//! instance) and `admission.rs` (what the API server refuses, and the examples it accepts).
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+mod admission;
+mod failures;
+mod lifecycle;
+mod quota;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use kube::Client;
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use serde_json::Value;
+use tokio::sync::SemaphorePermit;
+
+use test_kit::connect::{
+    self, condition, describe, event_summaries, events, generation, is_true, wait_for,
+};
+use test_kit::simulator::log_dir;
+use test_kit::{
+    DEADLINE, OperatorOptions, OperatorProcess, SimCall, Simulator, TestNamespace, client,
+    heavy_slot, kubectl_with_input,
+};
+
+/// Connect operations that change something in AWS.
+const MUTATING: &[&str] = &[
+    "CreateInstance",
+    "DeleteInstance",
+    "UpdateInstanceAttribute",
+    "TagResource",
+    "UntagResource",
+];
+
+/// Every Connect operation the simulator serves.
+const OPERATIONS: &[&str] = &[
+    "CreateInstance",
+    "DescribeInstance",
+    "ListInstances",
+    "DeleteInstance",
+    "UpdateInstanceAttribute",
+    "DescribeInstanceAttribute",
+    "ListInstanceAttributes",
+    "TagResource",
+    "UntagResource",
+    "ListTagsForResource",
+];
+
+/// One namespace, one simulator, one operator watching that namespace.
+struct Scenario {
+    // Dropped first: the operator stops before the simulator it talks to.
+    operator: OperatorProcess,
+    sim: Simulator,
+    client: Client,
+    namespace: String,
+    api: Api<DynamicObject>,
+    _slot: SemaphorePermit<'static>,
+}
+
+impl Scenario {
+    async fn start(test: &str, sim_args: &[&str], operator_flags: &[(&str, &str)]) -> Self {
+        let slot = heavy_slot().await;
+        let client = client().await;
+        let namespace = TestNamespace::create(&client, &namespace_prefix(test))
+            .await
+            .name;
+        let logs = log_dir(test);
+        // The operator runs with fast create/delete rates here, so the simulator's
+        // AWS-like rate limits are lifted; the throttling scenario sets its own.
+        let unlimited: Vec<String> = OPERATIONS.iter().map(|op| format!("{op}=none")).collect();
+        let mut args: Vec<&str> = Vec::new();
+        for limit in &unlimited {
+            args.extend(["--rate-limit", limit.as_str()]);
+        }
+        args.extend_from_slice(sim_args);
+        let sim = Simulator::start(&logs, &args);
+        let mut options = OperatorOptions::new(&namespace, &sim.url);
+        for (name, value) in operator_flags {
+            options = options.flag(name, value);
+        }
+        let operator = OperatorProcess::start(&logs, options).await;
+        let api = connect::api(&client, &namespace);
+        Self {
+            operator,
+            sim,
+            client,
+            namespace,
+            api,
+            _slot: slot,
+        }
+    }
+
+    async fn get(&self, name: &str) -> DynamicObject {
+        self.api.get(name).await.expect("object exists")
+    }
+
+    async fn wait_for(
+        &self,
+        name: &str,
+        what: &str,
+        accept: impl Fn(&DynamicObject) -> bool,
+    ) -> DynamicObject {
+        wait_for(&self.api, name, what, DEADLINE, accept).await
+    }
+
+    /// Waits until the object is Ready for its current generation.
+    async fn wait_ready(&self, name: &str) -> DynamicObject {
+        self.wait_for(name, "Ready=True for the current generation", |object| {
+            let ready = condition(object, "Ready");
+            ready.is_some_and(|ready| {
+                ready.status == "True" && ready.observed_generation == Some(generation(object))
+            }) && object
+                .data
+                .pointer("/status/observedGeneration")
+                .and_then(Value::as_i64)
+                == Some(generation(object))
+        })
+        .await
+    }
+
+    async fn merge_patch(&self, name: &str, patch: Value) -> DynamicObject {
+        self.api
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap_or_else(|error| panic!("patching {name} with {patch}: {error}"))
+    }
+
+    /// Applies a manifest with `kubectl apply -f -`, as a user would.
+    async fn kubectl_apply(&self, manifest: &Value) {
+        let yaml = serde_yaml::to_string(manifest).expect("manifest as YAML");
+        let output =
+            kubectl_with_input(&["apply", "-n", &self.namespace, "-f", "-"], Some(&yaml)).await;
+        assert!(output.success, "kubectl apply failed: {output:?}\n{yaml}");
+    }
+
+    async fn event_summaries(&self, name: &str) -> Vec<(String, String, String)> {
+        event_summaries(&events(&self.client, &self.namespace, name).await)
+    }
+}
+
+/// Namespaces are DNS labels: a short, readable prefix of the test name.
+fn namespace_prefix(test: &str) -> String {
+    let prefix: String = test
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .take(40)
+        .collect();
+    prefix.trim_end_matches('-').to_ascii_lowercase()
+}
+
+fn count(calls: &[SimCall], operation: &str) -> usize {
+    calls
+        .iter()
+        .filter(|call| call.operation == operation)
+        .count()
+}
+
+fn count_ok(calls: &[SimCall], operation: &str) -> usize {
+    calls
+        .iter()
+        .filter(|call| call.operation == operation && call.succeeded())
+        .count()
+}
+
+/// Calls per operation, for failure messages and the report.
+fn tally(calls: &[SimCall]) -> BTreeMap<String, (usize, usize)> {
+    let mut tally: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for call in calls {
+        let entry = tally.entry(call.operation.clone()).or_default();
+        entry.0 += 1;
+        if !call.succeeded() {
+            entry.1 += 1;
+        }
+    }
+    tally
+}
+
+/// Ready=True/Available and nothing else claiming attention (kstatus "Current").
+fn assert_ready_and_settled(object: &DynamicObject) {
+    let ready = condition(object, "Ready").expect("Ready condition");
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("True", "Available"),
+        "{}",
+        describe(object)
+    );
+    for type_ in ["Reconciling", "Stalled", "QuotaExceeded"] {
+        assert!(
+            !is_true(object, type_, None),
+            "{type_} still True: {}",
+            describe(object)
+        );
+    }
+}
+
+/// Asserts that, over `window`, the operator makes no change in AWS and no write to the
+/// object (steady state: no hot loop from its own status writes).
+async fn assert_steady(scenario: &Scenario, name: &str, window: Duration) {
+    let before = scenario.get(name).await;
+    let calls_before = scenario.sim.calls().await.len();
+    tokio::time::sleep(window).await;
+    let after = scenario.get(name).await;
+    assert_eq!(
+        before.metadata.resource_version,
+        after.metadata.resource_version,
+        "the object was written in steady state: {}",
+        describe(&after)
+    );
+    let calls = scenario.sim.calls().await;
+    let new_writes: Vec<&SimCall> = calls[calls_before.min(calls.len())..]
+        .iter()
+        .filter(|call| MUTATING.contains(&call.operation.as_str()))
+        .collect();
+    assert!(
+        new_writes.is_empty(),
+        "changes in steady state: {new_writes:?}"
+    );
+}
