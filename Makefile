@@ -2,8 +2,13 @@
 #
 #   make demo     local kube-apiserver + etcd, the Connect simulator and the operator;
 #                 applies examples/, shows them Ready, deletes them, stops everything
-#   make test     fmt, clippy, unit tests, the end-to-end suite (and the Go tests)
+#   make test     fmt, clippy, unit tests, the end-to-end suite (and the Go tests), then
+#                 the image: built and run with runc (make image-test)
+#   make image    the container image, without a container engine: target/image/
+#                 (OCI layout, oci-archive, SBOM; docs/image.md)
 #   make binaries build (or find cached) kube-apiserver, kubectl, etcd and helm
+#   make e2e-aws  opt-in smoke test against REAL Amazon Connect (CONNECT_OPERATOR_E2E_AWS=1,
+#                 AWS credentials and AWS_REGION; hack/e2e-aws.sh); never part of make test
 #
 # Binaries are cached in ~/.cache/connect-operator (hack/build-binaries.sh); point
 # KUBEBUILDER_ASSETS at a directory with kube-apiserver, etcd (and kubectl) to use yours.
@@ -21,16 +26,26 @@ VENV ?= $(CACHE)/venv
 # checks in gitops-tests/ already run inside `cargo test` (tests/integration/argocd_health.rs).
 GO_TESTS ?=
 
-.PHONY: help bench demo test fmt-check clippy binaries python-deps cargo-test go-test
+.PHONY: help bench demo test fmt-check clippy binaries python-deps cargo-test go-test \
+	image image-test
 
 help:
 	@echo "make demo   - run the operator against a local API server and the Connect simulator"
-	@echo "make test   - fmt, clippy, unit tests, end-to-end suite"
+	@echo "make test   - fmt, clippy, unit tests, end-to-end suite, image proof"
+	@echo "make image  - build the container image (OCI layout + archive + SBOM in target/image/)"
 	@echo "make bench  - scale benchmark (release build): throughput, steady state, memory"
 	@echo "make binaries - build kube-apiserver, kubectl, etcd, helm (cached)"
+	@echo "make e2e-aws - opt-in: create, update, delete one REAL Connect instance (CONNECT_OPERATOR_E2E_AWS=1)"
 
 demo:
 	hack/demo.sh
+
+# Opt-in, against real AWS (costs 2 of the account's ~100 create/delete attempts per 30
+# days): refuses to run without CONNECT_OPERATOR_E2E_AWS=1; asks for confirmation unless
+# E2E_AWS_ARGS=--yes (or CONNECT_OPERATOR_E2E_AWS_YES=1). Not a prerequisite of `test`.
+.PHONY: e2e-aws
+e2e-aws:
+	hack/e2e-aws.sh $(E2E_AWS_ARGS)
 
 binaries:
 	hack/build-binaries.sh
@@ -74,4 +89,15 @@ go-test:
 	  (cd "$$dir" && $(GO) test ./...); \
 	done
 
-test: fmt-check clippy cargo-test go-test
+# The image: a release build assembled into an OCI image without a container engine or a
+# base image; prints its manifest digest (docs/image.md).
+image:
+	hack/build-image.sh
+
+# Proves the image: unpacked with umoci and run with runc (read-only root, no capabilities,
+# user 65532) for --version, crd and run against the control plane and the simulator.
+# Needs root and umoci, skopeo, runc (.ci/run installs them).
+image-test: image
+	hack/test-image.sh
+
+test: fmt-check clippy cargo-test go-test image-test

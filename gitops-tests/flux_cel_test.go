@@ -3,6 +3,7 @@ package gitopstests
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -157,6 +158,14 @@ var fluxExpectations = map[string]status.Status{
 	"instance-gone":           status.FailedStatus,
 	"deleting":                status.InProgressStatus,
 	"deleting-attempt-limit":  status.FailedStatus,
+	"paused":                  status.InProgressStatus,
+	"observed-drifted":        status.CurrentStatus,
+	"adoption-mismatch":       status.FailedStatus,
+	"deletion-protected":      status.FailedStatus,
+	// A condition for an older generation: InProgress, never Current or Failed, although
+	// status.observedGeneration is current (where plain kstatus has a gap).
+	"ready-condition-stale":   status.InProgressStatus,
+	"stalled-condition-stale": status.InProgressStatus,
 }
 
 func TestFluxHealthCheckExprsFromTheDocsClassifyEveryFixture(t *testing.T) {
@@ -185,5 +194,66 @@ func TestFluxHealthCheckExprsFromTheDocsClassifyEveryFixture(t *testing.T) {
 				t.Fatalf("Flux status = %s, want %s", got, want)
 			}
 		})
+	}
+}
+
+// Beyond the fixtures: whichever condition the health checks read (Ready, Reconciling,
+// Stalled) is left from an older generation, with status.observedGeneration current, the
+// Argo CD script says Progressing naming that condition and the documented Flux expressions
+// say InProgress, never Healthy/Current or Degraded/Failed. A condition for the current
+// generation beside it changes nothing.
+func TestStaleConditionsAreProgressingForArgoCDAndFlux(t *testing.T) {
+	script := readHealthScript(t)
+	exprs := fluxExpressionsFromDocs(t)
+	checked := 0
+	for _, ready := range []string{"", "True", "False", "Unknown"} {
+		for _, reconciling := range []bool{false, true} {
+			for _, stalled := range []bool{false, true} {
+				if reconciling && stalled {
+					continue // the operator never sets both True
+				}
+				present := []string{}
+				if ready != "" {
+					present = append(present, "Ready")
+				}
+				if reconciling {
+					present = append(present, "Reconciling")
+				}
+				if stalled {
+					present = append(present, "Stalled")
+				}
+				for _, staleType := range present {
+					obj := syntheticConnectInstance(ready, reconciling, stalled, false, false)
+					conditions, _, _ := unstructured.NestedSlice(obj.Object, "status", "conditions")
+					for _, c := range conditions {
+						if condition := c.(map[string]any); condition["type"] == staleType {
+							condition["observedGeneration"] = int64(1)
+						}
+					}
+					if err := unstructured.SetNestedSlice(obj.Object, conditions, "status", "conditions"); err != nil {
+						t.Fatal(err)
+					}
+					name := fmt.Sprintf("ready=%q reconciling=%t stalled=%t stale=%s", ready, reconciling, stalled, staleType)
+					health, message, err := runHealthScript(t, script, obj.Object)
+					if err != nil {
+						t.Fatalf("%s: health.lua: %v", name, err)
+					}
+					if health != "Progressing" || !strings.Contains(message, "the "+staleType+" condition is for generation 1") {
+						t.Errorf("%s: Argo CD says %s (%q), want Progressing naming the stale %s condition", name, health, message, staleType)
+					}
+					flux, err := fluxStatus(t, exprs, obj)
+					if err != nil {
+						t.Fatalf("%s: Flux: %v", name, err)
+					}
+					if flux != status.InProgressStatus {
+						t.Errorf("%s: Flux says %s, want InProgress", name, flux)
+					}
+					checked++
+				}
+			}
+		}
+	}
+	if checked < 10 {
+		t.Fatalf("only %d combinations checked", checked)
 	}
 }

@@ -32,6 +32,26 @@ var kstatusExpectations = map[string]status.Status{
 	"instance-gone":           status.FailedStatus,
 	"deleting":                status.TerminatingStatus,
 	"deleting-attempt-limit":  status.TerminatingStatus,
+	// kstatus knows nothing of pausing: it reads the kept conditions, here a Ready for an
+	// older generation. Argo CD shows Suspended.
+	"paused":             status.InProgressStatus,
+	"observed-drifted":   status.CurrentStatus,
+	"adoption-mismatch":  status.FailedStatus,
+	"deletion-protected": status.TerminatingStatus,
+	// kstatus compares only status.observedGeneration with metadata.generation, never a
+	// condition's own observedGeneration: a Ready=True (or Stalled=True) left from an older
+	// spec reads as Current (Failed). Argo CD's script and the documented Flux expressions
+	// say Progressing / InProgress; docs/gitops.md ("The stale-condition gap").
+	"ready-condition-stale":   status.CurrentStatus,
+	"stalled-condition-stale": status.FailedStatus,
+}
+
+// kstatusGaps are the fixtures where plain kstatus is known to disagree with the Argo CD
+// script (documented in docs/gitops.md; the Flux healthCheckExprs close them).
+var kstatusGaps = map[string]bool{
+	"no-status":               true,
+	"ready-condition-stale":   true,
+	"stalled-condition-stale": true,
 }
 
 func TestKstatusComputesTheExpectedStatusForEveryFixture(t *testing.T) {
@@ -68,11 +88,13 @@ func TestArgoCDHealthAgreesWithKstatus(t *testing.T) {
 		"Healthy":     {status.CurrentStatus},
 		"Degraded":    {status.FailedStatus},
 		"Progressing": {status.InProgressStatus, status.TerminatingStatus},
+		// kstatus has no suspended state; a paused object keeps its last conditions.
+		"Suspended": {status.CurrentStatus, status.InProgressStatus, status.FailedStatus},
 	}
 	for _, tc := range loadHealthTests(t) {
 		name := strings.TrimSuffix(filepath.Base(tc.InputPath), ".yaml")
-		if name == "no-status" {
-			continue // the documented kstatus gap, see kstatusExpectations
+		if kstatusGaps[name] {
+			continue // a documented kstatus gap, see kstatusExpectations
 		}
 		obj := loadObject(t, tc.InputPath)
 		result, err := status.Compute(obj)

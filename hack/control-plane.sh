@@ -34,6 +34,12 @@ _cp_free_port() {
 start_control_plane() {
   local dir=$1 assets=$2
   mkdir -p "$dir"
+  # First: _cp_flags fills every placeholder, also for the certificate's `san` line (under
+  # `set -u` an unset port would leave the subjectAltName empty).
+  local etcd_port peer_port api_port
+  etcd_port=$(_cp_free_port)
+  peer_port=$(_cp_free_port)
+  api_port=$(_cp_free_port)
   (
     cd "$dir"
     openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 7 \
@@ -53,10 +59,6 @@ start_control_plane() {
   token=admin-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
   echo "$token,admin,admin,\"system:masters\"" >"$dir/tokens.csv"
 
-  local etcd_port peer_port api_port
-  etcd_port=$(_cp_free_port)
-  peer_port=$(_cp_free_port)
-  api_port=$(_cp_free_port)
   local -a etcd_flags apiserver_flags
   mapfile -t etcd_flags < <(_cp_flags etcd)
   mapfile -t apiserver_flags < <(_cp_flags kube-apiserver)

@@ -14,8 +14,10 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
-step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
-note() { printf '    %s\n' "$*"; }
+# step, note, free_port, find_kube_binaries, start_simulator, wait_for_readyz,
+# install_crds, stop_processes, show_logs (shared with hack/test-image.sh).
+# shellcheck source=lib.sh
+source "$root/hack/lib.sh"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/connect-operator-demo.XXXXXX")
 pids=()
@@ -33,20 +35,12 @@ cleanup() {
   if [[ ${#stop[@]} -gt 0 ]]; then
     step "stopping the operator, the simulator, kube-apiserver and etcd"
     disown -a 2>/dev/null || true
-    for pid in "${stop[@]}"; do
-      kill -TERM "$pid" 2>/dev/null || true
-      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -KILL "$pid" 2>/dev/null || true
-    done
+    stop_processes "${stop[@]}"
     wait 2>/dev/null || true
   fi
   if [[ $status -ne 0 && $status -ne 130 ]]; then
     echo "demo failed (exit $status); logs:" >&2
-    for log in "$work"/*.log; do
-      [[ -f $log ]] || continue
-      echo "--- $log (last 20 lines)" >&2
-      tail -n 20 "$log" >&2
-    done
+    show_logs "$work"
   fi
   rm -rf "$work"
   exit "$status"
@@ -68,16 +62,11 @@ calls = collections.Counter(c["operation"] for c in json.load(sys.stdin))
 print("    Connect API calls the operator made:", dict(sorted(calls.items())))'
 }
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-
 step "building what is missing"
-eval "$(BUILD_ONLY=k8s hack/build-binaries.sh)"
-kubectl_bin=$KUBEBUILDER_ASSETS/kubectl
-[[ -x $kubectl_bin ]] || kubectl_bin=$(command -v kubectl)
+find_kube_binaries
+kubectl_bin=$KUBECTL_BIN
 cargo build --quiet --package connect-operator --package connect-sim --bins
-target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+target_dir=$(cargo_target_dir)
 operator_bin=$target_dir/debug/connect-operator
 sim_bin=$target_dir/debug/connect-sim
 
@@ -100,22 +89,16 @@ kubectl() {
 note "API server $SERVER ready; KUBECONFIG=$KUBECONFIG"
 
 step "installing the CRD"
-kubectl apply --server-side -f crds/ >/dev/null
-kubectl wait --for=condition=Established --timeout=60s -f crds/ >/dev/null
+install_crds
 kubectl get crd connectinstances.connect.operators.dev
 kubectl create namespace demo >/dev/null
 
 step "starting the Connect simulator"
 # Creation takes a few seconds, like the real service (which takes minutes).
-"$sim_bin" --listen 127.0.0.1:0 --creation-delay 4s --deletion-delay 2s \
-  --rate-limit CreateInstance=2 --rate-limit DeleteInstance=2 >"$work/sim.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do
-  sim_url=$(sed -n 's/^connect-sim listening on //p' "$work/sim.log" | head -n 1)
-  [[ -n $sim_url ]] && break
-  sleep 0.1
-done
-[[ -n ${sim_url:-} ]] || { echo "the simulator did not start" >&2; exit 1; }
+start_simulator "$sim_bin" "$work/sim.log" --creation-delay 4s --deletion-delay 2s \
+  --rate-limit CreateInstance=2 --rate-limit DeleteInstance=2 || { pids+=("$SIM_PID"); exit 1; }
+pids+=("$SIM_PID")
+sim_url=$SIM_URL
 note "simulator at $sim_url"
 
 step "starting the operator (watching namespace demo)"
@@ -125,11 +108,7 @@ AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo AWS_EC2_METADATA_DISABLED=true
   --metrics-addr "127.0.0.1:$metrics_port" --creation-poll-interval 1s \
   --create-delete-rate 1 >"$work/operator.log" 2>&1 &
 pids+=($!)
-for _ in $(seq 300); do
-  curl -fsS "http://127.0.0.1:$metrics_port/readyz" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-curl -fsS "http://127.0.0.1:$metrics_port/readyz" >/dev/null || { echo "the operator is not ready" >&2; exit 1; }
+wait_for_readyz "$metrics_port" 30 "$!" || { echo "the operator is not ready" >&2; exit 1; }
 note "operator ready (metrics on http://127.0.0.1:$metrics_port/metrics)"
 
 step "kubectl apply -f examples/"

@@ -17,6 +17,13 @@ pub const FINALIZER: &str = "connect.operators.dev/cleanup";
 /// The AWS tag that marks an instance as created by one `ConnectInstance` (value: its UID).
 pub const UID_TAG: &str = "connect.operators.dev/uid";
 
+/// The annotation that pauses an object: `"true"` stops every AWS call for it.
+pub const PAUSED_ANNOTATION: &str = "connect.operators.dev/paused";
+
+/// The annotation that allows deleting the ConnectInstance CRD (and with it every object)
+/// past the chart's admission policy.
+pub const ALLOW_CRD_DELETION_ANNOTATION: &str = "connect.operators.dev/allow-crd-deletion";
+
 /// Desired state of an Amazon Connect instance.
 // The derive's repeated `printcolumn(type_ = ...)` keys look like duplicated attributes.
 #[allow(clippy::duplicated_attributes)]
@@ -92,6 +99,18 @@ pub const UID_TAG: &str = "connect.operators.dev/uid";
     validation = Rule::new("has(self.region) == has(oldSelf.region) && (!has(self.region) || self.region == oldSelf.region)")
         .message("spec.region is immutable")
         .field_path(".region"),
+    validation = Rule::new("has(self.instanceId) == has(oldSelf.instanceId) && (!has(self.instanceId) || self.instanceId == oldSelf.instanceId)")
+        .message("spec.instanceId is immutable: it can be neither added, changed nor removed after creation")
+        .field_path(".instanceId"),
+    validation = Rule::new("!has(self.instanceId) || has(self.deletionPolicy)")
+        .message("spec.deletionPolicy must be set explicitly (Delete or Retain) when spec.instanceId adopts an existing instance")
+        .field_path(".deletionPolicy"),
+    validation = Rule::new("!has(self.managementPolicy) || self.managementPolicy != 'ObserveOnly' || has(self.instanceId)")
+        .message("spec.managementPolicy ObserveOnly requires spec.instanceId: the instance to observe")
+        .field_path(".managementPolicy"),
+    validation = Rule::new("!has(self.managementPolicy) || self.managementPolicy != 'ObserveOnly' || (has(self.deletionPolicy) && self.deletionPolicy == 'Retain')")
+        .message("spec.managementPolicy ObserveOnly requires spec.deletionPolicy Retain: an observed instance is never deleted")
+        .field_path(".deletionPolicy"),
 )]
 pub struct ConnectInstanceSpec {
     /// How users of the instance are identified: `CONNECT_MANAGED` (users stored in Amazon
@@ -144,11 +163,48 @@ pub struct ConnectInstanceSpec {
     )]
     pub region: Option<String>,
 
-    /// What happens to the instance when this object is deleted: `Delete` (default) deletes
-    /// it in AWS and waits until it is gone; `Retain` leaves it in AWS and only releases
-    /// the object. May be changed at any time, also while the object is being deleted.
-    #[serde(default)]
-    pub deletion_policy: DeletionPolicy,
+    /// What happens to the instance when this object is deleted: `Delete` (the default when
+    /// unset) deletes it in AWS and waits until it is gone; `Retain` leaves it in AWS and
+    /// only releases the object. May be changed at any time, also while the object is being
+    /// deleted. Must be set explicitly with `instanceId`; must be `Retain` with
+    /// `managementPolicy: ObserveOnly`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_policy: Option<DeletionPolicy>,
+
+    /// While true, nothing deletes the instance: the chart's admission policy refuses to
+    /// delete this object, and the operator never sends DeleteInstance for it (a deletion
+    /// that gets through waits, Stalled `DeletionProtected`, until this is false or
+    /// `deletionPolicy` is `Retain`). Default false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deletion_protection: bool,
+
+    /// Adopt this existing instance (its id, a UUID) instead of creating one. The instance's
+    /// identity management type and alias must match the spec; an instance that carries
+    /// another object's `connect.operators.dev/uid` tag is never taken over. Requires an
+    /// explicit `deletionPolicy`. Immutable. `connect-operator import` writes a manifest
+    /// with it for a live instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(
+        pattern = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+    ))]
+    pub instance_id: Option<String>,
+
+    /// `Manage` (the default when unset): create or adopt the instance and keep it as the
+    /// spec says. `ObserveOnly`: never write to AWS, whatever happens; the status mirrors
+    /// the instance and `Drifted` lists how it differs from the spec. Requires `instanceId`
+    /// and `deletionPolicy: Retain`. May be changed at any time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub management_policy: Option<ManagementPolicy>,
+}
+
+/// Whether the operator writes to AWS for an object.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum ManagementPolicy {
+    /// Create or adopt the instance and converge it to the spec.
+    #[default]
+    Manage,
+    /// Read the instance and report differences; never write to AWS.
+    ObserveOnly,
 }
 
 /// How the users of an instance are identified.
@@ -301,6 +357,24 @@ impl AttributeType {
 }
 
 impl ConnectInstanceSpec {
+    /// The deletion policy in force: `Delete` unless the spec says otherwise.
+    #[must_use]
+    pub fn effective_deletion_policy(&self) -> DeletionPolicy {
+        self.deletion_policy.unwrap_or_default()
+    }
+
+    /// The management policy in force: `Manage` unless the spec says otherwise.
+    #[must_use]
+    pub fn effective_management_policy(&self) -> ManagementPolicy {
+        self.management_policy.unwrap_or_default()
+    }
+
+    /// Whether the operator may write to AWS for this object.
+    #[must_use]
+    pub fn observe_only(&self) -> bool {
+        self.effective_management_policy() == ManagementPolicy::ObserveOnly
+    }
+
     /// The attribute values this spec asks for: inbound and outbound always, the others
     /// only where set.
     #[must_use]
@@ -375,6 +449,11 @@ pub struct ConnectInstanceStatus {
     /// The AWS region the instance lives in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// When CreateInstance first answered for this object (RFC 3339). Written once: within
+    /// a grace period after it, an instance AWS does not show yet is "not visible yet"
+    /// (AWS is eventually consistent), never "gone".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create_requested_time: Option<String>,
     /// When DeleteInstance was first accepted for this object (RFC 3339). Written once, so
     /// that a restarted operator or a new leader polls the deletion instead of sending it
     /// again at once.
@@ -398,6 +477,16 @@ impl ConnectInstanceStatus {
 }
 
 impl ConnectInstance {
+    /// Whether the object carries `connect.operators.dev/paused: "true"`.
+    #[must_use]
+    pub fn is_paused(&self) -> bool {
+        self.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(PAUSED_ANNOTATION))
+            .is_some_and(|v| v == "true")
+    }
+
     /// The condition of the given type, if present.
     #[must_use]
     pub fn condition(&self, type_: &str) -> Option<&Condition> {
@@ -505,7 +594,12 @@ mod tests {
                 (AttributeType::EarlyMedia, false),
             ]
         );
-        assert_eq!(spec.deletion_policy, DeletionPolicy::Delete);
+        // Unset policies are defaulted by the operator, not stored: what `kubectl get`
+        // shows is what the user wrote.
+        assert_eq!(spec.deletion_policy, None);
+        assert_eq!(spec.effective_deletion_policy(), DeletionPolicy::Delete);
+        assert_eq!(spec.effective_management_policy(), ManagementPolicy::Manage);
+        assert!(!spec.deletion_protection);
         for t in AttributeType::ALL {
             assert_eq!(AttributeType::from_aws_str(t.as_aws_str()), Some(t));
         }

@@ -1,4 +1,5 @@
-//! The command line: `connect-operator run` and `connect-operator crd`.
+//! The command line: `connect-operator run`, `connect-operator crd` and
+//! `connect-operator import`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,6 +32,9 @@ pub enum Command {
     Run(RunArgs),
     /// Print the ConnectInstance CustomResourceDefinition as YAML.
     Crd,
+    /// Print a ConnectInstance manifest that adopts a live instance (reads AWS, writes
+    /// nothing): apply it to bring the instance under management without re-creating it.
+    Import(crate::import::ImportArgs),
 }
 
 /// Flags of `connect-operator run`; each has an environment variable.
@@ -52,7 +56,8 @@ pub struct RunArgs {
     #[arg(long, env = "CONNECT_OPERATOR_DRIFT_INTERVAL", default_value = "10m", value_parser = humantime::parse_duration)]
     pub drift_interval: Duration,
 
-    /// First poll interval while an instance is being created or deleted (grows to 1m).
+    /// Poll interval while an instance is being created or deleted (longer only when so many
+    /// creations are in flight that their polls would exceed half of --api-rate).
     #[arg(long, env = "CONNECT_OPERATOR_CREATION_POLL_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
     pub creation_poll_interval: Duration,
 
@@ -164,6 +169,9 @@ pub enum StartupError {
     /// The CRD could not be printed.
     #[error("cannot render the CRD: {0}")]
     Crd(#[from] serde_yaml::Error),
+    /// `import` could not read the instance.
+    #[error("import: {0}")]
+    Import(#[from] crate::import::ImportError),
 }
 
 /// Prints the CRD as YAML.
@@ -211,6 +219,9 @@ pub async fn run(args: RunArgs) -> Result<(), StartupError> {
             drift_interval: args.drift_interval,
         },
         creation_poll_interval: args.creation_poll_interval,
+        // Half of DescribeInstance's rate for creation polls; the rest for drift checks,
+        // lookups and deletions.
+        creation_polls_per_second: args.api_rate / 2.0,
         ..Settings::default()
     };
     let ctx = Arc::new(Context::new(
@@ -396,6 +407,7 @@ pub async fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Crd => print_crd(),
         Command::Run(args) => run(args).await,
+        Command::Import(args) => crate::import::run(args).await.map_err(StartupError::from),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

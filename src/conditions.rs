@@ -1,7 +1,7 @@
 //! The one place conditions are computed (kstatus-compatible).
 //!
-//! `Ready` is always present; `Reconciling`, `Stalled` and `QuotaExceeded` are present only
-//! while True. `lastTransitionTime` moves only when a condition's status changes, and
+//! `Ready` is always present; `Reconciling`, `Stalled`, `QuotaExceeded`, `Drifted` and
+//! `Paused` are present only while True. `lastTransitionTime` moves only when a condition's status changes, and
 //! nothing in a condition changes from one reconcile to the next unless the state did, so
 //! a reconcile that finds nothing new writes nothing.
 
@@ -17,7 +17,17 @@ pub mod types {
     pub const STALLED: &str = "Stalled";
     /// An AWS quota blocks progress.
     pub const QUOTA_EXCEEDED: &str = "QuotaExceeded";
+    /// AWS differs from the spec (the message lists how).
+    pub const DRIFTED: &str = "Drifted";
+    /// The object is paused by its annotation: no AWS call is made.
+    pub const PAUSED: &str = "Paused";
 }
+
+/// The `Drifted` condition's reason.
+pub const DRIFT_DETECTED: &str = "DriftDetected";
+
+/// The `Paused` condition's reason.
+pub const PAUSED_BY_ANNOTATION: &str = "PausedByAnnotation";
 
 /// Which AWS quota was hit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,6 +60,8 @@ pub enum State {
     Updating,
     /// The instance is ACTIVE and matches the spec.
     Available,
+    /// `ObserveOnly`: the instance exists and is ACTIVE; differences show in `Drifted`.
+    Observed,
     /// The object is being deleted and so is the instance.
     Deleting,
     /// AWS reports CREATION_FAILED; the operator does not re-create on its own.
@@ -64,8 +76,14 @@ pub enum State {
     InvalidSpec,
     /// The alias belongs to an instance this object did not create.
     AliasConflict,
-    /// The recorded instance no longer exists in AWS; it is not re-created silently.
+    /// The recorded (or adopted) instance does not exist in AWS; never re-created silently.
     InstanceNotFound,
+    /// The instance to adopt differs from the spec in identity type or alias.
+    AdoptionMismatch,
+    /// The instance to adopt carries another object's uid tag.
+    AlreadyManaged,
+    /// The object is being deleted under `Delete` while `deletionProtection` is true.
+    DeletionProtected,
     /// Any other AWS failure; retrying with backoff.
     AwsError,
 }
@@ -79,6 +97,7 @@ impl State {
             Self::Creating => "Creating",
             Self::Updating => "Updating",
             Self::Available => "Available",
+            Self::Observed => "Observed",
             Self::Deleting => "Deleting",
             Self::CreationFailed => "CreationFailed",
             Self::QuotaExceeded(_) => "QuotaExceeded",
@@ -87,6 +106,9 @@ impl State {
             Self::InvalidSpec => "InvalidSpec",
             Self::AliasConflict => "AliasConflict",
             Self::InstanceNotFound => "InstanceNotFound",
+            Self::AdoptionMismatch => "AdoptionMismatch",
+            Self::AlreadyManaged => "AlreadyManaged",
+            Self::DeletionProtected => "DeletionProtected",
             Self::AwsError => "AwsError",
         }
     }
@@ -96,13 +118,18 @@ impl State {
     pub fn is_error(self) -> bool {
         !matches!(
             self,
-            Self::Initializing | Self::Creating | Self::Updating | Self::Available | Self::Deleting
+            Self::Initializing
+                | Self::Creating
+                | Self::Updating
+                | Self::Available
+                | Self::Observed
+                | Self::Deleting
         )
     }
 
     fn ready_status(self) -> &'static str {
         match self {
-            Self::Available => "True",
+            Self::Available | Self::Observed => "True",
             Self::Initializing => "Unknown",
             _ => "False",
         }
@@ -124,14 +151,18 @@ impl State {
             | Self::InvalidSpec
             | Self::AliasConflict
             | Self::QuotaExceeded(_)
-            | Self::InstanceNotFound => Some(self.reason()),
+            | Self::InstanceNotFound
+            | Self::AdoptionMismatch
+            | Self::AlreadyManaged
+            | Self::DeletionProtected => Some(self.reason()),
             _ => None,
         }
     }
 }
 
 /// The conditions for `state`, keeping each previous `lastTransitionTime` whose status did
-/// not change.
+/// not change. `drift` (the differences between AWS and the spec) adds `Drifted=True`
+/// with that list as its message.
 #[must_use]
 pub fn compute(
     state: State,
@@ -139,34 +170,71 @@ pub fn compute(
     generation: Option<i64>,
     previous: &[Condition],
     now: &Time,
+    drift: Option<&str>,
 ) -> Vec<Condition> {
-    let mut wanted = vec![(types::READY, state.ready_status(), state.reason())];
+    let mut wanted = vec![(types::READY, state.ready_status(), state.reason(), message)];
     if let Some(reason) = state.reconciling_reason() {
-        wanted.push((types::RECONCILING, "True", reason));
+        wanted.push((types::RECONCILING, "True", reason, message));
     }
     if let Some(reason) = state.stalled_reason() {
-        wanted.push((types::STALLED, "True", reason));
+        wanted.push((types::STALLED, "True", reason, message));
     }
     if let State::QuotaExceeded(quota) = state {
-        wanted.push((types::QUOTA_EXCEEDED, "True", quota.reason()));
+        wanted.push((types::QUOTA_EXCEEDED, "True", quota.reason(), message));
+    }
+    if let Some(drift) = drift {
+        wanted.push((types::DRIFTED, "True", DRIFT_DETECTED, drift));
     }
     wanted
         .into_iter()
-        .map(|(type_, status, reason)| {
-            let last_transition_time = previous
-                .iter()
-                .find(|c| c.type_ == type_ && c.status == status)
-                .map_or_else(|| now.clone(), |c| c.last_transition_time.clone());
-            Condition {
-                type_: type_.to_owned(),
-                status: status.to_owned(),
-                reason: reason.to_owned(),
-                message: message.to_owned(),
-                observed_generation: generation,
-                last_transition_time,
-            }
+        .map(|(type_, status, reason, message)| {
+            condition(type_, status, reason, message, generation, previous, now)
         })
         .collect()
+}
+
+/// The conditions of a paused object: everything as it was (a paused object keeps its last
+/// `Ready`), plus `Paused=True`.
+#[must_use]
+pub fn paused(previous: &[Condition], generation: Option<i64>, now: &Time) -> Vec<Condition> {
+    let mut out: Vec<Condition> = previous
+        .iter()
+        .filter(|c| c.type_ != types::PAUSED)
+        .cloned()
+        .collect();
+    out.push(condition(
+        types::PAUSED,
+        "True",
+        PAUSED_BY_ANNOTATION,
+        "The annotation connect.operators.dev/paused is \"true\": no AWS call is made for this object until it is removed",
+        generation,
+        previous,
+        now,
+    ));
+    out
+}
+
+fn condition(
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    previous: &[Condition],
+    now: &Time,
+) -> Condition {
+    let last_transition_time = previous
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == status)
+        .map_or_else(|| now.clone(), |c| c.last_transition_time.clone());
+    Condition {
+        type_: type_.to_owned(),
+        status: status.to_owned(),
+        reason: reason.to_owned(),
+        message: message.to_owned(),
+        observed_generation: generation,
+        last_transition_time,
+    }
 }
 
 #[cfg(test)]
@@ -216,6 +284,28 @@ mod tests {
                 ],
             ),
             (State::Available, vec![("Ready", "True", "Available")]),
+            (State::Observed, vec![("Ready", "True", "Observed")]),
+            (
+                State::AdoptionMismatch,
+                vec![
+                    ("Ready", "False", "AdoptionMismatch"),
+                    ("Stalled", "True", "AdoptionMismatch"),
+                ],
+            ),
+            (
+                State::AlreadyManaged,
+                vec![
+                    ("Ready", "False", "AlreadyManaged"),
+                    ("Stalled", "True", "AlreadyManaged"),
+                ],
+            ),
+            (
+                State::DeletionProtected,
+                vec![
+                    ("Ready", "False", "DeletionProtected"),
+                    ("Stalled", "True", "DeletionProtected"),
+                ],
+            ),
             (
                 State::Deleting,
                 vec![
@@ -290,7 +380,7 @@ mod tests {
             ),
         ];
         for (state, want) in table {
-            let got = compute(state, "msg", Some(3), &[], &time(100));
+            let got = compute(state, "msg", Some(3), &[], &time(100), None);
             assert_eq!(summary(&got), owned(&want), "{state:?}");
             let reconciling = got.iter().any(|c| c.type_ == "Reconciling");
             let stalled = got.iter().any(|c| c.type_ == "Stalled");
@@ -307,12 +397,26 @@ mod tests {
 
     #[test]
     fn transition_time_moves_only_when_status_changes() {
-        let creating = compute(State::Creating, "creating", Some(1), &[], &time(100));
+        let creating = compute(State::Creating, "creating", Some(1), &[], &time(100), None);
         // Same state later: identical conditions, so no status write.
-        let again = compute(State::Creating, "creating", Some(1), &creating, &time(200));
+        let again = compute(
+            State::Creating,
+            "creating",
+            Some(1),
+            &creating,
+            &time(200),
+            None,
+        );
         assert_eq!(creating, again);
         // Ready stays False with another reason: its time is kept; Reconciling is dropped.
-        let failed = compute(State::CreationFailed, "failed", Some(1), &again, &time(300));
+        let failed = compute(
+            State::CreationFailed,
+            "failed",
+            Some(1),
+            &again,
+            &time(300),
+            None,
+        );
         let ready = failed
             .iter()
             .find(|c| c.type_ == "Ready")
@@ -324,7 +428,53 @@ mod tests {
             .map(|c| c.last_transition_time.clone());
         assert_eq!(stalled, Some(time(300)));
         // Ready becomes True: a real transition.
-        let ready = compute(State::Available, "ok", Some(1), &failed, &time(400));
+        let ready = compute(State::Available, "ok", Some(1), &failed, &time(400), None);
         assert_eq!(ready[0].last_transition_time, time(400));
+    }
+
+    #[test]
+    fn drift_adds_drifted_with_its_own_message_and_pause_keeps_ready() {
+        let observed = compute(
+            State::Observed,
+            "observed",
+            Some(2),
+            &[],
+            &time(100),
+            Some("INBOUND_CALLS: AWS false, spec true"),
+        );
+        assert_eq!(
+            summary(&observed),
+            owned(&[
+                ("Ready", "True", "Observed"),
+                ("Drifted", "True", "DriftDetected")
+            ])
+        );
+        assert_eq!(observed[1].message, "INBOUND_CALLS: AWS false, spec true");
+        // Once AWS agrees, Drifted is gone.
+        let agreed = compute(
+            State::Observed,
+            "observed",
+            Some(2),
+            &observed,
+            &time(200),
+            None,
+        );
+        assert_eq!(summary(&agreed), owned(&[("Ready", "True", "Observed")]));
+
+        let paused = paused(&observed, Some(3), &time(300));
+        assert_eq!(
+            summary(&paused),
+            owned(&[
+                ("Ready", "True", "Observed"),
+                ("Drifted", "True", "DriftDetected"),
+                ("Paused", "True", "PausedByAnnotation"),
+            ])
+        );
+        assert_eq!(
+            paused[0], observed[0],
+            "Ready keeps its last value, generation and all"
+        );
+        // Pausing again changes nothing: no status write.
+        assert_eq!(super::paused(&paused, Some(3), &time(400)), paused);
     }
 }

@@ -4,13 +4,14 @@
 //! Modules by responsibility: [`api`] (the custom resource), [`reconciler`] (pure planning
 //! in `reconciler::plan` and [`conditions`], I/O at the edges), [`aws`] (client, error
 //! classification, tokens, rate limits), [`telemetry`], [`server`] (metrics and health),
-//! and [`cli`]. The Connect simulator the tests and the demo run against is a crate of its
+//! [`import`] (manifests for live instances) and [`cli`]. The Connect simulator the tests and the demo run against is a crate of its
 //! own (`crates/connect-sim`) that shares nothing with this one.
 
 pub mod api;
 pub mod aws;
 pub mod cli;
 pub mod conditions;
+pub mod import;
 pub mod reconciler;
 pub mod server;
 pub mod telemetry;

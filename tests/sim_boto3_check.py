@@ -115,6 +115,19 @@ def wait_for_status(client, instance_id, status, timeout=10.0):
         time.sleep(0.05)
 
 
+def wait_until_visible(client, instance_id, timeout=10.0):
+    """DescribeInstance until it stops answering ResourceNotFoundException; None on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            return client.describe_instance(InstanceId=instance_id)["Instance"]
+        except ClientError as e:
+            if e.response["Error"]["Code"] != "ResourceNotFoundException":
+                raise
+        time.sleep(0.05)
+    return None
+
+
 def wait_until_gone(client, instance_id, timeout=10.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -155,6 +168,7 @@ def run(base, checks):
     )
     try:
         run_checks(client, control, checks, model_types, alias_a, alias_b, alias_c, alias_fail)
+        run_undocumented_checks(client, control, checks, model_types, suffix)
     finally:
         restore = {k: v for k, v in saved.items() if k not in ("region", "accountId")}
         control.config(restore)
@@ -343,6 +357,94 @@ def run_checks(client, control, checks, model_types, alias_a, alias_b, alias_c, 
     checks.check(throttled and throttled[-1]["status"] == 429, "call log records the throttled call")
     seen_ops = {c["operation"] for c in calls}
     checks.check(set(OPERATIONS) <= seen_ops, f"every operation was exercised ({sorted(set(OPERATIONS) - seen_ops)})")
+
+
+def listed_ids(client):
+    return [s["Id"] for p in client.get_paginator("list_instances").paginate() for s in p["InstanceSummaryList"]]
+
+
+def run_undocumented_checks(client, control, checks, model_types, suffix):
+    """The knobs for behaviour AWS does not document, each switched on and off again."""
+
+    def create(alias, **extra):
+        return client.create_instance(IdentityManagementType="CONNECT_MANAGED", InstanceAlias=alias,
+                                      InboundCallsEnabled=True, OutboundCallsEnabled=True, **extra)["Id"]
+
+    checks.equal(
+        {k: control.config()[k] for k in ("visibilityDelayMs", "refuseDeleteWhileCreating",
+                                          "failedInstanceRetentionMs", "extraAttributeTypes")},
+        {"visibilityDelayMs": 0, "refuseDeleteWhileCreating": False, "failedInstanceRetentionMs": None,
+         "extraAttributeTypes": []},
+        "undocumented-behaviour knobs are off by default")
+    cleanup = []
+
+    # visibilityDelayMs: eventual consistency right after CreateInstance
+    control.config({"visibilityDelayMs": 800})
+    token = f"boto-late-{suffix}"
+    late = create(f"boto-late-{suffix}", ClientToken=token)
+    cleanup.append(late)
+    checks.error(lambda: client.describe_instance(InstanceId=late), "ResourceNotFoundException", 404,
+                 "DescribeInstance during the visibility delay")
+    checks.check(late not in listed_ids(client), "ListInstances omits an instance during the visibility delay")
+    checks.equal(create(f"boto-late-{suffix}", ClientToken=token), late,
+                 "a replayed CreateInstance answers with the invisible instance")
+    visible = wait_until_visible(client, late)
+    checks.check(visible is not None and visible["Id"] == late, "the instance appears after the visibility delay")
+    checks.check(late in listed_ids(client), "ListInstances lists it after the visibility delay")
+    control.config({"visibilityDelayMs": 0})
+
+    # refuseDeleteWhileCreating: InvalidRequestException, no attempt counted
+    control.config({"refuseDeleteWhileCreating": True, "creationDelayMs": 1000})
+    busy = create(f"boto-busy-{suffix}")
+    cleanup.append(busy)
+    attempts = control.state()["lifecycleAttempts"]
+    checks.error(lambda: client.delete_instance(InstanceId=busy), "InvalidRequestException", 400,
+                 "DeleteInstance while CREATION_IN_PROGRESS", message_contains="still being created")
+    checks.equal(control.state()["lifecycleAttempts"], attempts, "a refused delete is not an attempt")
+    checks.equal(wait_for_status(client, busy, "ACTIVE")["InstanceStatus"], "ACTIVE", "refused delete left it")
+    control.config({"refuseDeleteWhileCreating": False, "creationDelayMs": 300})
+
+    # failedInstanceRetentionMs: AWS removes CREATION_FAILED instances after a while
+    control.config({"failedInstanceRetentionMs": 500})
+    doomed = create(f"botofail-gone-{suffix}")
+    failed = wait_for_status(client, doomed, "CREATION_FAILED")
+    checks.equal(failed["InstanceStatus"], "CREATION_FAILED", "a failing instance fails first")
+    gone = wait_until_gone(client, doomed)
+    checks.check(gone is not None and gone.response["Error"]["Code"] == "ResourceNotFoundException",
+                 "a CREATION_FAILED instance vanishes after failedInstanceRetentionMs")
+    checks.check(doomed not in [i["id"] for i in control.request("GET", "/_sim/instances")],
+                 "the vanished instance no longer exists")
+    control.config({"failedInstanceRetentionMs": None})
+    checks.equal(control.config()["failedInstanceRetentionMs"], None, "failedInstanceRetentionMs null is forever")
+
+    # extraAttributeTypes: attribute types newer than the client's model
+    control.config({"extraAttributeTypes": ["FUTURE_FEATURE_X"]})
+    attributes = [a for p in client.get_paginator("list_instance_attributes").paginate(InstanceId=late)
+                  for a in p["Attributes"]]
+    by_type = {a["AttributeType"]: a["Value"] for a in attributes}
+    checks.check("FUTURE_FEATURE_X" not in model_types, "the extra type is unknown to botocore's model")
+    checks.equal(by_type.get("FUTURE_FEATURE_X"), "false", "ListInstanceAttributes lists the extra type")
+    checks.check(set(model_types) <= set(by_type), "the known types are still listed beside it")
+    described = client.describe_instance_attribute(InstanceId=late, AttributeType="FUTURE_FEATURE_X")
+    checks.equal(described["Attribute"]["Value"], "false", "DescribeInstanceAttribute of the extra type")
+    control.config({"extraAttributeTypes": []})
+
+    # The call log keeps the real outcome of a dropped reply
+    control.config({"faults": {"dropConnectionRatio": 1, "operations": ["ListInstances"]}})
+    try:
+        client.list_instances()
+        checks.check(False, "a dropped reply reached boto3")
+    except ClientError as e:
+        checks.check(False, f"a dropped reply gave an HTTP answer: {e}")
+    except Exception:  # botocore's connection errors have no common public base
+        checks.passed += 1
+    control.config({"faults": {"dropConnectionRatio": 0, "operations": []}})
+    last = [c for c in control.calls() if c["operation"] == "ListInstances"][-1]
+    checks.equal((last["status"], last["errorType"], last["dropped"]), (200, None, True),
+                 "the call log records a dropped reply with its real outcome")
+
+    for instance_id in cleanup:
+        client.delete_instance(InstanceId=instance_id)
 
 
 def main():

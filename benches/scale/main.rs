@@ -18,9 +18,14 @@
 //! - deletion: every object of the scenarios above deleted at once (`deletion`);
 //! - memory: a fresh simulator and operator, M objects, RSS at rest (by default the
 //!   operator restarts over M objects whose instances exist; `BENCH_MEM_MODE=create` lets
-//!   it create them) (`memory`).
+//!   it create them) (`memory`);
+//! - realistic creation times: a fresh simulator and operator, a handful of objects that
+//!   take Connect's minutes to be created, the operator at its default creation poll
+//!   interval and API rate: ACTIVE -> Ready and DescribeInstance calls per second
+//!   (`realistic`).
 //!
-//! The first four share one simulator + operator pair (`lifecycle`). All parameters come
+//! The first four share one simulator + operator pair (`lifecycle`). `BENCH_SCENARIOS`
+//! selects among `lifecycle`, `memory` and `realistic` (default all). All parameters come
 //! from `BENCH_*` environment variables (see [`params::Params::from_env`]). Without
 //! `--bench` it runs a small smoke version.
 
@@ -35,6 +40,7 @@ mod memory;
 mod metrics;
 mod params;
 mod probes;
+mod realistic;
 mod report;
 mod steady;
 mod throughput;
@@ -63,7 +69,7 @@ fn main() -> ExitCode {
     // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this target without it.
     let full = std::env::args().any(|arg| arg == "--bench");
     let params = Params::from_env(full);
-    println!("connect-operator scale benchmark (DESIGN.md §5)");
+    println!("connect-operator scale benchmark");
     if !full {
         println!(
             "smoke run (no --bench: `cargo test`); `cargo bench --bench scale` gives the figures"
@@ -89,9 +95,14 @@ fn main() -> ExitCode {
             "  kube-apiserver {} ready in {:.1?}",
             control_plane.server, control_plane.startup
         );
-        lifecycle::run(&params, clock, &mut report).await;
-        if params.m > 0 {
+        if params.runs("lifecycle") {
+            lifecycle::run(&params, clock, &mut report).await;
+        }
+        if params.runs("memory") && params.m > 0 {
             memory::run(&params, clock, &mut report).await;
+        }
+        if params.runs("realistic") && params.real_n > 0 {
+            realistic::run(&params, clock, &mut report).await;
         }
         report
     });

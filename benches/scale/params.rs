@@ -33,6 +33,15 @@ pub struct Params {
     /// `restart` (the operator starts over M objects whose instances exist) or `create`
     /// (the operator creates the M instances).
     pub mem_mode: String,
+    /// Objects of scenario 5, realistic creation times (0 skips it).
+    pub real_n: usize,
+    /// The simulator's creation delay in scenario 5 (Connect: 2 to 5 minutes).
+    pub real_creation_delay: Duration,
+    /// CreateInstance rate of scenario 5, simulator limit and `--create-delete-rate`.
+    pub real_create_rate: f64,
+    /// The scenarios to run, in their fixed order: `lifecycle` (the probes and scenarios
+    /// 1, 2 and 4, which share their objects), `memory` (3), `realistic` (5).
+    pub scenarios: Vec<String>,
     /// Pause between the operator's readiness and the first object.
     pub warmup: Duration,
     pub operator_log: String,
@@ -96,9 +105,21 @@ impl Params {
             mem_concurrency: env_parse("BENCH_MEM_CONCURRENCY", 8),
             mem_timeout: env_duration("BENCH_MEM_TIMEOUT", Duration::from_secs(420)),
             mem_mode: env_str("BENCH_MEM_MODE").unwrap_or_else(|| "restart".to_owned()),
+            real_n: env_parse("BENCH_REAL_N", pick(6, 3)),
+            real_creation_delay: env_duration(
+                "BENCH_REAL_CREATION_DELAY",
+                Duration::from_secs(pick(150, 10) as u64),
+            ),
+            real_create_rate: env_parse("BENCH_REAL_CREATE_RATE", 0.1),
+            scenarios: scenarios_from_env(),
             warmup: env_duration("BENCH_WARMUP", Duration::from_secs(pick(5, 2) as u64)),
             operator_log: env_str("BENCH_OPERATOR_LOG").unwrap_or_else(|| "info".to_owned()),
         }
+    }
+
+    /// Whether scenario (group) `name` is selected by `BENCH_SCENARIOS`.
+    pub fn runs(&self, name: &str) -> bool {
+        self.scenarios.iter().any(|s| s == name)
     }
 
     /// The latency target of apply -> first AWS call and of ACTIVE -> Ready: 1 s plus one
@@ -132,15 +153,56 @@ impl Params {
             ("BENCH_MEM_CONCURRENCY", self.mem_concurrency.to_string()),
             ("BENCH_MEM_TIMEOUT", fmt_dur(self.mem_timeout)),
             ("BENCH_MEM_MODE", self.mem_mode.clone()),
+            ("BENCH_REAL_N", self.real_n.to_string()),
+            (
+                "BENCH_REAL_CREATION_DELAY",
+                fmt_dur(self.real_creation_delay),
+            ),
+            (
+                "BENCH_REAL_CREATE_RATE",
+                format!("{}/s", self.real_create_rate),
+            ),
+            ("BENCH_SCENARIOS", self.scenarios.join(",")),
             ("BENCH_WARMUP", fmt_dur(self.warmup)),
             ("BENCH_OPERATOR_LOG", self.operator_log.clone()),
         ];
         for (name, value) in rows {
-            println!("  {name:<24} {value}");
+            println!("  {name:<26} {value}");
         }
         let cpus = std::thread::available_parallelism().map_or(0, usize::from);
         println!("  (machine: {cpus} CPUs)");
     }
+}
+
+/// The scenarios `BENCH_SCENARIOS` can select, in the order they run.
+pub const SCENARIOS: [&str; 3] = ["lifecycle", "memory", "realistic"];
+
+/// `BENCH_SCENARIOS`: a comma-separated subset of [`SCENARIOS`] (default: all); they
+/// always run in the order of [`SCENARIOS`].
+fn scenarios_from_env() -> Vec<String> {
+    let Some(value) = env_str("BENCH_SCENARIOS") else {
+        return SCENARIOS.iter().map(|s| (*s).to_owned()).collect();
+    };
+    let asked: Vec<&str> = value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if asked == ["all"] {
+        return SCENARIOS.iter().map(|s| (*s).to_owned()).collect();
+    }
+    for name in &asked {
+        assert!(
+            SCENARIOS.contains(name),
+            "BENCH_SCENARIOS={value:?}: unknown scenario {name:?} (expected a comma-separated subset of {})",
+            SCENARIOS.join(", ")
+        );
+    }
+    SCENARIOS
+        .iter()
+        .filter(|s| asked.contains(s))
+        .map(|s| (*s).to_owned())
+        .collect()
 }
 
 pub fn fmt_dur(d: Duration) -> String {

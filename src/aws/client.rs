@@ -76,6 +76,8 @@ pub struct ObservedInstance {
     pub arn: String,
     /// Instance alias.
     pub alias: Option<String>,
+    /// Identity management type, AWS's name.
+    pub identity_management_type: Option<String>,
     /// Lifecycle state.
     pub state: InstanceState,
     /// Why creation failed.
@@ -297,6 +299,9 @@ impl ConnectClient {
             id: instance.id().unwrap_or(instance_id).to_owned(),
             arn: instance.arn().unwrap_or_default().to_owned(),
             alias: instance.instance_alias().map(str::to_owned),
+            identity_management_type: instance
+                .identity_management_type()
+                .map(|t| t.as_str().to_owned()),
             state: instance
                 .instance_status()
                 .map_or(InstanceState::Unknown(String::new()), |s| {

@@ -18,6 +18,8 @@ pub(super) async fn apply(obj: Arc<ConnectInstance>, ctx: &Context) -> Result<Ac
         Then::Requeue(after, jitter) | Then::Pending(after, jitter) => {
             super::jittered(after, jitter)
         }
+        // Paused: removing the annotation wakes the object (the watch predicate sees it).
+        Then::Idle => return Ok(Action::await_change()),
         Then::ObserveAgain | Then::Release => ctx.settings.creation_poll_interval,
     };
     Ok(Action::requeue(after))

@@ -24,7 +24,7 @@ pub(super) async fn cleanup(obj: Arc<ConnectInstance>, ctx: &Context) -> Result<
             reason: pending_reason(&r),
             after: super::jittered(after, jitter),
         }),
-        Then::ObserveAgain => Err(Error::CleanupPending {
+        Then::ObserveAgain | Then::Idle => Err(Error::CleanupPending {
             reason: pending_reason(&r),
             after: ctx.settings.creation_poll_interval,
         }),

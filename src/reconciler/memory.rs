@@ -25,11 +25,16 @@ struct Entry {
     lookup_empty_at: Option<Instant>,
     /// When this process last sent an accepted DeleteInstance for the object.
     delete_sent_at: Option<Instant>,
+    /// The region whose creation the object is waiting for, while it is being created.
+    creating_in: Option<String>,
 }
 
 impl Entry {
     fn is_empty(&self) -> bool {
-        self.failures == 0 && self.lookup_empty_at.is_none() && self.delete_sent_at.is_none()
+        self.failures == 0
+            && self.lookup_empty_at.is_none()
+            && self.delete_sent_at.is_none()
+            && self.creating_in.is_none()
     }
 }
 
@@ -106,6 +111,24 @@ impl Memory {
             .flatten()
     }
 
+    /// Whether the object's instance is being created (in `region`) or not (`None`).
+    pub fn set_creating(&self, uid: &str, region: Option<&str>) {
+        self.with(uid, |e| e.creating_in = region.map(str::to_owned));
+    }
+
+    /// How many objects' instances are being created in `region` (those this process
+    /// follows), at least one: the asking object is one of them.
+    #[must_use]
+    pub fn creations_in(&self, region: &str) -> usize {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .filter(|e| e.creating_in.as_deref() == Some(region))
+            .count()
+            .max(1)
+    }
+
     /// The object is gone: forget everything about it.
     pub fn forget(&self, uid: &str) {
         self.entries
@@ -151,6 +174,20 @@ mod tests {
         assert_eq!(memory.len(), 2);
         memory.forget_lookup("b");
         memory.forget("c");
+        assert!(memory.is_empty());
+
+        memory.set_creating("d", Some("us-east-1"));
+        memory.set_creating("e", Some("us-east-1"));
+        memory.set_creating("f", Some("eu-west-2"));
+        assert_eq!(memory.creations_in("us-east-1"), 2);
+        assert_eq!(
+            memory.creations_in("ap-south-1"),
+            1,
+            "the asker counts itself"
+        );
+        memory.set_creating("d", None);
+        memory.forget("e");
+        memory.forget("f");
         assert!(memory.is_empty());
     }
 }

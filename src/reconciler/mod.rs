@@ -44,6 +44,9 @@ pub struct Settings {
     pub creation_poll_interval: Duration,
     /// How long a status write may take.
     pub kube_write_timeout: Duration,
+    /// DescribeInstance calls per second that the polls of all creations in one account
+    /// and region may use together (a share of that operation's rate limit).
+    pub creation_polls_per_second: f64,
 }
 
 impl Default for Settings {
@@ -52,6 +55,7 @@ impl Default for Settings {
             retry: RetryPolicy::default(),
             creation_poll_interval: Duration::from_secs(5),
             kube_write_timeout: Duration::from_secs(15),
+            creation_polls_per_second: 1.0,
         }
     }
 }
@@ -202,12 +206,14 @@ fn object_key(obj: &ConnectInstance) -> String {
         .unwrap_or_else(|| format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any()))
 }
 
-/// What wakes a reconcile: a spec change (generation), the start of deletion, or a change
-/// of finalizers. Status-only writes, our own included, do not: they would hot-loop.
+/// What wakes a reconcile: a spec change (generation), the start of deletion, a change of
+/// finalizers, or pausing and unpausing. Status-only writes, our own included, do not: they
+/// would hot-loop.
 fn trigger_hash(obj: &ConnectInstance) -> Option<u64> {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     obj.meta().generation.hash(&mut hasher);
+    obj.is_paused().hash(&mut hasher);
     obj.meta().deletion_timestamp.is_some().hash(&mut hasher);
     obj.finalizers().hash(&mut hasher);
     Some(hasher.finish())

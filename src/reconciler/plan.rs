@@ -123,11 +123,20 @@ pub fn state_for_error(err: &AwsError) -> State {
 }
 
 /// How long to wait before the next look at an instance in CREATION_IN_PROGRESS: the
-/// initial interval at first, growing with the time creation has taken, at most a minute.
+/// initial interval, stretched so that `in_flight` creations polled together stay within
+/// `polls_per_second` DescribeInstance calls.
 #[must_use]
-pub fn creation_poll_interval(initial: Duration, creating_for: Option<Duration>) -> Duration {
-    let grown = creating_for.map_or(Duration::ZERO, |d| d / 4);
-    grown.clamp(initial, Duration::from_secs(60).max(initial))
+pub fn creation_poll_interval(
+    initial: Duration,
+    in_flight: usize,
+    polls_per_second: f64,
+) -> Duration {
+    if !(polls_per_second.is_finite() && polls_per_second > 0.0) {
+        return initial;
+    }
+    let in_flight = u32::try_from(in_flight.max(1)).unwrap_or(u32::MAX);
+    let shared = Duration::from_secs_f64(f64::from(in_flight) / polls_per_second);
+    initial.max(shared)
 }
 
 /// Retry timing.
@@ -169,7 +178,11 @@ pub fn retry_after(policy: &RetryPolicy, state: State, attempt: u32) -> Duration
         | State::InvalidSpec
         | State::AliasConflict
         | State::InstanceNotFound
-        | State::Available => policy.drift_interval,
+        | State::AdoptionMismatch
+        | State::AlreadyManaged
+        | State::DeletionProtected
+        | State::Available
+        | State::Observed => policy.drift_interval,
         State::Initializing | State::Creating | State::Updating | State::Deleting => {
             policy.backoff_base
         }
@@ -370,20 +383,21 @@ mod tests {
     }
 
     #[test]
-    fn creation_polls_start_short_and_grow_to_a_minute() {
+    fn creation_polls_share_the_describe_rate_among_creations_in_flight() {
         let initial = Duration::from_secs(5);
-        assert_eq!(creation_poll_interval(initial, None), initial);
+        // Few in flight: the initial interval, whatever the creation has taken so far.
+        assert_eq!(creation_poll_interval(initial, 1, 1.0), initial);
+        assert_eq!(creation_poll_interval(initial, 5, 1.0), initial);
+        // Many: stretched so that all of them together make one call per second.
         assert_eq!(
-            creation_poll_interval(initial, Some(Duration::from_secs(8))),
-            initial
+            creation_poll_interval(initial, 12, 1.0),
+            Duration::from_secs(12)
         );
         assert_eq!(
-            creation_poll_interval(initial, Some(Duration::from_secs(80))),
+            creation_poll_interval(initial, 40, 2.0),
             Duration::from_secs(20)
         );
-        assert_eq!(
-            creation_poll_interval(initial, Some(Duration::from_secs(3600))),
-            Duration::from_secs(60)
-        );
+        // A nonsensical rate leaves the interval as configured.
+        assert_eq!(creation_poll_interval(initial, 40, 0.0), initial);
     }
 }

@@ -61,6 +61,9 @@ impl<'a> Reconciliation<'a> {
             poll_interval: self.ctx.settings.creation_poll_interval,
             failures: self.ctx.memory.failures(&self.uid),
             delete_sent_ago: self.ctx.memory.delete_sent_ago(&self.uid),
+            paused: self.obj.is_paused(),
+            creations_in_flight: self.ctx.memory.creations_in(&self.region),
+            creation_polls_per_second: self.ctx.settings.creation_polls_per_second,
         }
     }
 
@@ -79,19 +82,34 @@ impl<'a> Reconciliation<'a> {
     pub async fn commit(&mut self, decision: &Decision) -> Result<(), Error> {
         let mut next = decision.status.clone();
         let mut announce = None;
-        if let Some((state, message)) = &decision.state {
-            let generation = self.obj.metadata.generation;
+        let generation = self.obj.metadata.generation;
+        let now = Time(jiff::Timestamp::now());
+        if decision.paused {
+            // Ready and observedGeneration stay as they were: a paused object keeps its
+            // last Ready, and a spec change made while paused shows as not yet observed.
+            next.conditions = conditions::paused(&self.status.conditions, generation, &now);
+        } else if let Some((state, message)) = &decision.state {
             next.observed_generation = generation;
             next.region = Some(self.region.clone());
-            let now = Time(jiff::Timestamp::now());
-            next.conditions =
-                conditions::compute(*state, message, generation, &self.status.conditions, &now);
+            next.conditions = conditions::compute(
+                *state,
+                message,
+                generation,
+                &self.status.conditions,
+                &now,
+                decision.drift.as_deref(),
+            );
             if self.ready_reason() != Some(state.reason()) || state.is_error() {
                 announce = Some((*state, message.as_str()));
             }
             if state.is_error() {
                 tracing::warn!(state = state.reason(), %message, "reconcile ended in an error state");
             }
+        }
+        if !decision.paused {
+            // Unpaused: whatever else this step decided, Paused goes.
+            next.conditions
+                .retain(|c| c.type_ != conditions::types::PAUSED);
         }
         if next != self.status {
             self.write(&next).await?;
@@ -106,22 +124,17 @@ impl<'a> Reconciliation<'a> {
         Ok(())
     }
 
-    /// Writes `Ready=Unknown/Initializing` on the first visit.
+    /// Writes `Ready=Unknown/Initializing` on the first visit (a paused object's first
+    /// write is its `Paused` condition instead).
     pub async fn initialize(&mut self) -> Result<(), Error> {
-        if !self.status.conditions.is_empty() {
+        if !self.status.conditions.is_empty() || self.obj.is_paused() {
             return Ok(());
         }
-        let decision = Decision {
-            state: Some((
-                State::Initializing,
-                "Looking for an existing instance before creating one".to_owned(),
-            )),
-            status: self.status.clone(),
-            writes: vec![],
-            then: super::decide::Then::ObserveAgain,
-            failures: super::decide::Failures::Keep,
-            events: vec![],
-        };
+        let decision = Decision::report(
+            &self.inputs(),
+            State::Initializing,
+            "Looking for an existing instance before creating one",
+        );
         self.commit(&decision).await
     }
 

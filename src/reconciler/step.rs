@@ -38,6 +38,12 @@ pub(super) async fn run(r: &mut Reconciliation<'_>, path: Path) -> Result<Then, 
             }
         };
         r.commit(&decision).await?;
+        if let Some((state, _)) = &decision.state {
+            let creating = path == Path::Apply && *state == crate::conditions::State::Creating;
+            r.ctx
+                .memory
+                .set_creating(&r.uid, creating.then_some(r.region.as_str()));
+        }
         match decision.failures {
             Failures::Keep => {}
             Failures::Reset => r.ctx.memory.reset_failures(&r.uid),
@@ -61,12 +67,31 @@ pub(super) async fn run(r: &mut Reconciliation<'_>, path: Path) -> Result<Then, 
     })
 }
 
+/// Whether the step is decided without asking AWS anything: a paused object makes no
+/// call at all, and a Cleanup that will not delete (Retain, ObserveOnly, protected, an
+/// instance never adopted) has nothing to ask.
+fn needs_no_look(r: &Reconciliation<'_>, path: Path) -> bool {
+    let spec = &r.obj.spec;
+    r.obj.is_paused()
+        || (path == Path::Cleanup
+            && (spec.effective_deletion_policy() == DeletionPolicy::Retain
+                || spec.observe_only()
+                || spec.deletion_protection
+                || (spec.instance_id.is_some() && r.status.instance_id.is_none())))
+}
+
 /// What the step needs to know from AWS.
 async fn observe(r: &Reconciliation<'_>, path: Path) -> Observation {
-    if path == Path::Cleanup && r.obj.spec.deletion_policy == DeletionPolicy::Retain {
+    if needs_no_look(r, path) {
         return Observation::NotAsked;
     }
-    let result = match r.status.instance_id.clone() {
+    // An instance named by the spec is described, never looked up or created.
+    let id = r
+        .status
+        .instance_id
+        .clone()
+        .or_else(|| r.obj.spec.instance_id.clone());
+    let result = match id {
         None => lookup(r, path).await.map(Observation::Lookup),
         Some(id) => describe(r, &id, path).await,
     };
@@ -103,7 +128,8 @@ async fn lookup(r: &Reconciliation<'_>, path: Path) -> Result<Lookup, AwsError> 
 }
 
 /// DescribeInstance of the recorded instance; on the Apply path, an ACTIVE instance's
-/// attributes and tags too.
+/// attributes and tags too, and the tags of an instance named by `spec.instanceId` in any
+/// state (whose owner must be known before it is adopted).
 async fn describe(r: &Reconciliation<'_>, id: &str, path: Path) -> Result<Observation, AwsError> {
     let Some(instance) = r.ctx.connect.describe_instance(&r.region, id).await? else {
         return Ok(Observation::Gone);
@@ -113,8 +139,11 @@ async fn describe(r: &Reconciliation<'_>, id: &str, path: Path) -> Result<Observ
         tags: None,
         instance,
     };
-    if path == Path::Apply && described.instance.state == InstanceState::Active {
+    let active = described.instance.state == InstanceState::Active;
+    if path == Path::Apply && active {
         described.attributes = Some(r.ctx.connect.list_attributes(&r.region, id).await?);
+    }
+    if path == Path::Apply && (active || r.obj.spec.instance_id.is_some()) {
         described.tags = Some(match &described.instance.tags {
             Some(tags) => tags.clone(),
             None => {

@@ -50,6 +50,10 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- end }}
 
+{{/*
+The image reference: repository@digest when a digest is set (the tag is then ignored),
+else repository:tag, the tag defaulting to the chart's appVersion.
+*/}}
 {{- define "connect-operator.image" -}}
 {{- if .Values.image.digest }}
 {{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
@@ -99,6 +103,9 @@ allows for aws.timeout); milliseconds round up to a whole second.
 {{- define "connect-operator.validate" -}}
 {{- if not .Values.aws.region }}
 {{- fail "aws.region is required: the AWS region for ConnectInstances that do not set spec.region (for example --set aws.region=eu-west-2)" }}
+{{- end }}
+{{- if not .Values.image.repository }}
+{{- fail "image.repository is required: no public registry serves the operator's image; set image.repository to where you pushed the image built by `make image` (for example --set image.repository=registry.example.com/connect-operator; README: Build and push the image)" }}
 {{- end }}
 {{- $timeout := include "connect-operator.durationSeconds" .Values.aws.timeout | int }}
 {{- if le (int .Values.terminationGracePeriodSeconds) $timeout }}

@@ -169,7 +169,9 @@ pub(crate) async fn update_instance_attribute(
     };
     sim.execute(&conn, call, |inner, _| {
         let body = body?;
-        inner.model.update_instance_attribute(
+        let (model, settings) = inner.split();
+        model.update_instance_attribute(
+            &settings,
             &id,
             &attribute_type,
             body.value.as_deref(),
@@ -192,9 +194,8 @@ pub(crate) async fn describe_instance_attribute(
         instance_id: Some(id.clone()),
     };
     sim.execute(&conn, call, |inner, _| {
-        inner
-            .model
-            .describe_instance_attribute(&id, &attribute_type)
+        let (model, settings) = inner.split();
+        model.describe_instance_attribute(&settings, &id, &attribute_type)
     })
     .await
 }
@@ -215,7 +216,9 @@ pub(crate) async fn list_instance_attributes(
     };
     sim.execute(&conn, call, |inner, _| {
         let query = query?;
-        inner.model.list_instance_attributes(
+        let (model, settings) = inner.split();
+        model.list_instance_attributes(
+            &settings,
             &id,
             first(&query, "maxResults"),
             first(&query, "nextToken"),

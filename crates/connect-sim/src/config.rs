@@ -140,6 +140,19 @@ pub struct SimConfig {
     pub lifecycle_attempt_limit: u32,
     /// Aliases matching this regex end CREATION_FAILED.
     pub fail_creation_alias_pattern: Option<String>,
+    /// Eventual consistency: for this long after CreateInstance created an instance, every
+    /// lookup by id or ARN answers as for an unknown id and ListInstances omits it. Zero is
+    /// off. Applies to instances created while it is set.
+    pub visibility_delay: Duration,
+    /// DeleteInstance of a CREATION_IN_PROGRESS instance answers InvalidRequestException
+    /// (not counted against the attempt limit) instead of being accepted.
+    pub refuse_delete_while_creating: bool,
+    /// A CREATION_FAILED instance vanishes (as if AWS deleted it) this long after it failed;
+    /// `None` keeps it forever.
+    pub failed_instance_retention: Option<Duration>,
+    /// Attribute types beyond the 14 the SDK knows, listed by ListInstanceAttributes with the
+    /// value `"false"` (as when AWS adds a type the client's model predates).
+    pub extra_attribute_types: Vec<String>,
     /// Rate limit per operation; an operation missing here uses its default.
     pub rate_limits: BTreeMap<Operation, RateLimit>,
     /// Injected faults.
@@ -158,6 +171,10 @@ impl Default for SimConfig {
             instance_quota: 2,
             lifecycle_attempt_limit: 100,
             fail_creation_alias_pattern: None,
+            visibility_delay: Duration::ZERO,
+            refuse_delete_while_creating: false,
+            failed_instance_retention: None,
+            extra_attribute_types: Vec::new(),
             rate_limits: Operation::ALL
                 .into_iter()
                 .map(|op| (op, op.default_rate_limit()))
@@ -201,6 +218,13 @@ impl SimConfig {
         }
     }
 
+    /// Checks the settings that can be invalid: the alias regex and the extra attribute types.
+    /// [`spawn`](crate::spawn) and [`serve`](crate::serve) check it too.
+    pub fn validate(&self) -> Result<(), String> {
+        self.fail_alias_regex()?;
+        check_extra_attribute_types(&self.extra_attribute_types)
+    }
+
     /// The JSON view of `GET /_sim/config`.
     pub(crate) fn view(&self) -> ConfigView {
         ConfigView {
@@ -211,6 +235,10 @@ impl SimConfig {
             instance_quota: self.instance_quota,
             lifecycle_attempt_limit: self.lifecycle_attempt_limit,
             fail_creation_alias_pattern: self.fail_creation_alias_pattern.clone(),
+            visibility_delay_ms: duration_ms(self.visibility_delay),
+            refuse_delete_while_creating: self.refuse_delete_while_creating,
+            failed_instance_retention_ms: self.failed_instance_retention.map(duration_ms),
+            extra_attribute_types: self.extra_attribute_types.clone(),
             rate_limits: Operation::ALL
                 .into_iter()
                 .map(|op| (op.name().to_owned(), self.rate_limit(op).per_second))
@@ -262,6 +290,19 @@ impl SimConfig {
         if let Some(pattern) = patch.fail_creation_alias_pattern {
             next.fail_creation_alias_pattern = pattern.filter(|p| !p.is_empty());
             next.fail_alias_regex()?;
+        }
+        if let Some(ms) = patch.visibility_delay_ms {
+            next.visibility_delay = Duration::from_millis(ms);
+        }
+        if let Some(refuse) = patch.refuse_delete_while_creating {
+            next.refuse_delete_while_creating = refuse;
+        }
+        if let Some(retention) = patch.failed_instance_retention_ms {
+            next.failed_instance_retention = retention.map(Duration::from_millis);
+        }
+        if let Some(types) = patch.extra_attribute_types {
+            check_extra_attribute_types(&types)?;
+            next.extra_attribute_types = types;
         }
         let mut changed = Vec::new();
         for (name, rate) in patch.rate_limits.unwrap_or_default() {
@@ -322,6 +363,32 @@ fn parse_operation(name: &str) -> Result<Operation, String> {
     })
 }
 
+/// Extra attribute types must look like AWS's enum values (`UPPER_CASE`), be new to the
+/// simulator's list and appear once.
+fn check_extra_attribute_types(types: &[String]) -> Result<(), String> {
+    for (n, name) in types.iter().enumerate() {
+        let well_formed = name.len() <= 64
+            && name.starts_with(|c: char| c.is_ascii_uppercase())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+        if !well_formed {
+            return Err(format!(
+                "extraAttributeTypes: '{name}' is not an attribute type name (A-Z, 0-9, _; starting with a letter; at most 64)"
+            ));
+        }
+        if crate::model::ATTRIBUTE_TYPES.contains(&name.as_str()) {
+            return Err(format!(
+                "extraAttributeTypes: '{name}' is one of the attribute types the simulator always serves"
+            ));
+        }
+        if types[..n].contains(name) {
+            return Err(format!("extraAttributeTypes: '{name}' is listed twice"));
+        }
+    }
+    Ok(())
+}
+
 fn check_ratio(field: &str, ratio: f64) -> Result<f64, String> {
     if (0.0..=1.0).contains(&ratio) {
         Ok(ratio)
@@ -352,6 +419,18 @@ pub struct ConfigView {
     pub lifecycle_attempt_limit: u32,
     /// Aliases matching this pattern end CREATION_FAILED.
     pub fail_creation_alias_pattern: Option<String>,
+    /// How long a new instance stays invisible to lookups and listings (0: off).
+    #[serde(default)]
+    pub visibility_delay_ms: u64,
+    /// DeleteInstance of a CREATION_IN_PROGRESS instance is refused.
+    #[serde(default)]
+    pub refuse_delete_while_creating: bool,
+    /// How long a CREATION_FAILED instance stays before it vanishes (`None`: forever).
+    #[serde(default)]
+    pub failed_instance_retention_ms: Option<u64>,
+    /// Attribute types ListInstanceAttributes serves beyond the SDK's.
+    #[serde(default)]
+    pub extra_attribute_types: Vec<String>,
     /// Operation → requests/second (`None`: unlimited).
     pub rate_limits: BTreeMap<String, Option<f64>>,
     /// Operation → bucket size.
@@ -406,6 +485,23 @@ pub struct ConfigPatch {
         skip_serializing_if = "Option::is_none"
     )]
     pub fail_creation_alias_pattern: Option<Option<String>>,
+    /// How long a new instance stays invisible to lookups and listings (0: off).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub visibility_delay_ms: Option<u64>,
+    /// Refuse DeleteInstance of a CREATION_IN_PROGRESS instance.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refuse_delete_while_creating: Option<bool>,
+    /// Absent: unchanged; `null`: CREATION_FAILED instances stay forever; a number: they
+    /// vanish this many milliseconds after they failed.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub failed_instance_retention_ms: Option<Option<u64>>,
+    /// Replaces the list of extra attribute types (`[]`: none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extra_attribute_types: Option<Vec<String>>,
     /// Operation → requests/second; `null` removes the limit.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate_limits: Option<BTreeMap<String, Option<f64>>>,
@@ -495,6 +591,69 @@ mod tests {
         );
         assert_eq!(config, before);
         assert!(patch(r#"{"instanceQuotas": 1}"#).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn undocumented_behaviour_knobs_are_off_by_default_and_merge() -> TestResult {
+        let mut config = SimConfig::default();
+        let view = config.view();
+        assert_eq!(view.visibility_delay_ms, 0);
+        assert!(!view.refuse_delete_while_creating);
+        assert_eq!(view.failed_instance_retention_ms, None);
+        assert!(view.extra_attribute_types.is_empty());
+        config.apply(patch(
+            r#"{"visibilityDelayMs": 1500, "refuseDeleteWhileCreating": true,
+                "failedInstanceRetentionMs": 86400000, "extraAttributeTypes": ["NEW_THING"]}"#,
+        )?)?;
+        assert_eq!(config.visibility_delay, Duration::from_millis(1500));
+        assert!(config.refuse_delete_while_creating);
+        assert_eq!(
+            config.failed_instance_retention,
+            Some(Duration::from_secs(86_400))
+        );
+        assert_eq!(config.extra_attribute_types, ["NEW_THING"]);
+        config.apply(patch("{}")?)?;
+        assert_eq!(
+            config.failed_instance_retention,
+            Some(Duration::from_secs(86_400)),
+            "absent keeps"
+        );
+        config.apply(patch(
+            r#"{"failedInstanceRetentionMs": null, "extraAttributeTypes": []}"#,
+        )?)?;
+        assert_eq!(config.failed_instance_retention, None, "null is forever");
+        assert!(config.extra_attribute_types.is_empty());
+        // The typed patch the test kit sends says the same.
+        let typed = ConfigPatch {
+            failed_instance_retention_ms: Some(None),
+            ..ConfigPatch::default()
+        };
+        assert_eq!(
+            serde_json::to_string(&typed)?,
+            r#"{"failedInstanceRetentionMs":null}"#
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn extra_attribute_types_must_be_new_well_formed_and_unique() -> TestResult {
+        let mut config = SimConfig::default();
+        let before = config.clone();
+        for bad in [
+            r#"{"extraAttributeTypes": ["lower"]}"#,
+            r#"{"extraAttributeTypes": [""]}"#,
+            r#"{"extraAttributeTypes": ["CONTACT_LENS"]}"#,
+            r#"{"extraAttributeTypes": ["A_B", "A_B"]}"#,
+        ] {
+            assert!(config.apply(patch(bad)?).is_err(), "{bad} was accepted");
+        }
+        assert_eq!(config, before);
+        let invalid = SimConfig {
+            extra_attribute_types: vec!["EARLY_MEDIA".into()],
+            ..SimConfig::default()
+        };
+        assert!(invalid.validate().is_err());
         Ok(())
     }
 

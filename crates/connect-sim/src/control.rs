@@ -40,7 +40,7 @@ pub(crate) async fn clear_calls(State(sim): SimState) -> Response {
 /// `GET /_sim/instances`: the instances that exist now.
 pub(crate) async fn list_instances(State(sim): SimState) -> Response {
     let mut inner = sim.lock();
-    inner.model.advance(Instant::now());
+    inner.advance(Instant::now());
     let instances: Vec<Value> = inner
         .model
         .instances()
@@ -89,7 +89,7 @@ pub(crate) async fn insert_instance(State(sim): SimState, body: Bytes) -> Respon
     };
     let now = Instant::now();
     let mut inner = sim.lock();
-    inner.model.advance(now);
+    inner.advance(now);
     let (model, settings) = inner.split();
     match model.insert_foreign(&settings, spec, now) {
         Ok(instance) => Json(instance.inspection_json()).into_response(),
@@ -127,7 +127,7 @@ pub(crate) async fn put_config(State(sim): SimState, body: Bytes) -> Response {
 /// `GET /_sim/state`: counters the quotas work on.
 pub(crate) async fn get_state(State(sim): SimState) -> Response {
     let mut inner = sim.lock();
-    inner.model.advance(Instant::now());
+    inner.advance(Instant::now());
     Json(json!({
         "lifecycleAttempts": inner.model.lifecycle_attempts(),
         "instanceCount": inner.model.instance_count(),

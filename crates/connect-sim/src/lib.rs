@@ -48,7 +48,7 @@ pub enum SimError {
         /// What the OS said.
         source: io::Error,
     },
-    /// The configuration is not usable (e.g. an invalid alias regex).
+    /// The configuration is not usable (e.g. an invalid alias regex or extra attribute type).
     #[error("invalid simulator configuration: {0}")]
     InvalidConfig(String),
     /// The server failed while running.
@@ -151,6 +151,7 @@ where
 
 /// The full HTTP surface: Connect operations at the paths the SDK uses, `/_sim/` controls.
 fn router(config: SimConfig) -> Result<Router, SimError> {
+    config.validate().map_err(SimError::InvalidConfig)?;
     let fail_alias = config.fail_alias_regex().map_err(SimError::InvalidConfig)?;
     let sim = Arc::new(Sim::new(config, fail_alias));
     let router = Router::new()

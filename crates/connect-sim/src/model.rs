@@ -87,6 +87,11 @@ pub(crate) struct Instance {
     settles_at: Instant,
     /// Whether creation ends CREATION_FAILED rather than ACTIVE.
     fails: bool,
+    /// Eventual consistency: until this point lookups and listings do not see the instance
+    /// (`visibilityDelayMs` in force when it was created). `None` once visible.
+    hidden_until: Option<Instant>,
+    /// When creation ended CREATION_FAILED (the end of its creation delay).
+    failed_at: Option<Instant>,
     /// Set once DeleteInstance was accepted: the instance vanishes at this point.
     vanishes_at: Option<Instant>,
     attributes: BTreeMap<String, String>,
@@ -104,6 +109,11 @@ impl Instance {
         self.attributes
             .get("OUTBOUND_CALLS")
             .is_some_and(|v| v == "true")
+    }
+
+    /// Whether the API sees it yet (see `visibilityDelayMs`).
+    pub(crate) fn visible(&self) -> bool {
+        self.hidden_until.is_none()
     }
 
     /// The `Instance` structure of DescribeInstance.
@@ -150,6 +160,7 @@ impl Instance {
             "createdTime": self.created_time,
             "accessUrl": self.access_url,
             "deleting": self.vanishes_at.is_some(),
+            "visible": self.visible(),
         })
     }
 }
@@ -249,14 +260,18 @@ impl Model {
     }
 
     /// Moves every instance whose delay has passed to its next state: creation ends
-    /// ACTIVE or CREATION_FAILED, accepted deletions make the instance vanish.
-    pub(crate) fn advance(&mut self, now: Instant) {
-        self.instances
-            .retain(|instance| instance.vanishes_at.is_none_or(|at| now < at));
+    /// ACTIVE or CREATION_FAILED, a new instance becomes visible after the visibility delay,
+    /// accepted deletions make the instance vanish, and so does a CREATION_FAILED instance
+    /// once `failed_instance_retention` (as configured now) has passed since it failed.
+    pub(crate) fn advance(&mut self, config: &SimConfig, now: Instant) {
         for instance in &mut self.instances {
+            if instance.hidden_until.is_some_and(|until| now >= until) {
+                instance.hidden_until = None;
+            }
             if instance.status == InstanceStatus::CreationInProgress && now >= instance.settles_at {
                 if instance.fails {
                     instance.status = InstanceStatus::CreationFailed;
+                    instance.failed_at = Some(instance.settles_at);
                     instance.status_reason = Some(format!(
                         "Instance creation failed: the Amazon Connect simulator was configured to fail \
                          aliases matching its failCreationAliasPattern ('{}').",
@@ -267,6 +282,14 @@ impl Model {
                 }
             }
         }
+        let retention = config.failed_instance_retention;
+        self.instances.retain(|instance| {
+            let deleted = instance.vanishes_at.is_some_and(|at| now >= at);
+            let expired = retention
+                .zip(instance.failed_at)
+                .is_some_and(|(keep, failed)| now >= failed + keep);
+            !deleted && !expired
+        });
     }
 
     /// A random version-4 UUID, as Connect uses for instance ids, from the model's own
@@ -285,14 +308,18 @@ impl Model {
         self.uuid()
     }
 
+    /// The instance with this id as the API sees it: not while it is still invisible.
     fn find(&self, id: &str) -> Option<&Instance> {
-        self.instances.iter().find(|i| i.id == id)
+        self.instances.iter().find(|i| i.id == id && i.visible())
     }
 
     fn find_mut(&mut self, id: &str) -> Option<&mut Instance> {
-        self.instances.iter_mut().find(|i| i.id == id)
+        self.instances
+            .iter_mut()
+            .find(|i| i.id == id && i.visible())
     }
 
+    /// Every existing instance holds its alias, visible or not.
     fn alias_in_use(&self, alias: &str) -> bool {
         self.instances
             .iter()
@@ -303,6 +330,7 @@ impl Model {
         &mut self,
         settings: &Settings<'_>,
         spec: NewInstance,
+        hidden_until: Option<Instant>,
         now: Instant,
     ) -> Instance {
         let NewInstance {
@@ -341,6 +369,8 @@ impl Model {
             status_reason: None,
             settles_at: now + config.creation_delay,
             fails,
+            hidden_until,
+            failed_at: None,
             vanishes_at: None,
             attributes,
             tags,
@@ -398,7 +428,9 @@ impl Model {
             outbound: valid.outbound,
             tags: valid.tags,
         };
-        let instance = self.insert_instance(settings, spec, now);
+        let visibility_delay = settings.config.visibility_delay;
+        let hidden_until = (!visibility_delay.is_zero()).then(|| now + visibility_delay);
+        let instance = self.insert_instance(settings, spec, hidden_until, now);
         if let Some(token) = valid.client_token {
             self.create_tokens.insert(
                 token,
@@ -411,7 +443,7 @@ impl Model {
             );
         }
         // A zero delay settles at once, so the very next read already sees the outcome.
-        self.advance(now);
+        self.advance(settings.config, now);
         Ok(Reply::new(
             Some(json!({ "Id": instance.id, "Arn": instance.arn })),
             Some(instance.id),
@@ -436,7 +468,7 @@ impl Model {
         if self.alias_in_use(&spec.alias) {
             return Err(format!("The alias '{}' is already in use.", spec.alias));
         }
-        let mut instance = self.insert_instance(settings, spec, now);
+        let mut instance = self.insert_instance(settings, spec, None, now);
         if let Some(stored) = self.find_mut(&instance.id) {
             stored.status = InstanceStatus::Active;
             stored.fails = false;
@@ -473,7 +505,7 @@ impl Model {
         let remaining: Vec<&Instance> = self
             .instances
             .iter()
-            .filter(|i| i.seq > after_seq)
+            .filter(|i| i.seq > after_seq && i.visible())
             .collect();
         let page: Vec<Value> = remaining
             .iter()
@@ -515,8 +547,18 @@ impl Model {
                 });
             }
         }
-        if self.find(id).is_none() {
+        let Some(instance) = self.find(id) else {
             return Err(ApiError::instance_not_found(id));
+        };
+        // Not an accepted attempt, so not counted against the 30-day limit (AWS does not
+        // document either way; refusing before anything happens is the likelier reading).
+        if settings.config.refuse_delete_while_creating
+            && instance.status == InstanceStatus::CreationInProgress
+        {
+            return Err(ApiError::invalid_request(format!(
+                "Instance {id} is still being created (CREATION_IN_PROGRESS) and cannot be deleted \
+                 until its creation has finished. Try again later."
+            )));
         }
         if self.lifecycle_attempts >= u64::from(settings.config.lifecycle_attempt_limit) {
             return Err(ApiError::service_quota_exceeded(LIFECYCLE_LIMIT_MESSAGE));
@@ -531,13 +573,14 @@ impl Model {
         if let Some(token) = client_token {
             self.delete_tokens.insert(token.to_owned(), id.to_owned());
         }
-        self.advance(now);
+        self.advance(settings.config, now);
         Ok(Reply::new(None, Some(id.to_owned())))
     }
 
     /// UpdateInstanceAttribute.
     pub(crate) fn update_instance_attribute(
         &mut self,
+        settings: &Settings<'_>,
         id: &str,
         attribute_type: &str,
         value: Option<&str>,
@@ -546,7 +589,7 @@ impl Model {
         if self.find(id).is_none() {
             return Err(ApiError::instance_not_found(id));
         }
-        validate_attribute_type(attribute_type)?;
+        validate_attribute_type(attribute_type, &settings.config.extra_attribute_types)?;
         let value = normalise_attribute_value(value)?;
         let record = UpdateTokenRecord {
             instance_id: id.to_owned(),
@@ -580,13 +623,14 @@ impl Model {
     /// DescribeInstanceAttribute.
     pub(crate) fn describe_instance_attribute(
         &self,
+        settings: &Settings<'_>,
         id: &str,
         attribute_type: &str,
     ) -> Result<Reply, ApiError> {
         let instance = self
             .find(id)
             .ok_or_else(|| ApiError::instance_not_found(id))?;
-        validate_attribute_type(attribute_type)?;
+        validate_attribute_type(attribute_type, &settings.config.extra_attribute_types)?;
         let value = instance
             .attributes
             .get(attribute_type)
@@ -598,9 +642,10 @@ impl Model {
         ))
     }
 
-    /// ListInstanceAttributes.
+    /// ListInstanceAttributes: the 14 known types, then `extraAttributeTypes`.
     pub(crate) fn list_instance_attributes(
         &self,
+        settings: &Settings<'_>,
         id: &str,
         max_results: Option<&str>,
         next_token: Option<&str>,
@@ -610,14 +655,25 @@ impl Model {
             .ok_or_else(|| ApiError::instance_not_found(id))?;
         let page_size = parse_max_results(max_results, LIST_INSTANCE_ATTRIBUTES_MAX_RESULTS)
             .map_err(ApiError::invalid_parameter)?;
+        let types: Vec<&str> = ATTRIBUTE_TYPES
+            .iter()
+            .copied()
+            .chain(
+                settings
+                    .config
+                    .extra_attribute_types
+                    .iter()
+                    .map(String::as_str),
+            )
+            .collect();
         let start = match next_token {
             None => 0,
             Some(token) => decode_token(token, "attributes")
                 .and_then(|n| usize::try_from(n).ok())
-                .filter(|n| *n < ATTRIBUTE_TYPES.len())
+                .filter(|n| *n < types.len())
                 .ok_or_else(|| ApiError::invalid_parameter("The NextToken is not valid."))?,
         };
-        let page: Vec<Value> = ATTRIBUTE_TYPES
+        let page: Vec<Value> = types
             .iter()
             .skip(start)
             .take(page_size)
@@ -631,7 +687,7 @@ impl Model {
             .collect();
         let mut body = json!({ "Attributes": page });
         let end = start + page_size;
-        if end < ATTRIBUTE_TYPES.len()
+        if end < types.len()
             && let Value::Object(map) = &mut body
         {
             map.insert(
@@ -650,7 +706,7 @@ impl Model {
         }
         self.instances
             .iter_mut()
-            .find(|i| i.arn == arn)
+            .find(|i| i.arn == arn && i.visible())
             .ok_or_else(|| ApiError::resource_not_found(format!("Resource {arn} not found.")))
     }
 
@@ -761,7 +817,7 @@ mod tests {
             model.instances()[0].status,
             InstanceStatus::CreationInProgress
         );
-        model.advance(t0 + Duration::from_secs(2));
+        model.advance(&config, t0 + Duration::from_secs(2));
         assert_eq!(model.instances()[0].status, InstanceStatus::Active);
         let t1 = t0 + Duration::from_secs(3);
         assert!(
@@ -769,11 +825,311 @@ mod tests {
                 .delete_instance(&settings(&config), &id, Some("d"), t1)
                 .is_ok()
         );
-        model.advance(t1 + Duration::from_millis(999));
+        model.advance(&config, t1 + Duration::from_millis(999));
         assert_eq!(model.instance_count(), 1);
-        model.advance(t1 + Duration::from_secs(1));
+        model.advance(&config, t1 + Duration::from_secs(1));
         assert_eq!(model.instance_count(), 0);
         assert_eq!(model.lifecycle_attempts(), 2);
+    }
+
+    fn error_code(result: Result<Reply, ApiError>) -> Option<&'static str> {
+        result.err().map(|e| e.kind.code())
+    }
+
+    fn listed_ids(model: &Model) -> Vec<String> {
+        let reply = model.list_instances(None, None).unwrap();
+        let body = reply.body.unwrap();
+        body["InstanceSummaryList"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["Id"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn a_new_instance_is_invisible_for_the_visibility_delay_but_exists() {
+        let config = SimConfig {
+            creation_delay: Duration::from_secs(1),
+            visibility_delay: Duration::from_secs(5),
+            ..SimConfig::default()
+        };
+        let settings = settings(&config);
+        let mut model = Model::new(fastrand::Rng::with_seed(3));
+        let t0 = Instant::now();
+        let id = model
+            .create_instance(&settings, request("late", Some("tok")), t0)
+            .unwrap()
+            .instance_id
+            .unwrap();
+        let t1 = t0 + Duration::from_secs(2);
+        model.advance(&config, t1);
+        // Unknown to every lookup, as an id that does not exist...
+        assert_eq!(
+            error_code(model.describe_instance(&id)),
+            Some("ResourceNotFoundException")
+        );
+        assert!(listed_ids(&model).is_empty());
+        assert_eq!(
+            error_code(model.delete_instance(&settings, &id, Some("del"), t1)),
+            Some("ResourceNotFoundException")
+        );
+        assert_eq!(
+            error_code(model.list_instance_attributes(&settings, &id, None, None)),
+            Some("ResourceNotFoundException")
+        );
+        let arn = model.instances()[0].arn.clone();
+        assert_eq!(
+            error_code(model.list_tags_for_resource(&arn)),
+            Some("ResourceNotFoundException")
+        );
+        // ...but it exists: a replay answers with it, it holds its alias and its quota slot,
+        // and its lifecycle goes on.
+        let replay = model
+            .create_instance(&settings, request("late", Some("tok")), t1)
+            .unwrap();
+        assert!(replay.replay);
+        assert_eq!(replay.instance_id.as_deref(), Some(id.as_str()));
+        assert_eq!(
+            error_code(model.create_instance(&settings, request("LATE", None), t1)),
+            Some("InvalidRequestException")
+        );
+        assert_eq!(model.instance_count(), 1);
+        assert_eq!(
+            model.lifecycle_attempts(),
+            1,
+            "the refused delete did not count"
+        );
+        assert_eq!(model.instances()[0].status, InstanceStatus::Active);
+
+        model.advance(&config, t0 + Duration::from_secs(5));
+        assert!(model.describe_instance(&id).is_ok());
+        assert_eq!(listed_ids(&model), std::slice::from_ref(&id));
+        assert!(
+            model
+                .delete_instance(&settings, &id, Some("del"), t0 + Duration::from_secs(5))
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn the_visibility_delay_applies_to_instances_created_while_it_is_set() {
+        let mut config = SimConfig::default();
+        let mut model = Model::new(fastrand::Rng::with_seed(4));
+        let t0 = Instant::now();
+        let old = model
+            .create_instance(&settings(&config), request("before", None), t0)
+            .unwrap()
+            .instance_id
+            .unwrap();
+        config.visibility_delay = Duration::from_secs(10);
+        let new = model
+            .create_instance(&settings(&config), request("after", None), t0)
+            .unwrap()
+            .instance_id
+            .unwrap();
+        model.advance(&config, t0 + Duration::from_secs(1));
+        assert!(model.describe_instance(&old).is_ok());
+        assert!(model.describe_instance(&new).is_err());
+        // Turning the knob off later does not reveal it early: the delay was fixed at creation.
+        config.visibility_delay = Duration::ZERO;
+        model.advance(&config, t0 + Duration::from_secs(9));
+        assert!(model.describe_instance(&new).is_err());
+        model.advance(&config, t0 + Duration::from_secs(10));
+        assert!(model.describe_instance(&new).is_ok());
+    }
+
+    #[test]
+    fn deleting_while_creating_is_refused_when_configured_and_not_counted() {
+        let config = SimConfig {
+            creation_delay: Duration::from_secs(2),
+            refuse_delete_while_creating: true,
+            ..SimConfig::default()
+        };
+        let settings = settings(&config);
+        let mut model = Model::new(fastrand::Rng::with_seed(5));
+        let t0 = Instant::now();
+        let id = model
+            .create_instance(&settings, request("busy", None), t0)
+            .unwrap()
+            .instance_id
+            .unwrap();
+        let refused = model
+            .delete_instance(&settings, &id, Some("d1"), t0 + Duration::from_secs(1))
+            .err()
+            .unwrap();
+        assert_eq!(refused.kind.code(), "InvalidRequestException");
+        assert_eq!(refused.kind.status(), 400);
+        assert!(
+            refused.message.contains("still being created"),
+            "{}",
+            refused.message
+        );
+        assert_eq!(model.lifecycle_attempts(), 1, "only the create counted");
+        assert!(model.instances()[0].vanishes_at.is_none());
+
+        // The same token is not burnt: once ACTIVE it deletes.
+        let t2 = t0 + Duration::from_secs(2);
+        model.advance(&config, t2);
+        let accepted = model
+            .delete_instance(&settings, &id, Some("d1"), t2)
+            .unwrap();
+        assert!(!accepted.replay);
+        assert_eq!(model.lifecycle_attempts(), 2);
+    }
+
+    #[test]
+    fn deleting_while_creating_is_accepted_by_default() {
+        let config = SimConfig::default();
+        let mut model = Model::new(fastrand::Rng::with_seed(6));
+        let t0 = Instant::now();
+        let id = model
+            .create_instance(&settings(&config), request("busy", None), t0)
+            .unwrap()
+            .instance_id
+            .unwrap();
+        assert_eq!(
+            model.instances()[0].status,
+            InstanceStatus::CreationInProgress
+        );
+        assert!(
+            model
+                .delete_instance(&settings(&config), &id, None, t0)
+                .is_ok()
+        );
+        assert_eq!(model.lifecycle_attempts(), 2);
+    }
+
+    #[test]
+    fn a_failed_instance_vanishes_after_the_retention_counted_from_its_failure() {
+        let mut config = SimConfig {
+            creation_delay: Duration::from_secs(2),
+            failed_instance_retention: Some(Duration::from_secs(10)),
+            ..SimConfig::default()
+        };
+        let fail = Regex::new("^doomed").unwrap();
+        let mut model = Model::new(fastrand::Rng::with_seed(7));
+        let t0 = Instant::now();
+        let failing = {
+            let settings = Settings {
+                config: &config,
+                fail_alias: Some(&fail),
+            };
+            model
+                .create_instance(&settings, request("doomed-1", None), t0)
+                .unwrap()
+                .instance_id
+                .unwrap()
+        };
+        let fine = model
+            .create_instance(&settings(&config), request("fine-1", None), t0)
+            .unwrap()
+            .instance_id
+            .unwrap();
+        // Failed at t0 + 2 s, observed only at t0 + 5 s: the retention runs from the failure.
+        model.advance(&config, t0 + Duration::from_secs(5));
+        assert_eq!(
+            model.find(&failing).unwrap().status,
+            InstanceStatus::CreationFailed
+        );
+        model.advance(&config, t0 + Duration::from_millis(11_999));
+        assert!(model.describe_instance(&failing).is_ok());
+        model.advance(&config, t0 + Duration::from_secs(12));
+        assert_eq!(
+            error_code(model.describe_instance(&failing)),
+            Some("ResourceNotFoundException")
+        );
+        assert!(
+            model.describe_instance(&fine).is_ok(),
+            "ACTIVE instances stay"
+        );
+        assert_eq!(model.instance_count(), 1, "the quota slot is free again");
+        assert_eq!(
+            model.lifecycle_attempts(),
+            2,
+            "AWS's clean-up is no attempt"
+        );
+        // Its alias is free again.
+        assert!(
+            model
+                .create_instance(
+                    &settings(&config),
+                    request("doomed-1", None),
+                    t0 + Duration::from_secs(12)
+                )
+                .is_ok()
+        );
+
+        // Without retention (the default) a failed instance stays.
+        config.failed_instance_retention = None;
+        let mut model = Model::new(fastrand::Rng::with_seed(8));
+        let settings = Settings {
+            config: &config,
+            fail_alias: Some(&fail),
+        };
+        let kept = model
+            .create_instance(&settings, request("doomed-2", None), t0)
+            .unwrap()
+            .instance_id
+            .unwrap();
+        model.advance(&config, t0 + Duration::from_secs(86_400 * 30));
+        assert!(model.describe_instance(&kept).is_ok());
+    }
+
+    #[test]
+    fn extra_attribute_types_are_listed_after_the_known_ones_and_paged() {
+        let config = SimConfig {
+            extra_attribute_types: vec!["FUTURE_ONE".into(), "FUTURE_TWO".into()],
+            ..SimConfig::default()
+        };
+        let settings = settings(&config);
+        let mut model = Model::new(fastrand::Rng::with_seed(9));
+        let t0 = Instant::now();
+        let id = model
+            .create_instance(&settings, request("attrs", None), t0)
+            .unwrap()
+            .instance_id
+            .unwrap();
+        let mut listed = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let body = model
+                .list_instance_attributes(&settings, &id, None, token.as_deref())
+                .unwrap()
+                .body
+                .unwrap();
+            for attribute in body["Attributes"].as_array().unwrap() {
+                listed.push((
+                    attribute["AttributeType"].as_str().unwrap().to_owned(),
+                    attribute["Value"].as_str().unwrap().to_owned(),
+                ));
+            }
+            match body["NextToken"].as_str() {
+                Some(next) => token = Some(next.to_owned()),
+                None => break,
+            }
+        }
+        assert_eq!(listed.len(), 16);
+        assert_eq!(
+            listed[14..],
+            [
+                ("FUTURE_ONE".to_owned(), "false".to_owned()),
+                ("FUTURE_TWO".to_owned(), "false".to_owned())
+            ]
+        );
+        let body = model
+            .describe_instance_attribute(&settings, &id, "FUTURE_TWO")
+            .unwrap()
+            .body
+            .unwrap();
+        assert_eq!(body["Attribute"]["Value"], "false");
+        let plain = SimConfig::default();
+        assert!(
+            model
+                .describe_instance_attribute(&self::settings(&plain), &id, "FUTURE_TWO")
+                .is_err(),
+            "unknown without the knob"
+        );
     }
 
     #[test]

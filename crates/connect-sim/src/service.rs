@@ -26,10 +26,13 @@ pub(crate) struct CallRecord {
     pub(crate) operation: &'static str,
     pub(crate) client_token: Option<String>,
     pub(crate) instance_id: Option<String>,
-    /// HTTP status answered; 0 when the connection was dropped without an answer.
+    /// HTTP status of the outcome; for a dropped reply the status the operation produced
+    /// (the client saw none).
     pub(crate) status: u16,
-    /// The AWS error code answered, `ConnectionDropped` for a dropped connection.
+    /// The AWS error code of the outcome (also when the reply was dropped).
     pub(crate) error_type: Option<&'static str>,
+    /// True when the connection was closed instead of sending this outcome.
+    pub(crate) dropped: bool,
     /// True when a ClientToken replay answered without a new effect.
     pub(crate) replay: bool,
     /// Milliseconds since the simulator started.
@@ -62,6 +65,11 @@ impl Inner {
             fail_alias: self.fail_alias.as_ref(),
         };
         (&mut self.model, settings)
+    }
+
+    /// Advances the model's lifecycle to `now` under the current configuration.
+    pub(crate) fn advance(&mut self, now: Instant) {
+        self.model.advance(&self.config, now);
     }
 
     /// Restarts the buckets of `operations` with their (new) limits.
@@ -163,7 +171,7 @@ impl Sim {
         {
             Err(ApiError::access_denied())
         } else {
-            inner.model.advance(now);
+            inner.advance(now);
             action(&mut inner, now)
         };
         let dropped = faulty && drop_ratio > 0.0 && inner.fault_rng.f64() < drop_ratio;
@@ -190,12 +198,9 @@ impl Sim {
             operation: call.operation.name(),
             client_token: call.client_token,
             instance_id,
-            status: if dropped { 0 } else { status },
-            error_type: if dropped {
-                Some("ConnectionDropped")
-            } else {
-                error_type
-            },
+            status,
+            error_type,
+            dropped,
             replay,
             elapsed_ms: u64::try_from(now.duration_since(self.started).as_millis())
                 .unwrap_or(u64::MAX),
@@ -206,6 +211,7 @@ impl Sim {
             operation = record.operation,
             status = record.status,
             error = record.error_type,
+            dropped = record.dropped,
             "connect call"
         );
         inner.calls.push(record);

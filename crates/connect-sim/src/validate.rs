@@ -153,8 +153,12 @@ pub(crate) fn validate_tags(
     Ok(())
 }
 
-pub(crate) fn validate_attribute_type(attribute_type: &str) -> Result<(), ApiError> {
-    if ATTRIBUTE_TYPES.contains(&attribute_type) {
+/// A known attribute type, or one of the configured `extraAttributeTypes`.
+pub(crate) fn validate_attribute_type(
+    attribute_type: &str,
+    extra: &[String],
+) -> Result<(), ApiError> {
+    if ATTRIBUTE_TYPES.contains(&attribute_type) || extra.iter().any(|t| t == attribute_type) {
         Ok(())
     } else {
         Err(ApiError::invalid_parameter(format!(

@@ -30,8 +30,15 @@ pub struct SimCall {
     pub operation: String,
     pub client_token: Option<String>,
     pub instance_id: Option<String>,
+    /// The HTTP status of the outcome. For a dropped reply (`dropped`), the status the
+    /// operation produced although the client never received it.
     pub status: u16,
+    /// The AWS error code of the outcome (also for a dropped reply).
     pub error_type: Option<String>,
+    /// The simulator closed the connection instead of answering: the outcome in `status` /
+    /// `error_type` took effect, the client saw a connection error.
+    #[serde(default)]
+    pub dropped: bool,
     /// The answer repeated an earlier one for the same ClientToken, with no new effect.
     #[serde(default)]
     pub replay: bool,
@@ -41,7 +48,14 @@ pub struct SimCall {
 }
 
 impl SimCall {
+    /// The client received a success answer (a dropped reply is not one, whatever the
+    /// operation did: see [`SimCall::applied`]).
     pub fn succeeded(&self) -> bool {
+        !self.dropped && self.applied()
+    }
+
+    /// The operation succeeded in the simulated account, whether or not its reply arrived.
+    pub fn applied(&self) -> bool {
         (200..300).contains(&self.status)
     }
 }
@@ -58,6 +72,9 @@ pub struct SimInstance {
     /// DeleteInstance was accepted; the instance vanishes after the deletion delay.
     #[serde(default)]
     pub deleting: bool,
+    /// False while the visibility delay hides a new instance from the Connect API.
+    #[serde(default = "visible_by_default")]
+    pub visible: bool,
     pub status_reason: Option<Value>,
     pub inbound_calls_enabled: bool,
     pub outbound_calls_enabled: bool,
@@ -65,6 +82,10 @@ pub struct SimInstance {
     pub attributes: BTreeMap<String, String>,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+}
+
+fn visible_by_default() -> bool {
+    true
 }
 
 /// Counters of the simulated account.

@@ -14,7 +14,9 @@ use std::time::Duration;
 use kube::runtime::events::EventType;
 
 use super::plan::{self, RetryPolicy, TagChanges};
-use crate::api::{AttributeType, ConnectInstanceSpec, ConnectInstanceStatus, DeletionPolicy};
+use crate::api::{
+    AttributeType, ConnectInstanceSpec, ConnectInstanceStatus, DeletionPolicy, UID_TAG,
+};
 use crate::aws::{
     AwsError, CreateInstanceRequest, ErrorKind, InstanceState, InstanceSummary, ObservedInstance,
     token,
@@ -24,6 +26,11 @@ use crate::conditions::State;
 /// How long after an accepted DeleteInstance the same request is sent again (with the same
 /// token, so AWS does not count a new attempt) if the instance is still there.
 pub const DELETE_RESEND_AFTER: Duration = Duration::from_secs(300);
+
+/// How long after CreateInstance answered an instance that DescribeInstance does not find
+/// is taken for "not visible yet" rather than "gone": AWS does not document how long its
+/// reads may lag a create.
+pub const VISIBILITY_GRACE: Duration = Duration::from_secs(300);
 
 /// Everything a decision depends on besides the observation.
 #[derive(Clone, Debug)]
@@ -48,6 +55,13 @@ pub struct Inputs<'a> {
     pub failures: u32,
     /// How long ago this process last sent DeleteInstance for the object, if it did.
     pub delete_sent_ago: Option<Duration>,
+    /// Whether the object carries the paused annotation.
+    pub paused: bool,
+    /// Instances this operator is following through creation in the object's account and
+    /// region, this one included: creation polls share DescribeInstance's rate.
+    pub creations_in_flight: usize,
+    /// DescribeInstance calls per second that creation polls may use together.
+    pub creation_polls_per_second: f64,
 }
 
 /// What a lookup by alias and uid tag found.
@@ -152,6 +166,8 @@ pub enum Then {
     Release,
     /// Cleanup is not done: keep the finalizer, look again after this long.
     Pending(Duration, Jitter),
+    /// Nothing to do until the object changes (paused).
+    Idle,
 }
 
 /// What happens to the object's consecutive-failure count.
@@ -191,6 +207,10 @@ pub struct Decision {
     pub failures: Failures,
     /// Events besides the one every change of `Ready` reason gets.
     pub events: Vec<Announcement>,
+    /// How AWS differs from the spec (the `Drifted` condition's message), if it does.
+    pub drift: Option<String>,
+    /// The object is paused: the conditions stay as they are, plus `Paused=True`.
+    pub paused: bool,
 }
 
 impl Decision {
@@ -202,7 +222,15 @@ impl Decision {
             then,
             failures: Failures::Keep,
             events: vec![],
+            drift: None,
+            paused: false,
         }
+    }
+
+    /// A decision that only reports `state` (used for the first visit, too).
+    #[must_use]
+    pub fn report(inputs: &Inputs<'_>, state: State, message: &str) -> Self {
+        Self::new(inputs, Then::ObserveAgain).state(state, message)
     }
 
     fn state(mut self, state: State, message: impl Into<String>) -> Self {
@@ -235,8 +263,29 @@ impl Decision {
 pub fn apply(inputs: &Inputs<'_>, observation: &Observation) -> Decision {
     let requeue =
         |state: State| Then::Requeue(plan::retry_after(&inputs.retry, state, 0), Jitter::Spread);
+    if inputs.paused {
+        // No AWS call at all; one status write says so; unpausing wakes the object.
+        return Decision {
+            paused: true,
+            ..Decision::new(inputs, Then::Idle)
+        };
+    }
     match observation {
         Observation::Failed(err) => failure(inputs, err, None, Then::Requeue),
+        Observation::Instance(described) if inputs.spec.instance_id.is_some() => {
+            adoption(inputs, described)
+        }
+        Observation::Gone
+            if inputs.spec.instance_id.is_some() && inputs.status.instance_id.is_none() =>
+        {
+            let id = inputs.spec.instance_id.as_deref().unwrap_or_default();
+            let message = format!(
+                "spec.instanceId {id} does not exist in {} (or these credentials cannot see it); nothing is adopted and nothing is created. Correct spec.instanceId or the region.",
+                inputs.region
+            );
+            Decision::new(inputs, requeue(State::InstanceNotFound))
+                .state(State::InstanceNotFound, message)
+        }
         // Apply always asks; nothing to decide on.
         Observation::NotAsked => Decision::new(
             inputs,
@@ -262,8 +311,8 @@ pub fn apply(inputs: &Inputs<'_>, observation: &Observation) -> Decision {
         Observation::Lookup(Lookup::Foreign(other)) => {
             let alias = inputs.spec.instance_alias.as_deref().unwrap_or_default();
             let message = format!(
-                "The alias {alias:?} belongs to instance {} ({}), which this object did not create; the operator never takes over an instance it did not create. Choose another alias, or delete that instance.",
-                other.id, other.arn
+                "The alias {alias:?} belongs to instance {} ({}), which this object did not create; the operator never takes over an instance it did not create. Choose another alias, or adopt that instance: set spec.instanceId: {} with an explicit spec.deletionPolicy (`connect-operator import --instance-id {}` prints such a manifest).",
+                other.id, other.arn, other.id, other.id
             );
             Decision::new(inputs, requeue(State::AliasConflict))
                 .state(State::AliasConflict, message)
@@ -271,17 +320,38 @@ pub fn apply(inputs: &Inputs<'_>, observation: &Observation) -> Decision {
         Observation::Created { id, arn } => {
             // Recorded before anything else, so that a crash from here on cannot lose it.
             let message = format!("CreateInstance accepted: instance {id} is being created");
-            Decision::new(inputs, Then::Requeue(inputs.poll_interval, Jitter::None))
+            Decision::new(inputs, Then::Requeue(creation_poll(inputs), Jitter::None))
                 .state(State::Creating, message)
                 .record(|s| {
                     s.instance_id = Some(id.clone());
                     s.arn = Some(arn.clone());
                     s.instance_status = Some(InstanceState::CreationInProgress.as_str().to_owned());
+                    if s.create_requested_time.is_none() {
+                        s.create_requested_time = rfc3339(inputs.now_epoch_seconds);
+                    }
                 })
                 .failures(Failures::Reset)
         }
         Observation::Gone | Observation::DeleteFoundNothing => {
             let id = inputs.status.instance_id.as_deref().unwrap_or_default();
+            if within_visibility_grace(inputs) {
+                return Decision::new(inputs, Then::Requeue(creation_poll(inputs), Jitter::None))
+                    .state(
+                        State::Creating,
+                        format!("Instance {id} was just created and is not visible in AWS yet"),
+                    );
+            }
+            if inputs.status.instance_status.as_deref()
+                == Some(InstanceState::CreationFailed.as_str())
+            {
+                // AWS removes failed instances by itself after a while: still a failed
+                // creation, and nothing is left to delete.
+                let message = format!(
+                    "Instance {id} failed to be created and AWS has since removed it. The operator does not retry creation on its own (each attempt counts against the 30-day limit): delete this object (nothing is left to delete in AWS), then create it again."
+                );
+                return Decision::new(inputs, requeue(State::CreationFailed))
+                    .state(State::CreationFailed, message);
+            }
             let message = format!(
                 "Instance {id} recorded in status no longer exists in {}; it is not re-created automatically. Delete this object and create it again to get a new instance.",
                 inputs.region
@@ -314,19 +384,100 @@ pub fn apply(inputs: &Inputs<'_>, observation: &Observation) -> Decision {
     }
 }
 
+/// An instance named by `spec.instanceId`: adopted only if it is what the spec says and no
+/// other object owns it; then followed like any other.
+fn adoption(inputs: &Inputs<'_>, described: &Described) -> Decision {
+    let observed = &described.instance;
+    let stalled = |state: State, message: String| {
+        Decision::new(
+            inputs,
+            Then::Requeue(plan::retry_after(&inputs.retry, state, 0), Jitter::Spread),
+        )
+        .state(state, message)
+    };
+    let mismatches = adoption_mismatches(inputs.spec, observed);
+    if !mismatches.is_empty() {
+        return stalled(
+            State::AdoptionMismatch,
+            format!(
+                "Instance {} is not the one this spec describes: {}. Nothing was written; correct the spec (or spec.instanceId).",
+                observed.id,
+                mismatches.join("; ")
+            ),
+        );
+    }
+    let owner = described
+        .tags
+        .as_ref()
+        .or(observed.tags.as_ref())
+        .and_then(|tags| tags.get(UID_TAG));
+    if let Some(owner) = owner.filter(|owner| owner.as_str() != inputs.uid) {
+        return stalled(
+            State::AlreadyManaged,
+            format!(
+                "Instance {} carries the tag {UID_TAG}={owner}: another ConnectInstance (here or in another cluster) manages it, and it is never taken over. Delete or release that object first (deletionPolicy: Retain), then remove the tag.",
+                observed.id
+            ),
+        );
+    }
+    let mut decision = described_instance(inputs, described);
+    if inputs.status.instance_id.is_none() {
+        decision.status.instance_id = Some(observed.id.clone());
+        if !observed.arn.is_empty() {
+            decision.status.arn = Some(observed.arn.clone());
+        }
+        let (reason, note) = if inputs.spec.observe_only() {
+            (
+                "Observing",
+                format!(
+                    "Observing existing instance {} (spec.instanceId); nothing is ever written to AWS",
+                    observed.id
+                ),
+            )
+        } else {
+            (
+                "Adopted",
+                format!(
+                    "Adopted existing instance {} (spec.instanceId); it now converges to the spec",
+                    observed.id
+                ),
+            )
+        };
+        decision = decision.event(EventType::Normal, reason, note);
+    }
+    decision
+}
+
+/// How an instance to adopt differs from the spec in what cannot be changed: identity
+/// management type and alias (AWS's value, then the spec's).
+fn adoption_mismatches(spec: &ConnectInstanceSpec, observed: &ObservedInstance) -> Vec<String> {
+    let mut out = vec![];
+    let wanted = spec.identity_management_type.as_aws_str();
+    if let Some(actual) = observed.identity_management_type.as_deref()
+        && actual != wanted
+    {
+        out.push(format!(
+            "identityManagementType is {actual} in AWS, {wanted} in the spec"
+        ));
+    }
+    if let Some(wanted) = spec.instance_alias.as_deref() {
+        let actual = observed.alias.as_deref().unwrap_or("");
+        if !actual.eq_ignore_ascii_case(wanted) {
+            out.push(format!(
+                "instanceAlias is {actual:?} in AWS, {wanted:?} in the spec"
+            ));
+        }
+    }
+    out
+}
+
 /// The recorded instance, as described.
 fn described_instance(inputs: &Inputs<'_>, described: &Described) -> Decision {
     let observed = &described.instance;
     let id = &observed.id;
     match &observed.state {
         InstanceState::CreationInProgress => {
-            let creating_for = observed.created_epoch_seconds.and_then(|created| {
-                u64::try_from(inputs.now_epoch_seconds - created)
-                    .ok()
-                    .map(Duration::from_secs)
-            });
-            let after = plan::creation_poll_interval(inputs.poll_interval, creating_for);
-            Decision::new(inputs, Then::Requeue(after, Jitter::None))
+            Decision::new(inputs, Then::Requeue(creation_poll(inputs), Jitter::None))
                 .state(
                     State::Creating,
                     format!("Instance {id} is being created (CREATION_IN_PROGRESS)"),
@@ -365,6 +516,7 @@ fn described_instance(inputs: &Inputs<'_>, described: &Described) -> Decision {
         )
         .record(|s| record_observed(s, observed))
         .failures(Failures::Count),
+        InstanceState::Active if inputs.spec.observe_only() => observed_only(inputs, described),
         InstanceState::Active => {
             let writes = convergence_writes(inputs, described);
             if writes.is_empty() {
@@ -387,12 +539,95 @@ fn described_instance(inputs: &Inputs<'_>, described: &Described) -> Decision {
             );
             Decision {
                 writes,
+                // Transient under Manage: the writes that follow clear it.
+                drift: drift_report(inputs, described),
                 ..Decision::new(inputs, Then::ObserveAgain)
                     .state(State::Updating, message)
                     .record(|s| record_observed(s, observed))
             }
         }
     }
+}
+
+/// `ObserveOnly` and ACTIVE: report, never write. `Drifted` lists the differences and an
+/// event marks each change of them.
+fn observed_only(inputs: &Inputs<'_>, described: &Described) -> Decision {
+    let observed = &described.instance;
+    let drift = drift_report(inputs, described);
+    let before = inputs
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == crate::conditions::types::DRIFTED && c.status == "True")
+        .map(|c| c.message.clone());
+    let message = match &drift {
+        None => format!(
+            "Instance {} is ACTIVE and matches the spec (ObserveOnly: nothing is written)",
+            observed.id
+        ),
+        Some(_) => format!(
+            "Instance {} is ACTIVE; it differs from the spec (see Drifted). ObserveOnly: nothing is written",
+            observed.id
+        ),
+    };
+    let mut decision = Decision {
+        drift: drift.clone(),
+        ..Decision::new(
+            inputs,
+            Then::Requeue(
+                plan::retry_after(&inputs.retry, State::Observed, 0),
+                Jitter::Spread,
+            ),
+        )
+        .state(State::Observed, message)
+        .record(|s| record_observed(s, observed))
+        .failures(Failures::Reset)
+    };
+    if drift != before {
+        decision = match drift {
+            Some(list) => decision.event(EventType::Warning, "DriftDetected", list),
+            None => decision.event(
+                EventType::Normal,
+                "DriftResolved",
+                "The instance matches the spec again",
+            ),
+        };
+    }
+    decision
+}
+
+/// How AWS differs from the spec, for people: each managed attribute with AWS's and the
+/// spec's value, each tag to add, change or remove. The operator's own uid tag is not part
+/// of the spec and never listed. `None` when they agree.
+fn drift_report(inputs: &Inputs<'_>, described: &Described) -> Option<String> {
+    let mut out = vec![];
+    if let Some(observed) = &described.attributes {
+        for (attribute, wanted) in inputs.spec.desired_attributes() {
+            let actual = observed.get(&attribute);
+            if actual != Some(&wanted) {
+                let actual = actual.map_or_else(|| "unset".to_owned(), bool::to_string);
+                out.push(format!(
+                    "{}: AWS {actual}, spec {wanted}",
+                    attribute.as_aws_str()
+                ));
+            }
+        }
+    }
+    if let Some(observed) = &described.tags {
+        for (key, wanted) in &inputs.spec.tags {
+            match observed.get(key) {
+                Some(actual) if actual == wanted => {}
+                Some(actual) => out.push(format!("tag {key}: AWS {actual:?}, spec {wanted:?}")),
+                None => out.push(format!("tag {key}: missing in AWS, spec {wanted:?}")),
+            }
+        }
+        for (key, actual) in observed {
+            if !inputs.spec.tags.contains_key(key) && !key.starts_with("aws:") && key != UID_TAG {
+                out.push(format!("tag {key}: AWS {actual:?}, not in the spec"));
+            }
+        }
+    }
+    (!out.is_empty()).then(|| out.join("; "))
 }
 
 /// The attribute and tag writes that bring an ACTIVE instance to the spec, in order:
@@ -457,21 +692,60 @@ fn described_changes(inputs: &Inputs<'_>, described: &Described) -> Vec<String> 
 #[must_use]
 pub fn cleanup(inputs: &Inputs<'_>, observation: &Observation) -> Decision {
     let poll = Then::Pending(inputs.poll_interval, Jitter::None);
-    if inputs.spec.deletion_policy == DeletionPolicy::Retain {
-        let message = match &inputs.status.instance_id {
-            Some(id) => format!(
-                "deletionPolicy is Retain: instance {id} is left in AWS ({})",
-                inputs.region
-            ),
-            None => "deletionPolicy is Retain: nothing is deleted in AWS".to_owned(),
-        };
-        return Decision::new(inputs, Then::Release).event(EventType::Normal, "Retained", message);
+    let left_in_aws = |why: &str| match &inputs.status.instance_id {
+        Some(id) => format!("{why}: instance {id} is left in AWS ({})", inputs.region),
+        None => format!("{why}: nothing is deleted in AWS"),
+    };
+    if inputs.spec.effective_deletion_policy() == DeletionPolicy::Retain {
+        return Decision::new(inputs, Then::Release).event(
+            EventType::Normal,
+            "Retained",
+            left_in_aws("deletionPolicy is Retain"),
+        );
+    }
+    if inputs.spec.observe_only() {
+        // Admission requires Retain with ObserveOnly; whatever got past it, an observed
+        // instance is never deleted.
+        return Decision::new(inputs, Then::Release).event(
+            EventType::Normal,
+            "Retained",
+            left_in_aws("managementPolicy is ObserveOnly"),
+        );
+    }
+    let wait = Then::Pending(inputs.retry.drift_interval, Jitter::Spread);
+    if inputs.paused {
+        return Decision {
+            paused: true,
+            ..Decision::new(inputs, wait)
+        }
+        .event(
+            EventType::Warning,
+            "DeletionPaused",
+            "The object is paused (connect.operators.dev/paused: \"true\"): the instance is not deleted and the finalizer stays until the annotation is removed or deletionPolicy is Retain",
+        );
+    }
+    if inputs.spec.deletion_protection {
+        return Decision::new(inputs, wait).state(
+            State::DeletionProtected,
+            "spec.deletionProtection is true: the instance is not deleted and the finalizer stays. Set spec.deletionProtection to false to delete it, or spec.deletionPolicy to Retain to keep it and release this object.",
+        );
     }
     let deleted = |message: String| {
         Decision::new(inputs, Then::Release)
             .failures(Failures::Reset)
             .event(EventType::Normal, "Deleted", message)
     };
+    if let (Some(id), None) = (&inputs.spec.instance_id, &inputs.status.instance_id) {
+        // Adoption never happened (the instance did not match, or another object owns
+        // it): it is not this object's to delete.
+        return Decision::new(inputs, Then::Release)
+            .failures(Failures::Reset)
+            .event(
+                EventType::Normal,
+                "Released",
+                format!("Instance {id} (spec.instanceId) was never adopted by this object; it is left untouched"),
+            );
+    }
     let recorded = inputs.status.instance_id.as_deref().unwrap_or_default();
     match observation {
         Observation::Failed(err) => failure(
@@ -480,9 +754,17 @@ pub fn cleanup(inputs: &Inputs<'_>, observation: &Observation) -> Decision {
             Some("Deleting the instance failed"),
             Then::Pending,
         ),
-        Observation::NotAsked
-        | Observation::Lookup(Lookup::Nothing | Lookup::Skipped | Lookup::Foreign(_)) => {
+        // Never released without a look.
+        Observation::NotAsked => Decision::new(inputs, poll),
+        Observation::Lookup(Lookup::Nothing | Lookup::Skipped | Lookup::Foreign(_)) => {
             deleted("No instance was created for this object; nothing to delete".to_owned())
+        }
+        Observation::Gone | Observation::DeleteFoundNothing if within_visibility_grace(inputs) => {
+            // Not visible yet is not gone: releasing now could leave the instance behind.
+            Decision::new(inputs, poll).state(
+                State::Deleting,
+                format!("Instance {recorded} was just created and is not visible in AWS yet; it is deleted once it is"),
+            )
         }
         Observation::Gone | Observation::DeleteFoundNothing => {
             deleted(format!("Instance {recorded} is deleted"))
@@ -493,6 +775,19 @@ pub fn cleanup(inputs: &Inputs<'_>, observation: &Observation) -> Decision {
                 s.instance_id = Some(found.id.clone());
                 s.arn = Some(found.arn.clone());
             })
+        }
+        Observation::Instance(described)
+            if described.instance.state == InstanceState::CreationInProgress =>
+        {
+            // AWS may refuse to delete an instance that is still being created: wait for
+            // creation to settle (ACTIVE or CREATION_FAILED), then send one DeleteInstance.
+            Decision::new(inputs, Then::Pending(creation_poll(inputs), Jitter::None)).state(
+                State::Deleting,
+                format!(
+                    "Instance {} is still being created; DeleteInstance is sent once creation has settled",
+                    described.instance.id
+                ),
+            )
         }
         Observation::Instance(described) => {
             let id = &described.instance.id;
@@ -528,18 +823,44 @@ pub fn cleanup(inputs: &Inputs<'_>, observation: &Observation) -> Decision {
     }
 }
 
+/// The wait between two looks at an instance being created: the poll interval, or longer
+/// when so many creations are in flight in the account and region that polling them all
+/// that often would use more than their share of DescribeInstance's rate. Derived from what
+/// is in flight, not from how long creation has taken, so ACTIVE is seen within one
+/// interval whatever the creation takes.
+fn creation_poll(inputs: &Inputs<'_>) -> Duration {
+    plan::creation_poll_interval(
+        inputs.poll_interval,
+        inputs.creations_in_flight,
+        inputs.creation_polls_per_second,
+    )
+}
+
+/// Whether an instance AWS does not show may only be not visible yet: CreateInstance
+/// answered recently, DescribeInstance has never shown it (the creation time it reports is
+/// not recorded), and no DeleteInstance was accepted for it (after which "not found" is
+/// the deletion finishing).
+fn within_visibility_grace(inputs: &Inputs<'_>) -> bool {
+    let status = inputs.status;
+    status.created_time.is_none()
+        && status.delete_requested_time.is_none()
+        && since(inputs, status.create_requested_time.as_deref())
+            .is_some_and(|ago| ago < VISIBILITY_GRACE)
+}
+
+/// How long ago an RFC 3339 time recorded in status was.
+fn since(inputs: &Inputs<'_>, time: Option<&str>) -> Option<Duration> {
+    time.and_then(|t| t.parse::<jiff::Timestamp>().ok())
+        .map(|t| inputs.now_epoch_seconds.saturating_sub(t.as_second()))
+        .and_then(|secs| u64::try_from(secs).ok())
+        .map(Duration::from_secs)
+}
+
 /// Whether DeleteInstance was accepted recently enough that the step should only poll:
 /// by the time recorded in status (which survives restarts) and by this process's own
 /// memory of its last resend.
 fn delete_recently_sent(inputs: &Inputs<'_>) -> bool {
-    let accepted_ago = inputs
-        .status
-        .delete_requested_time
-        .as_deref()
-        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
-        .map(|t| inputs.now_epoch_seconds.saturating_sub(t.as_second()))
-        .and_then(|secs| u64::try_from(secs).ok())
-        .map(Duration::from_secs);
+    let accepted_ago = since(inputs, inputs.status.delete_requested_time.as_deref());
     let recent = |ago: Option<Duration>| ago.is_some_and(|ago| ago < DELETE_RESEND_AFTER);
     recent(accepted_ago) || recent(inputs.delete_sent_ago)
 }

@@ -2,7 +2,7 @@
 //! error table, each with its observation and the decision it must give.
 
 use super::*;
-use crate::api::{IdentityManagementType, UID_TAG};
+use crate::api::{IdentityManagementType, ManagementPolicy, UID_TAG};
 use crate::aws::Operation;
 
 const UID: &str = "0b5a6c1e-0000-4000-8000-000000000001";
@@ -21,8 +21,36 @@ fn spec(policy: DeletionPolicy) -> ConnectInstanceSpec {
         attributes: None,
         tags: [("team".to_owned(), "voice".to_owned())].into(),
         region: None,
-        deletion_policy: policy,
+        deletion_policy: Some(policy),
+        deletion_protection: false,
+        instance_id: None,
+        management_policy: None,
     }
+}
+
+/// The spec adopts [`ID`].
+fn adopting(spec: &mut ConnectInstanceSpec) {
+    spec.instance_id = Some(ID.into());
+}
+
+/// The spec observes [`ID`] (ObserveOnly needs Retain, which the row sets).
+fn observing(spec: &mut ConnectInstanceSpec) {
+    spec.instance_id = Some(ID.into());
+    spec.management_policy = Some(ManagementPolicy::ObserveOnly);
+}
+
+fn protected(spec: &mut ConnectInstanceSpec) {
+    spec.deletion_protection = true;
+}
+
+fn as_saml(spec: &mut ConnectInstanceSpec) {
+    adopting(spec);
+    spec.identity_management_type = IdentityManagementType::Saml;
+}
+
+fn other_alias(spec: &mut ConnectInstanceSpec) {
+    adopting(spec);
+    spec.instance_alias = Some("another-center".into());
 }
 
 fn recorded() -> ConnectInstanceStatus {
@@ -38,6 +66,7 @@ fn instance(state: InstanceState) -> ObservedInstance {
         id: ID.into(),
         arn: ARN.into(),
         alias: Some("contact-center".into()),
+        identity_management_type: Some("CONNECT_MANAGED".into()),
         state,
         status_reason: None,
         access_url: Some("https://contact-center.my.connect.aws".into()),
@@ -123,6 +152,10 @@ struct Row {
     writes: &'static [&'static str],
     then: Then,
     counts: Failures,
+    /// Changes to the row's spec.
+    adjust: fn(&mut ConnectInstanceSpec),
+    /// The paused annotation.
+    paused: bool,
 }
 
 fn rows() -> Vec<Row> {
@@ -142,6 +175,16 @@ fn rows() -> Vec<Row> {
         writes,
         then,
         counts,
+        adjust: |_| {},
+        paused: false,
+    };
+    let with = |mut row: Row, adjust: fn(&mut ConnectInstanceSpec)| {
+        row.adjust = adjust;
+        row
+    };
+    let paused = |mut row: Row| {
+        row.paused = true;
+        row
     };
     let unrecorded = |mut row: Row| {
         row.status = ConnectInstanceStatus::default();
@@ -157,6 +200,19 @@ fn rows() -> Vec<Row> {
     };
     let deleting_since = |mut row: Row, ago: i64| {
         row.status.delete_requested_time = rfc3339(NOW - ago);
+        row
+    };
+    let created_ago = |mut row: Row, ago: i64| {
+        row.status.create_requested_time = rfc3339(NOW - ago);
+        row
+    };
+    let seen = |mut row: Row| {
+        row.status.created_time = Some("2026-12-01T11:00:00Z".into());
+        row
+    };
+    let failed_then_vanished = |mut row: Row| {
+        row.status.create_requested_time = rfc3339(NOW - 86_400);
+        row.status.instance_status = Some("CREATION_FAILED".into());
         row
     };
     let spread = |d| Then::Requeue(d, Jitter::Spread);
@@ -213,12 +269,12 @@ fn rows() -> Vec<Row> {
         )),
         // ---- Apply: following the instance
         row(
-            "CREATION_IN_PROGRESS: Creating, polled (80 s in: every 20 s)",
+            "CREATION_IN_PROGRESS: Creating, polled at the poll interval however long it takes",
             Path::Apply,
             described(InstanceState::CreationInProgress, true, &[]),
             Some("Creating"),
             &[],
-            Then::Requeue(secs(20), Jitter::None),
+            Then::Requeue(poll, Jitter::None),
             Failures::Reset,
         ),
         row(
@@ -477,11 +533,307 @@ fn rows() -> Vec<Row> {
             pending(secs(2)),
             Failures::Count,
         ),
+        // ---- Adoption (spec.instanceId): never a lookup, never a create
+        with(
+            unrecorded(row(
+                "adopting a matching, untagged instance: recorded, our uid tag added",
+                Path::Apply,
+                described(InstanceState::Active, true, &[("team", "voice")]),
+                Some("Updating"),
+                &["TagResource"],
+                Then::ObserveAgain,
+                Failures::Keep,
+            )),
+            adopting,
+        ),
+        with(
+            unrecorded(row(
+                "adopting an instance of another identity type: AdoptionMismatch, nothing written",
+                Path::Apply,
+                in_sync(),
+                Some("AdoptionMismatch"),
+                &[],
+                spread(drift),
+                Failures::Keep,
+            )),
+            as_saml,
+        ),
+        with(
+            unrecorded(row(
+                "adopting an instance with another alias: AdoptionMismatch",
+                Path::Apply,
+                in_sync(),
+                Some("AdoptionMismatch"),
+                &[],
+                spread(drift),
+                Failures::Keep,
+            )),
+            other_alias,
+        ),
+        with(
+            unrecorded(row(
+                "adopting an instance another object owns: AlreadyManaged, never taken over",
+                Path::Apply,
+                described(
+                    InstanceState::Active,
+                    true,
+                    &[("team", "voice"), (UID_TAG, "someone-else")],
+                ),
+                Some("AlreadyManaged"),
+                &[],
+                spread(drift),
+                Failures::Keep,
+            )),
+            adopting,
+        ),
+        with(
+            unrecorded(row(
+                "adopting an instance that does not exist: InstanceNotFound, nothing created",
+                Path::Apply,
+                Observation::Gone,
+                Some("InstanceNotFound"),
+                &[],
+                spread(drift),
+                Failures::Keep,
+            )),
+            adopting,
+        ),
+        with(
+            row(
+                "an adopted instance converges like any other",
+                Path::Apply,
+                in_sync(),
+                Some("Available"),
+                &[],
+                spread(drift),
+                Failures::Reset,
+            ),
+            adopting,
+        ),
+        // ---- ObserveOnly: never a write
+        retained(with(
+            unrecorded(row(
+                "observing a matching instance: Observed, no write (not even the uid tag)",
+                Path::Apply,
+                described(InstanceState::Active, true, &[("team", "voice")]),
+                Some("Observed"),
+                &[],
+                spread(drift),
+                Failures::Reset,
+            )),
+            observing,
+        )),
+        retained(with(
+            row(
+                "observing a drifted instance: Observed, Drifted, no write",
+                Path::Apply,
+                described(
+                    InstanceState::Active,
+                    false,
+                    &[("team", "data"), ("old", "x")],
+                ),
+                Some("Observed"),
+                &[],
+                spread(drift),
+                Failures::Reset,
+            ),
+            observing,
+        )),
+        retained(with(
+            row(
+                "observing an instance being created: Creating, no write",
+                Path::Apply,
+                described(InstanceState::CreationInProgress, true, &[]),
+                Some("Creating"),
+                &[],
+                Then::Requeue(poll, Jitter::None),
+                Failures::Reset,
+            ),
+            observing,
+        )),
+        // ---- Paused: no AWS call, conditions kept
+        paused(row(
+            "paused: nothing asked, nothing written, woken by the annotation",
+            Path::Apply,
+            Observation::NotAsked,
+            None,
+            &[],
+            Then::Idle,
+            Failures::Keep,
+        )),
+        paused(row(
+            "paused while being deleted under Delete: the finalizer stays",
+            Path::Cleanup,
+            Observation::NotAsked,
+            None,
+            &[],
+            pending(drift),
+            Failures::Keep,
+        )),
+        paused(retained(row(
+            "paused while being deleted under Retain: released",
+            Path::Cleanup,
+            Observation::NotAsked,
+            None,
+            &[],
+            Then::Release,
+            Failures::Keep,
+        ))),
+        // ---- Deletion protection and policies that never delete
+        with(
+            row(
+                "protected under Delete: DeletionProtected, no DeleteInstance",
+                Path::Cleanup,
+                Observation::NotAsked,
+                Some("DeletionProtected"),
+                &[],
+                pending(drift),
+                Failures::Keep,
+            ),
+            protected,
+        ),
+        retained(with(
+            row(
+                "protected under Retain: released, the instance kept",
+                Path::Cleanup,
+                Observation::NotAsked,
+                None,
+                &[],
+                Then::Release,
+                Failures::Keep,
+            ),
+            protected,
+        )),
+        retained(with(
+            row(
+                "ObserveOnly being deleted: released, never deleted",
+                Path::Cleanup,
+                Observation::NotAsked,
+                None,
+                &[],
+                Then::Release,
+                Failures::Keep,
+            ),
+            observing,
+        )),
+        with(
+            unrecorded(row(
+                "an instance never adopted is never deleted",
+                Path::Cleanup,
+                Observation::NotAsked,
+                None,
+                &[],
+                Then::Release,
+                Failures::Reset,
+            )),
+            adopting,
+        ),
+        // ---- What AWS does not document: safe under either answer
+        created_ago(
+            row(
+                "just created and not visible yet: Creating, polled, never InstanceNotFound",
+                Path::Apply,
+                Observation::Gone,
+                Some("Creating"),
+                &[],
+                Then::Requeue(poll, Jitter::None),
+                Failures::Keep,
+            ),
+            60,
+        ),
+        created_ago(
+            row(
+                "created long ago and not found: InstanceNotFound",
+                Path::Apply,
+                Observation::Gone,
+                Some("InstanceNotFound"),
+                &[],
+                spread(drift),
+                Failures::Keep,
+            ),
+            3600,
+        ),
+        failed_then_vanished(row(
+            "a failed instance AWS removed: still CreationFailed, never re-created",
+            Path::Apply,
+            Observation::Gone,
+            Some("CreationFailed"),
+            &[],
+            spread(drift),
+            Failures::Keep,
+        )),
+        created_ago(
+            row(
+                "deleting one not visible yet: the finalizer stays until it is",
+                Path::Cleanup,
+                Observation::Gone,
+                Some("Deleting"),
+                &[],
+                Then::Pending(poll, Jitter::None),
+                Failures::Keep,
+            ),
+            60,
+        ),
+        row(
+            "deleting one still being created: wait for creation to settle, no DeleteInstance yet",
+            Path::Cleanup,
+            described(InstanceState::CreationInProgress, true, &[]),
+            Some("Deleting"),
+            &[],
+            Then::Pending(poll, Jitter::None),
+            Failures::Keep,
+        ),
+        row(
+            "deleting a failed instance: DeleteInstance",
+            Path::Cleanup,
+            described(InstanceState::CreationFailed, true, &[]),
+            None,
+            &["DeleteInstance"],
+            Then::ObserveAgain,
+            Failures::Keep,
+        ),
+        failed_then_vanished(row(
+            "deleting a failed instance AWS removed: done",
+            Path::Cleanup,
+            Observation::Gone,
+            None,
+            &[],
+            Then::Release,
+            Failures::Reset,
+        )),
+        seen(created_ago(
+            row(
+                "just created, seen since, now not found: InstanceNotFound",
+                Path::Apply,
+                Observation::Gone,
+                Some("InstanceNotFound"),
+                &[],
+                spread(drift),
+                Failures::Keep,
+            ),
+            60,
+        )),
+        deleting_since(
+            created_ago(
+                row(
+                    "just created, deleted since: not found means deleted",
+                    Path::Cleanup,
+                    Observation::Gone,
+                    None,
+                    &[],
+                    Then::Release,
+                    Failures::Reset,
+                ),
+                60,
+            ),
+            30,
+        ),
     ]
 }
 
 fn decide_row(row: &Row) -> Decision {
-    let spec = spec(row.policy);
+    let mut spec = spec(row.policy);
+    (row.adjust)(&mut spec);
     let inputs = Inputs {
         spec: &spec,
         uid: UID,
@@ -493,6 +845,9 @@ fn decide_row(row: &Row) -> Decision {
         poll_interval: secs(5),
         failures: row.failures,
         delete_sent_ago: None,
+        paused: row.paused,
+        creations_in_flight: 1,
+        creation_polls_per_second: 1.0,
     };
     match row.path {
         Path::Apply => apply(&inputs, &row.observation),
@@ -546,6 +901,11 @@ fn create_sends_the_uid_token_and_tag_and_records_the_id_at_once() {
         created.status.instance_status.as_deref(),
         Some("CREATION_IN_PROGRESS")
     );
+    assert_eq!(
+        created.status.create_requested_time,
+        rfc3339(NOW),
+        "the start of the not-visible-yet grace"
+    );
 }
 
 #[test]
@@ -597,6 +957,9 @@ fn convergence_writes_carry_tokens_and_the_event_lists_what_changed() {
         poll_interval: secs(5),
         failures: 0,
         delete_sent_ago: None,
+        paused: false,
+        creations_in_flight: 1,
+        creation_polls_per_second: 1.0,
     };
     let done = apply(&inputs, &Observation::Converged(before.clone()));
     assert_eq!(done.events.len(), 1);
@@ -651,6 +1014,8 @@ fn decide_row_clone(row: &Row) -> Row {
         writes: row.writes,
         then: row.then,
         counts: row.counts,
+        adjust: row.adjust,
+        paused: row.paused,
     }
 }
 
@@ -670,6 +1035,9 @@ fn this_process_resending_recently_only_polls() {
         poll_interval: secs(5),
         failures: 0,
         delete_sent_ago: Some(secs(30)),
+        paused: false,
+        creations_in_flight: 1,
+        creation_polls_per_second: 1.0,
     };
     let decision = cleanup(&inputs, &in_sync());
     assert!(decision.writes.is_empty(), "{:?}", decision.writes);
@@ -693,5 +1061,150 @@ fn messages_carry_the_aws_message_and_request_id() {
     assert!(
         message.starts_with("Deleting the instance failed: "),
         "{message}"
+    );
+}
+
+fn find<'a>(rows: &'a [Row], what: &str) -> &'a Row {
+    rows.iter()
+        .find(|r| r.what.starts_with(what))
+        .unwrap_or_else(|| panic!("no row {what:?}"))
+}
+
+#[test]
+fn adoption_records_the_id_announces_it_and_names_each_mismatch() {
+    let rows = rows();
+    let adopt = decide_row(find(&rows, "adopting a matching, untagged"));
+    assert_eq!(adopt.status.instance_id.as_deref(), Some(ID));
+    assert_eq!(
+        adopt.writes,
+        vec![Write::Tag([(UID_TAG.to_owned(), UID.to_owned())].into())],
+        "only the uid tag: everything else already matches"
+    );
+    assert!(adopt.events.iter().any(|e| e.reason == "Adopted"));
+
+    let (_, message) = decide_row(find(&rows, "adopting an instance of another identity"))
+        .state
+        .expect("a state");
+    assert!(
+        message.contains("identityManagementType is CONNECT_MANAGED in AWS, SAML in the spec"),
+        "{message}"
+    );
+    let (_, message) = decide_row(find(&rows, "adopting an instance with another alias"))
+        .state
+        .expect("a state");
+    assert!(
+        message
+            .contains(r#"instanceAlias is "contact-center" in AWS, "another-center" in the spec"#),
+        "{message}"
+    );
+    let (_, message) = decide_row(find(&rows, "adopting an instance another object owns"))
+        .state
+        .expect("a state");
+    assert!(message.contains("someone-else"), "{message}");
+}
+
+#[test]
+fn observe_only_lists_every_difference_and_announces_each_change_of_them() {
+    let rows = rows();
+    let drifted = decide_row(find(&rows, "observing a drifted instance"));
+    assert_eq!(
+        drifted.drift.as_deref(),
+        Some(
+            r#"INBOUND_CALLS: AWS false, spec true; tag team: AWS "data", spec "voice"; tag old: AWS "x", not in the spec"#
+        )
+    );
+    assert_eq!(drifted.events.len(), 1);
+    assert_eq!(drifted.events[0].reason, "DriftDetected");
+
+    let matching = decide_row(find(&rows, "observing a matching instance"));
+    assert_eq!(matching.drift, None, "the missing uid tag is not drift");
+    assert!(matching.events.iter().all(|e| e.reason != "DriftDetected"));
+
+    // The same drift seen again: no new event. Drift gone: DriftResolved.
+    let row = find(&rows, "observing a drifted instance");
+    let mut status = row.status.clone();
+    status.conditions = crate::conditions::compute(
+        State::Observed,
+        "x",
+        Some(3),
+        &[],
+        &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::UNIX_EPOCH),
+        drifted.drift.as_deref(),
+    );
+    let again = decide_row(&Row {
+        status: status.clone(),
+        ..decide_row_clone(row)
+    });
+    assert!(again.events.is_empty(), "{:?}", again.events);
+    let resolved = decide_row(&Row {
+        status,
+        ..decide_row_clone(find(&rows, "observing a matching instance"))
+    });
+    assert_eq!(resolved.events.len(), 1);
+    assert_eq!(resolved.events[0].reason, "DriftResolved");
+}
+
+#[test]
+fn drift_under_manage_is_transient_and_pause_marks_the_decision() {
+    let rows = rows();
+    let updating = decide_row(find(&rows, "ACTIVE and differing"));
+    assert!(updating.drift.is_some());
+    let done = decide_row(find(&rows, "the writes succeeded"));
+    assert_eq!(done.drift, None);
+    let paused = decide_row(find(&rows, "paused: nothing asked"));
+    assert!(paused.paused);
+    assert_eq!(
+        paused.status,
+        recorded(),
+        "no status field changes while paused"
+    );
+}
+
+#[test]
+fn alias_conflict_says_how_to_adopt() {
+    let rows = rows();
+    let (_, message) = decide_row(find(&rows, "an alias held by an instance without our tag"))
+        .state
+        .expect("a state");
+    assert!(
+        message.contains(&format!("spec.instanceId: {ID}")),
+        "{message}"
+    );
+    assert!(message.contains("connect-operator import"), "{message}");
+}
+
+#[test]
+fn creation_polls_stretch_with_the_creations_in_flight_not_with_elapsed_time() {
+    let spec = spec(DeletionPolicy::Delete);
+    let status = recorded();
+    let inputs = |in_flight| Inputs {
+        spec: &spec,
+        uid: UID,
+        generation: 3,
+        status: &status,
+        region: "us-east-1",
+        now_epoch_seconds: NOW,
+        retry: RetryPolicy::default(),
+        poll_interval: secs(5),
+        failures: 0,
+        delete_sent_ago: None,
+        paused: false,
+        creations_in_flight: in_flight,
+        creation_polls_per_second: 1.0,
+    };
+    let creating = described(InstanceState::CreationInProgress, true, &[]);
+    // Ten minutes into a creation, alone: still every 5 s (ACTIVE seen within 5 s).
+    let mut long = creating.clone();
+    if let Observation::Instance(d) = &mut long {
+        d.instance.created_epoch_seconds = Some(NOW - 600);
+    }
+    assert_eq!(
+        apply(&inputs(1), &long).then,
+        Then::Requeue(secs(5), Jitter::None)
+    );
+    // Thirty in flight share one DescribeInstance per second: every 30 s each.
+    assert_eq!(
+        apply(&inputs(30), &creating).then,
+        Then::Requeue(secs(30), Jitter::None)
     );
 }

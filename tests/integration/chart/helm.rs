@@ -234,3 +234,29 @@ pub(super) fn rendered_env(deployment: &Value) -> BTreeMap<String, String> {
         })
         .collect()
 }
+
+/// One template of the chart rendered with `sets` (`--set name=value`), for suites outside
+/// the chart tests that apply a part of the chart (e.g. its admission policies).
+pub(crate) async fn template_only(template: &str, sets: &[(&str, &str)]) -> String {
+    let chart = chart_dir().display().to_string();
+    let sets: Vec<String> = sets.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let mut args = vec![
+        "template",
+        "connect-operator",
+        &chart,
+        "--kube-version",
+        KUBE_VERSION,
+        "--show-only",
+        template,
+    ];
+    for set in &sets {
+        args.extend(["--set", set.as_str()]);
+    }
+    let run = helm(&args).await;
+    assert!(
+        run.success,
+        "helm template --show-only {template}: {}",
+        run.text()
+    );
+    run.stdout
+}

@@ -11,7 +11,7 @@ use std::process::Command;
 use test_kit::{TestNamespace, client};
 
 use super::helm::{helm, plane};
-use super::{KUBE_VERSION, chart_dir, repo_root};
+use super::{IMAGE_REPOSITORY, KUBE_VERSION, chart_dir, repo_root};
 
 #[tokio::test]
 async fn chart_lints_strictly_with_every_ci_values_file() {
@@ -60,10 +60,13 @@ async fn chart_lints_strictly_with_every_ci_values_file() {
         );
     }
     // Lint sees the values: a wrong type fails it.
+    let image = format!("image.repository={IMAGE_REPOSITORY}");
     let bad = helm(&[
         "lint",
         "--strict",
         &chart,
+        "--set",
+        &image,
         "--set",
         "aws.region=us-east-1",
         "--set",
@@ -86,7 +89,9 @@ async fn chart_rejects_bad_values_with_a_clear_message() {
     let namespace = TestNamespace::create(&client, "chart-values").await.name;
     let kubeconfig = plane().await.kubeconfig.display().to_string();
     let chart = chart_dir().display().to_string();
-    let region = ["--set", "aws.region=us-east-1"];
+    let image = format!("image.repository={IMAGE_REPOSITORY}");
+    let image = ["--set", image.as_str()];
+    let region = [&image[..], &["--set", "aws.region=us-east-1"]].concat();
     let cases: Vec<(&str, Vec<&str>, Vec<&str>)> = vec![
         (
             "replicaCount=two",
@@ -98,11 +103,32 @@ async fn chart_rejects_bad_values_with_a_clear_message() {
             [&region[..], &["--set", "logging.format=xml"]].concat(),
             vec!["/logging/format", "value must be one of 'json', 'text'"],
         ),
-        ("missing aws.region", vec![], vec!["aws.region is required"]),
+        (
+            "missing aws.region",
+            image.to_vec(),
+            vec!["aws.region is required"],
+        ),
         (
             "malformed aws.region",
-            vec!["--set", "aws.region=US East"],
+            [&image[..], &["--set", "aws.region=US East"]].concat(),
             vec!["/aws/region"],
+        ),
+        (
+            "missing image.repository (the chart has no default image)",
+            vec!["--set", "aws.region=us-east-1"],
+            vec![
+                "image.repository is required",
+                "set image.repository to where you pushed the image built by `make image`",
+            ],
+        ),
+        (
+            "image.repository with a digest in it",
+            [
+                &region[..],
+                &["--set", "image.repository=registry.example.com/op@sha256"],
+            ]
+            .concat(),
+            vec!["/image/repository"],
         ),
         (
             "misspelt key",
@@ -199,6 +225,8 @@ async fn chart_rejects_bad_values_with_a_clear_message() {
         &kubeconfig,
         "--namespace",
         &namespace,
+        "--set",
+        image[1],
         "--set",
         "aws.region=us-east-1",
     ])

@@ -20,6 +20,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 mod helm;
+pub(crate) use helm::template_only;
 mod identity;
 mod leader_election;
 mod lint;
@@ -38,6 +39,10 @@ const KUBE_VERSION: &str = "1.36.3";
 
 /// Field manager of what these tests apply.
 const FIELD_MANAGER: &str = "connect-operator-chart-tests";
+
+/// `image.repository` for rendering: the chart has no default (no public registry serves
+/// the image), so every render sets one. Pods never run here, so nothing pulls it.
+const IMAGE_REPOSITORY: &str = "registry.example.com/connect-operator";
 
 fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -76,6 +81,7 @@ async fn scenario_simulator(logs: &Path) -> Simulator {
 /// rest stays at the chart's defaults.
 fn scenario_values(sim_url: &str) -> Value {
     json!({
+        "image": { "repository": IMAGE_REPOSITORY },
         "aws": {
             "region": "us-east-1",
             "endpointUrl": sim_url,

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use test_kit::{TestNamespace, client, kubectl_ok, kubectl_with_input};
 
 use super::helm::{Rendered, Run, kind_of, operator_container, render, rendered_env};
-use super::{FIELD_MANAGER, chart_dir, merged, release_name};
+use super::{FIELD_MANAGER, IMAGE_REPOSITORY, chart_dir, merged, release_name};
 
 /// A ServiceMonitor CRD that only makes the kind exist (schema: anything), so rendered
 /// ServiceMonitors can be applied in a cluster without prometheus-operator.
@@ -137,7 +137,11 @@ async fn chart_renders_apply_server_side_under_restricted_pod_security() {
     ])
     .await;
 
-    let region = json!({ "aws": { "region": "us-east-1" } });
+    let region = json!({
+        "image": { "repository": IMAGE_REPOSITORY },
+        "aws": { "region": "us-east-1" },
+    });
+    let digest = format!("sha256:{}", "0123456789abcdef".repeat(4));
     let ha_values = chart_dir().join("ci/ha-values.yaml").display().to_string();
     let watch_override = format!("watchNamespace={watched}");
     let sets: Vec<(&str, Value, Vec<&str>)> = vec![
@@ -160,6 +164,14 @@ async fn chart_renders_apply_server_side_under_restricted_pod_security() {
                     "metrics": { "serviceMonitor": { "enabled": true } },
                     "networkPolicy": { "enabled": true },
                 }),
+            ),
+            vec![],
+        ),
+        (
+            "pinned-digest",
+            merged(
+                region.clone(),
+                json!({ "image": { "tag": "9.9.9", "digest": digest } }),
             ),
             vec![],
         ),
@@ -209,6 +221,22 @@ async fn chart_renders_apply_server_side_under_restricted_pod_security() {
                 assert_eq!(env["CONNECT_OPERATOR_WATCH_NAMESPACE"], watched);
             }
             _ => {}
+        }
+        // The image: repository:appVersion, or repository@digest (the tag ignored).
+        let image = operator_container(rendered.one("Deployment"))["image"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        match *label {
+            "pinned-digest" => assert_eq!(image, format!("{IMAGE_REPOSITORY}@{digest}")),
+            "ci-ha" => assert!(
+                image.starts_with(&format!("{IMAGE_REPOSITORY}@sha256:")),
+                "{image}"
+            ),
+            _ => assert_eq!(
+                image,
+                format!("{IMAGE_REPOSITORY}:{}", env!("CARGO_PKG_VERSION"))
+            ),
         }
         if *label == "monitoring" || *label == "ci-ha" {
             assert!(kinds.contains("ServiceMonitor"), "{kinds:?}");

@@ -96,8 +96,39 @@ fn invalid_specs() -> Vec<(&'static str, Value, &'static str)> {
             with(json!({ "deletionPolicy": "Orphan" })),
             "deletionPolicy",
         ),
+        (
+            "malformed-instance-id",
+            with(json!({ "instanceId": "not-a-uuid", "deletionPolicy": "Retain" })),
+            "instanceId",
+        ),
+        (
+            "instance-id-without-explicit-deletion-policy",
+            with(json!({ "instanceId": ADOPTED })),
+            "spec.deletionPolicy must be set explicitly",
+        ),
+        (
+            "observe-only-without-instance-id",
+            with(json!({ "managementPolicy": "ObserveOnly", "deletionPolicy": "Retain" })),
+            "ObserveOnly requires spec.instanceId",
+        ),
+        (
+            "observe-only-with-delete",
+            with(
+                json!({ "managementPolicy": "ObserveOnly", "instanceId": ADOPTED,
+                         "deletionPolicy": "Delete" }),
+            ),
+            "ObserveOnly requires spec.deletionPolicy Retain",
+        ),
+        (
+            "unknown-management-policy",
+            with(json!({ "managementPolicy": "Sometimes" })),
+            "managementPolicy",
+        ),
     ]
 }
+
+/// A well-formed instance id (what adoption needs), never reached in these tests.
+const ADOPTED: &str = "11111111-2222-4333-8444-555555555555";
 
 #[tokio::test]
 async fn invalid_manifests_are_rejected_naming_the_field_and_never_reach_aws() {
@@ -183,6 +214,12 @@ async fn immutable_fields_are_rejected_on_update_and_mutable_ones_accepted() {
     )
     .await
     .expect("create EXISTING_DIRECTORY");
+    let mut adopting = basic_spec("adopting-e2e");
+    adopting["instanceId"] = json!(ADOPTED);
+    adopting["deletionPolicy"] = json!("Retain");
+    create(&api, &manifest("adopting", adopting))
+        .await
+        .expect("create an adopting object");
 
     let refused = [
         (
@@ -201,6 +238,14 @@ async fn immutable_fields_are_rejected_on_update_and_mutable_ones_accepted() {
             json!({ "directoryId": "d-abcdef0123" }),
             "directoryId",
         ),
+        // instanceId can be neither added, changed nor removed after creation.
+        ("managed", json!({ "instanceId": ADOPTED }), "instanceId"),
+        (
+            "adopting",
+            json!({ "instanceId": "11111111-2222-4333-8444-000000000000" }),
+            "instanceId",
+        ),
+        ("adopting", json!({ "instanceId": null }), "instanceId"),
     ];
     for (name, change, field) in refused {
         let error = api
@@ -243,10 +288,18 @@ async fn immutable_fields_are_rejected_on_update_and_mutable_ones_accepted() {
             "attributes": { "earlyMedia": true },
             "tags": { "team": "new" },
             "deletionPolicy": "Retain",
+            "deletionProtection": true,
         }})),
     )
     .await
     .expect("mutable fields accepted");
+    api.patch(
+        "adopting",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({ "spec": { "managementPolicy": "ObserveOnly" } })),
+    )
+    .await
+    .expect("managementPolicy is mutable");
 }
 
 #[tokio::test]

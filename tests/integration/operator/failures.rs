@@ -146,12 +146,17 @@ async fn throttling_and_server_errors_converge_without_retry_storm() {
 
 #[tokio::test]
 async fn operator_killed_after_create_instance_adopts_the_same_instance() {
-    let mut s = Scenario::start(
+    killed_after_create_instance(
         "operator_killed_after_create_instance_adopts_the_same_instance",
         &["--creation-delay", "3s"],
-        &[],
     )
     .await;
+}
+
+/// SIGKILL the moment CreateInstance was answered, restart: one instance, one attempt, one
+/// token, whatever the simulator's knobs (`sim_args`) make AWS answer meanwhile.
+pub(super) async fn killed_after_create_instance(test: &str, sim_args: &[&str]) {
+    let mut s = Scenario::start(test, sim_args, &[]).await;
     let name = "crash";
     create(&s.api, &manifest(name, basic_spec("crash-e2e")))
         .await

@@ -10,14 +10,20 @@
 //! scenarios, by theme: `lifecycle.rs` (create, change, delete, retain), `quota.rs` (the
 //! instance quota and the lifecycle attempt limit), `failures.rs` (throttling and server
 //! errors, a crash right after CreateInstance, a failed creation, an alias held by a foreign
-//! instance) and `admission.rs` (what the API server refuses, and the examples it accepts).
+//! instance), `admission.rs` (what the API server refuses, and the examples it accepts),
+//! `brownfield.rs` (import, adoption, ObserveOnly), `safety.rs` (pause, deletion
+//! protection and its admission policies) and `undocumented.rs` (the lifecycle and the
+//! crash with the simulator answering what AWS leaves undocumented the other way).
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 mod admission;
+mod brownfield;
 mod failures;
 mod lifecycle;
 mod quota;
+mod safety;
+mod undocumented;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

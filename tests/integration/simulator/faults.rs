@@ -120,10 +120,13 @@ async fn dropped_connection_gives_no_response_but_the_create_happened() -> TestR
 
     let creates = calls_of(&sim, "CreateInstance").await?;
     assert_eq!(creates.len(), 2);
-    assert_eq!(creates[0]["status"], 0);
-    assert_eq!(creates[0]["errorType"], "ConnectionDropped");
+    // The log keeps what the operation did; `dropped` says the client never saw it.
+    assert_eq!(creates[0]["status"], 200);
+    assert_eq!(creates[0]["errorType"], serde_json::Value::Null);
+    assert_eq!(creates[0]["dropped"], true);
     assert_eq!(creates[0]["instanceId"], id.as_str());
     assert_eq!(creates[1]["replay"], true);
+    assert_eq!(creates[1]["dropped"], false);
     Ok(())
 }
 

@@ -6,8 +6,8 @@
 //! This file holds what the tests share: starting a simulator, the SDK client and the
 //! control-endpoint calls. The tests, by area: `lifecycle.rs`, `attributes_and_tags.rs`,
 //! `quotas.rs` (instance quota, lifecycle attempt limit, rate limits), `faults.rs`,
-//! `validation.rs` (requests Connect refuses), `control.rs` (the `/_sim/` endpoints) and
-//! `boto3_and_binary.rs`.
+//! `validation.rs` (requests Connect refuses), `control.rs` (the `/_sim/` endpoints),
+//! `undocumented.rs` (knobs for behaviour AWS does not document) and `boto3_and_binary.rs`.
 
 mod attributes_and_tags;
 mod boto3_and_binary;
@@ -15,6 +15,7 @@ mod control;
 mod faults;
 mod lifecycle;
 mod quotas;
+mod undocumented;
 mod validation;
 
 use std::net::SocketAddr;

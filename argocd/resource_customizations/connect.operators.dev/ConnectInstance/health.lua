@@ -2,7 +2,10 @@
 --
 -- Follows kstatus, so Argo CD, Flux and `kubectl wait` agree:
 --   being deleted                               -> Progressing ("Deleting")
+--   Paused=True (the paused annotation)         -> Suspended (its message)
 --   no status, or observedGeneration behind     -> Progressing
+--   Ready, Reconciling or Stalled written for an
+--   older generation (its observedGeneration)   -> Progressing (stale: says which generation)
 --   Reconciling=True                            -> Progressing (its message)
 --   Stalled=True                                -> Degraded (its message; needs a human)
 --   Ready=True                                  -> Healthy
@@ -30,6 +33,13 @@ local function isTrue(condition)
   return condition ~= nil and condition.status == "True"
 end
 
+-- Whether a condition was written for an older generation than the object's: it describes
+-- a spec that is no longer the one asked for. Without observedGeneration it cannot tell.
+local function isStale(condition, generation)
+  return condition ~= nil and type(condition.observedGeneration) == "number" and
+    type(generation) == "number" and condition.observedGeneration < generation
+end
+
 -- A condition's message, else its reason, else the fallback.
 local function describe(condition, fallback)
   if condition ~= nil then
@@ -52,6 +62,7 @@ end
 local ready = findCondition(conditions, "Ready")
 local reconciling = findCondition(conditions, "Reconciling")
 local stalled = findCondition(conditions, "Stalled")
+local paused = findCondition(conditions, "Paused")
 
 if metadata.deletionTimestamp ~= nil then
   -- The finalizer holds the object until AWS confirms the instance is gone (or the
@@ -73,6 +84,14 @@ if metadata.deletionTimestamp ~= nil then
   return health
 end
 
+-- A paused object is neither progressing nor failing: the operator leaves it alone until
+-- the annotation is removed (its Ready is the last one seen, possibly for an older spec).
+if isTrue(paused) then
+  health.status = "Suspended"
+  health.message = describe(paused, "Paused")
+  return health
+end
+
 if status == nil or status.observedGeneration == nil then
   health.status = "Progressing"
   health.message = "Waiting for the operator to reconcile the ConnectInstance"
@@ -84,6 +103,24 @@ if metadata.generation ~= nil and status.observedGeneration ~= metadata.generati
   health.message = "Waiting for the operator to observe generation " .. tostring(metadata.generation) ..
     " (status is for generation " .. tostring(status.observedGeneration) .. ")"
   return health
+end
+
+-- status.observedGeneration can be current while a condition is not (a status written in
+-- parts, or by an older operator): a Ready=True for the previous spec is not Healthy, a
+-- Stalled=True for it not Degraded.
+local staleChecks = {
+  { condition = ready, name = "Ready" },
+  { condition = reconciling, name = "Reconciling" },
+  { condition = stalled, name = "Stalled" },
+}
+for _, check in ipairs(staleChecks) do
+  if isStale(check.condition, metadata.generation) then
+    health.status = "Progressing"
+    health.message = "Waiting for the operator to observe generation " .. tostring(metadata.generation) ..
+      " (the " .. check.name .. " condition is for generation " ..
+      tostring(check.condition.observedGeneration) .. ")"
+    return health
+  end
 end
 
 if isTrue(reconciling) then

@@ -37,6 +37,21 @@ struct Args {
     /// Aliases matching this regex end CREATION_FAILED.
     #[arg(long)]
     fail_creation_alias_pattern: Option<String>,
+    /// Eventual consistency: for this long after CreateInstance, lookups of the new instance
+    /// answer ResourceNotFoundException and ListInstances omits it (`0s` = off).
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    visibility_delay: Duration,
+    /// DeleteInstance of a CREATION_IN_PROGRESS instance answers InvalidRequestException.
+    #[arg(long)]
+    refuse_delete_while_creating: bool,
+    /// CREATION_FAILED instances vanish this long after they failed (AWS: about `24h`);
+    /// unset = they stay.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    failed_instance_retention: Option<Duration>,
+    /// An attribute type the SDK does not know, listed by ListInstanceAttributes with the
+    /// value "false". Repeatable.
+    #[arg(long = "extra-attribute-type", value_name = "NAME")]
+    extra_attribute_types: Vec<String>,
     /// Rate limit override `Operation=RATE[/BURST]` (requests/second; `none` = unlimited).
     /// Repeatable.
     #[arg(long = "rate-limit", value_name = "OP=RATE[/BURST]")]
@@ -119,6 +134,10 @@ async fn main() -> ExitCode {
         instance_quota: args.instance_quota,
         lifecycle_attempt_limit: args.lifecycle_attempt_limit,
         fail_creation_alias_pattern: args.fail_creation_alias_pattern,
+        visibility_delay: args.visibility_delay,
+        refuse_delete_while_creating: args.refuse_delete_while_creating,
+        failed_instance_retention: args.failed_instance_retention,
+        extra_attribute_types: args.extra_attribute_types,
         seed: args.seed,
         ..SimConfig::default()
     };
@@ -127,6 +146,12 @@ async fn main() -> ExitCode {
             eprintln!("connect-sim: {message}");
             return ExitCode::from(2);
         }
+    }
+
+    // Before binding: a bad configuration must not announce an address first.
+    if let Err(message) = config.validate() {
+        eprintln!("connect-sim: invalid configuration: {message}");
+        return ExitCode::from(2);
     }
 
     let listener = match tokio::net::TcpListener::bind(args.listen).await {

@@ -1,0 +1,309 @@
+//! Instances that already exist: `connect-operator import` prints a manifest that, applied
+//! as is, adopts a live instance with no AWS write but the uid tag; adoption refuses an
+//! instance that does not exist, does not match the spec, or belongs to another object;
+//! `ObserveOnly` never writes, whatever someone changes behind the operator's back, reports
+//! every difference in `Drifted`, converges once switched to `Manage` and stops writing at
+//! once when switched back.
+
+use std::time::Duration;
+
+use aws_sdk_connect::config::retry::RetryConfig;
+use aws_sdk_connect::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_connect::types::InstanceAttributeType;
+use connect_operator::api::UID_TAG;
+use kube::api::DynamicObject;
+use serde_json::{Value, json};
+
+use test_kit::connect::{condition, describe, is_true, manifest, uid};
+use test_kit::{SimCall, kubectl_with_input};
+
+use super::{MUTATING, Scenario, tally};
+
+/// The real SDK, as a person or another tool changing the instance outside the operator.
+fn someone_else(s: &Scenario) -> aws_sdk_connect::Client {
+    let config = aws_sdk_connect::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(&s.sim.url)
+        .credentials_provider(Credentials::new("test", "test", None, None, "someone-else"))
+        .retry_config(RetryConfig::disabled())
+        .build();
+    aws_sdk_connect::Client::from_conf(config)
+}
+
+async fn set_inbound(s: &Scenario, id: &str, value: bool) {
+    someone_else(s)
+        .update_instance_attribute()
+        .instance_id(id)
+        .attribute_type(InstanceAttributeType::InboundCalls)
+        .value(value.to_string())
+        .send()
+        .await
+        .expect("UpdateInstanceAttribute from outside the operator");
+}
+
+/// `connect-operator import` as a user runs it, against the scenario's simulator.
+async fn import(s: &Scenario, instance_id: &str, name: &str) -> String {
+    let binary = test_kit::paths::operator_binary();
+    let output = tokio::process::Command::new(binary)
+        .args(["import", "--instance-id", instance_id, "--name", name])
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ENDPOINT_URL", &s.sim.url)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .await
+        .expect("running connect-operator import");
+    assert!(
+        output.status.success(),
+        "import failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("UTF-8 manifest")
+}
+
+async fn apply_yaml(s: &Scenario, yaml: &str) {
+    let output = kubectl_with_input(&["apply", "-n", &s.namespace, "-f", "-"], Some(yaml)).await;
+    assert!(output.success, "kubectl apply failed: {output:?}\n{yaml}");
+}
+
+fn mutating(calls: &[SimCall]) -> Vec<&SimCall> {
+    calls
+        .iter()
+        .filter(|call| MUTATING.contains(&call.operation.as_str()))
+        .collect()
+}
+
+fn ready_reason(object: &DynamicObject) -> Option<String> {
+    condition(object, "Ready").map(|c| c.reason)
+}
+
+#[tokio::test]
+async fn imported_manifest_adopts_a_live_instance_writing_only_the_uid_tag() {
+    let s = Scenario::start(
+        "imported_manifest_adopts_a_live_instance_writing_only_the_uid_tag",
+        &[],
+        &[],
+    )
+    .await;
+    let live = s
+        .sim
+        .insert_instance(
+            "brownfield-e2e",
+            &[("team", "voice"), ("cost-center", "42")],
+        )
+        .await;
+    let yaml = import(&s, &live.id, "brownfield").await;
+    assert!(yaml.contains(&format!("instanceId: {}", live.id)), "{yaml}");
+    assert!(yaml.contains("deletionPolicy: Retain"), "{yaml}");
+    assert!(yaml.contains("cost-center"), "{yaml}");
+    s.sim.clear_calls().await;
+
+    apply_yaml(&s, &yaml).await;
+    let object = s.wait_ready("brownfield").await;
+    assert_eq!(ready_reason(&object).as_deref(), Some("Available"));
+    assert_eq!(
+        object
+            .data
+            .pointer("/status/instanceId")
+            .and_then(Value::as_str),
+        Some(live.id.as_str())
+    );
+    let calls = s.sim.calls().await;
+    let writes = mutating(&calls);
+    assert_eq!(writes.len(), 1, "only the uid tag: {:?}", tally(&calls));
+    assert_eq!(writes[0].operation, "TagResource");
+    let instance = s.sim.instance(&live.id).await.expect("still there");
+    assert_eq!(instance.tags.get(UID_TAG), Some(&uid(&object)));
+    assert_eq!(instance.tags.get("team").map(String::as_str), Some("voice"));
+    assert_eq!(s.sim.instances().await.len(), 1, "nothing created");
+    let events = s.event_summaries("brownfield").await;
+    assert!(
+        events.iter().any(|(_, reason, _)| reason == "Adopted"),
+        "{events:?}"
+    );
+}
+
+#[tokio::test]
+async fn adoption_refuses_missing_mismatched_and_foreign_owned_instances() {
+    let s = Scenario::start(
+        "adoption_refuses_missing_mismatched_and_foreign_owned_instances",
+        &[],
+        &[],
+    )
+    .await;
+    let other = s.sim.insert_instance("other-alias-e2e", &[]).await;
+    let owned = s
+        .sim
+        .insert_instance(
+            "owned-e2e",
+            &[(UID_TAG, "0b5a6c1e-0000-4000-8000-00000000beef")],
+        )
+        .await;
+    s.sim.clear_calls().await;
+    let adopt = |name: &str, alias: &str, id: &str| {
+        manifest(
+            name,
+            json!({
+                "identityManagementType": "CONNECT_MANAGED",
+                "instanceAlias": alias,
+                "inboundCallsEnabled": true,
+                "outboundCallsEnabled": true,
+                "instanceId": id,
+                "deletionPolicy": "Delete",
+            }),
+        )
+    };
+    s.kubectl_apply(&adopt(
+        "missing",
+        "missing-e2e",
+        "00000000-0000-4000-8000-000000000000",
+    ))
+    .await;
+    s.kubectl_apply(&adopt("mismatch", "not-its-alias", &other.id))
+        .await;
+    s.kubectl_apply(&adopt("foreign", "owned-e2e", &owned.id))
+        .await;
+    for (name, reason, says) in [
+        ("missing", "InstanceNotFound", "does not exist"),
+        (
+            "mismatch",
+            "AdoptionMismatch",
+            r#"instanceAlias is "other-alias-e2e" in AWS, "not-its-alias" in the spec"#,
+        ),
+        (
+            "foreign",
+            "AlreadyManaged",
+            "0b5a6c1e-0000-4000-8000-00000000beef",
+        ),
+    ] {
+        let object = s
+            .wait_for(name, &format!("Stalled=True/{reason}"), |o| {
+                is_true(o, "Stalled", Some(reason))
+            })
+            .await;
+        let message = condition(&object, "Ready")
+            .map(|c| c.message)
+            .unwrap_or_default();
+        assert!(message.contains(says), "{name}: {message}");
+    }
+    // Nothing written, nothing created; deleting them (under Delete) deletes nothing.
+    for name in ["missing", "mismatch", "foreign"] {
+        let output = kubectl_with_input(
+            &[
+                "delete",
+                "connectinstance",
+                name,
+                "-n",
+                &s.namespace,
+                "--wait=true",
+                "--timeout=30s",
+            ],
+            None,
+        )
+        .await;
+        assert!(output.success, "{output:?}");
+    }
+    let calls = s.sim.calls().await;
+    assert!(mutating(&calls).is_empty(), "{:?}", tally(&calls));
+    assert_eq!(s.sim.instances().await.len(), 2, "both instances untouched");
+}
+
+#[tokio::test]
+async fn observe_only_never_writes_reports_drift_and_switches_to_manage_and_back() {
+    let s = Scenario::start(
+        "observe_only_never_writes_reports_drift_and_switches_to_manage_and_back",
+        &[],
+        &[("drift-interval", "1s")],
+    )
+    .await;
+    let live = s
+        .sim
+        .insert_instance("observed-e2e", &[("team", "voice")])
+        .await;
+    let yaml = import(&s, &live.id, "observed").await;
+    let yaml = yaml.replacen("spec:\n", "spec:\n  managementPolicy: ObserveOnly\n", 1);
+    s.sim.clear_calls().await;
+    apply_yaml(&s, &yaml).await;
+    let object = s.wait_ready("observed").await;
+    assert_eq!(ready_reason(&object).as_deref(), Some("Observed"));
+    assert!(!is_true(&object, "Drifted", None), "{}", describe(&object));
+
+    // Someone changes the instance behind the operator's back: reported, never corrected.
+    set_inbound(&s, &live.id, false).await;
+    s.sim.clear_calls().await;
+    let object = s
+        .wait_for("observed", "Drifted=True", |o| {
+            is_true(o, "Drifted", Some("DriftDetected"))
+        })
+        .await;
+    let drift = condition(&object, "Drifted")
+        .map(|c| c.message)
+        .unwrap_or_default();
+    assert_eq!(drift, "INBOUND_CALLS: AWS false, spec true");
+    assert_eq!(ready_reason(&object).as_deref(), Some("Observed"));
+    tokio::time::sleep(Duration::from_secs(4)).await; // several drift intervals
+    let calls = s.sim.calls().await;
+    assert!(
+        mutating(&calls).is_empty(),
+        "ObserveOnly wrote: {:?}",
+        tally(&calls)
+    );
+    assert!(
+        calls
+            .iter()
+            .filter(|c| c.operation == "DescribeInstance")
+            .count()
+            >= 2,
+        "it keeps looking: {:?}",
+        tally(&calls)
+    );
+    let events = s.event_summaries("observed").await;
+    assert!(
+        events.iter().any(|(_, r, _)| r == "DriftDetected"),
+        "{events:?}"
+    );
+
+    // The instance agrees again: Drifted clears by itself.
+    set_inbound(&s, &live.id, true).await;
+    s.wait_for("observed", "Drifted gone", |o| !is_true(o, "Drifted", None))
+        .await;
+
+    // Switched to Manage: drift is corrected and the uid tag added.
+    set_inbound(&s, &live.id, false).await;
+    s.merge_patch(
+        "observed",
+        json!({ "spec": { "managementPolicy": "Manage" } }),
+    )
+    .await;
+    let object = s.wait_ready("observed").await;
+    assert_eq!(ready_reason(&object).as_deref(), Some("Available"));
+    let instance = s.sim.instance(&live.id).await.expect("instance");
+    assert_eq!(
+        instance.attributes.get("INBOUND_CALLS").map(String::as_str),
+        Some("true")
+    );
+    assert_eq!(instance.tags.get(UID_TAG), Some(&uid(&object)));
+
+    // Switched back: writes stop at once.
+    s.merge_patch(
+        "observed",
+        json!({ "spec": { "managementPolicy": "ObserveOnly" } }),
+    )
+    .await;
+    s.wait_for("observed", "Ready=True/Observed", |o| {
+        is_true(o, "Ready", Some("Observed"))
+    })
+    .await;
+    set_inbound(&s, &live.id, false).await;
+    s.sim.clear_calls().await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let calls = s.sim.calls().await;
+    assert!(mutating(&calls).is_empty(), "{:?}", tally(&calls));
+    let instance = s.sim.instance(&live.id).await.expect("instance");
+    assert_eq!(
+        instance.attributes.get("INBOUND_CALLS").map(String::as_str),
+        Some("false")
+    );
+}
