@@ -7,8 +7,6 @@
 
 use std::time::Duration;
 
-use aws_sdk_connect::config::retry::RetryConfig;
-use aws_sdk_connect::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_connect::types::InstanceAttributeType;
 use connect_operator::api::UID_TAG;
 use kube::api::DynamicObject;
@@ -17,29 +15,10 @@ use serde_json::{Value, json};
 use test_kit::connect::{condition, describe, is_true, manifest, uid};
 use test_kit::{SimCall, kubectl_with_input};
 
-use super::{MUTATING, Scenario, tally};
-
-/// The real SDK, as a person or another tool changing the instance outside the operator.
-fn someone_else(s: &Scenario) -> aws_sdk_connect::Client {
-    let config = aws_sdk_connect::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(&s.sim.url)
-        .credentials_provider(Credentials::new("test", "test", None, None, "someone-else"))
-        .retry_config(RetryConfig::disabled())
-        .build();
-    aws_sdk_connect::Client::from_conf(config)
-}
+use super::{MUTATING, Scenario, set_attribute_behind_the_back, tally};
 
 async fn set_inbound(s: &Scenario, id: &str, value: bool) {
-    someone_else(s)
-        .update_instance_attribute()
-        .instance_id(id)
-        .attribute_type(InstanceAttributeType::InboundCalls)
-        .value(value.to_string())
-        .send()
-        .await
-        .expect("UpdateInstanceAttribute from outside the operator");
+    set_attribute_behind_the_back(s, id, InstanceAttributeType::InboundCalls, value).await;
 }
 
 /// `connect-operator import` as a user runs it, against the scenario's simulator.

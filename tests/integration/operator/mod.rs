@@ -157,6 +157,38 @@ impl Scenario {
     }
 }
 
+/// The real SDK pointed at the scenario's simulator, as a person or another tool changing
+/// an instance outside the operator would use it.
+fn someone_else(s: &Scenario) -> aws_sdk_connect::Client {
+    use aws_sdk_connect::config::retry::RetryConfig;
+    use aws_sdk_connect::config::{BehaviorVersion, Credentials, Region};
+    let config = aws_sdk_connect::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(&s.sim.url)
+        .credentials_provider(Credentials::new("test", "test", None, None, "someone-else"))
+        .retry_config(RetryConfig::disabled())
+        .build();
+    aws_sdk_connect::Client::from_conf(config)
+}
+
+/// Sets one boolean attribute of an instance from outside the operator.
+async fn set_attribute_behind_the_back(
+    s: &Scenario,
+    id: &str,
+    attribute: aws_sdk_connect::types::InstanceAttributeType,
+    value: bool,
+) {
+    someone_else(s)
+        .update_instance_attribute()
+        .instance_id(id)
+        .attribute_type(attribute)
+        .value(value.to_string())
+        .send()
+        .await
+        .expect("UpdateInstanceAttribute from outside the operator");
+}
+
 /// Namespaces are DNS labels: a short, readable prefix of the test name.
 fn namespace_prefix(test: &str) -> String {
     let prefix: String = test

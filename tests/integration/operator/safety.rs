@@ -8,8 +8,6 @@
 
 use std::time::Duration;
 
-use aws_sdk_connect::config::retry::RetryConfig;
-use aws_sdk_connect::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_connect::types::InstanceAttributeType;
 use kube::api::DynamicObject;
 use serde_json::{Value, json};
@@ -19,7 +17,7 @@ use test_kit::connect::{
 };
 use test_kit::{DEADLINE, kubectl, kubectl_with_input, wait_until};
 
-use super::{Scenario, tally};
+use super::{Scenario, set_attribute_behind_the_back, tally};
 
 const PAUSED: &str = "connect.operators.dev/paused";
 
@@ -33,21 +31,7 @@ fn instance_id(object: &DynamicObject) -> String {
 }
 
 async fn set_outbound_behind_the_back(s: &Scenario, id: &str, value: bool) {
-    let config = aws_sdk_connect::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(&s.sim.url)
-        .credentials_provider(Credentials::new("test", "test", None, None, "someone-else"))
-        .retry_config(RetryConfig::disabled())
-        .build();
-    aws_sdk_connect::Client::from_conf(config)
-        .update_instance_attribute()
-        .instance_id(id)
-        .attribute_type(InstanceAttributeType::OutboundCalls)
-        .value(value.to_string())
-        .send()
-        .await
-        .expect("UpdateInstanceAttribute from outside the operator");
+    set_attribute_behind_the_back(s, id, InstanceAttributeType::OutboundCalls, value).await;
 }
 
 async fn annotate_paused(s: &Scenario, name: &str, paused: bool) {
