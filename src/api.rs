@@ -2,6 +2,9 @@
 //!
 //! Validation lives in the schema (OpenAPI constraints and CEL rules) so that the API server
 //! rejects bad input at admission, before anything can reach AWS.
+//!
+//! One file: the spec, its status and the CRD they generate are one schema, read together
+//! when a field or a CEL rule changes.
 
 use std::collections::BTreeMap;
 

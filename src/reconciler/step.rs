@@ -9,7 +9,6 @@ use std::time::Duration;
 use super::decide::{self, Described, Failures, Jitter, Lookup, Observation, Then, Write};
 use super::status::Reconciliation;
 use super::{Error, plan};
-use crate::api::DeletionPolicy;
 use crate::aws::{AwsError, InstanceState};
 
 /// How long a lookup that found no instance of the object's is trusted.
@@ -67,22 +66,9 @@ pub(super) async fn run(r: &mut Reconciliation<'_>, path: Path) -> Result<Then, 
     })
 }
 
-/// Whether the step is decided without asking AWS anything: a paused object makes no
-/// call at all, and a Cleanup that will not delete (Retain, ObserveOnly, protected, an
-/// instance never adopted) has nothing to ask.
-fn needs_no_look(r: &Reconciliation<'_>, path: Path) -> bool {
-    let spec = &r.obj.spec;
-    r.obj.is_paused()
-        || (path == Path::Cleanup
-            && (spec.effective_deletion_policy() == DeletionPolicy::Retain
-                || spec.observe_only()
-                || spec.deletion_protection
-                || (spec.instance_id.is_some() && r.status.instance_id.is_none())))
-}
-
 /// What the step needs to know from AWS.
 async fn observe(r: &Reconciliation<'_>, path: Path) -> Observation {
-    if needs_no_look(r, path) {
+    if !decide::asks_aws(&r.inputs(), path == Path::Cleanup) {
         return Observation::NotAsked;
     }
     // An instance named by the spec is described, never looked up or created.

@@ -1,5 +1,8 @@
 //! Simulator settings: the start-up `SimConfig`, and its JSON view and partial updates served
 //! by `GET`/`PUT /_sim/config`.
+//!
+//! One file: the flags' settings, their JSON view and the partial update are three shapes of
+//! the same knobs, and a knob is added to all three at once.
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -7,6 +7,11 @@
 //! observation that the next decision turns into status. The I/O lives in `apply.rs`,
 //! `cleanup.rs` and `status.rs`; everything that chooses lives here, so the behaviour table
 //! is tested row by row without a cluster or AWS.
+//!
+//! One file on purpose, though long: Apply, Cleanup, adoption, ObserveOnly and the error
+//! table are one decision table over the same inputs and observations, and reading it in
+//! one place is how a row is checked against its neighbours. Its row tests are in
+//! `tests.rs`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -261,8 +266,7 @@ impl Decision {
 /// The Apply path's decision.
 #[must_use]
 pub fn apply(inputs: &Inputs<'_>, observation: &Observation) -> Decision {
-    let requeue =
-        |state: State| Then::Requeue(plan::retry_after(&inputs.retry, state, 0), Jitter::Spread);
+    let requeue = |state: State| settled(inputs, state);
     if inputs.paused {
         // No AWS call at all; one status write says so; unpausing wakes the object.
         return Decision {
@@ -389,11 +393,7 @@ pub fn apply(inputs: &Inputs<'_>, observation: &Observation) -> Decision {
 fn adoption(inputs: &Inputs<'_>, described: &Described) -> Decision {
     let observed = &described.instance;
     let stalled = |state: State, message: String| {
-        Decision::new(
-            inputs,
-            Then::Requeue(plan::retry_after(&inputs.retry, state, 0), Jitter::Spread),
-        )
-        .state(state, message)
+        Decision::new(inputs, settled(inputs, state)).state(state, message)
     };
     let mismatches = adoption_mismatches(inputs.spec, observed);
     if !mismatches.is_empty() {
@@ -834,6 +834,26 @@ fn creation_poll(inputs: &Inputs<'_>) -> Duration {
         inputs.creations_in_flight,
         inputs.creation_polls_per_second,
     )
+}
+
+/// The next look after ending in a settled `state` (no failure streak), spread.
+fn settled(inputs: &Inputs<'_>, state: State) -> Then {
+    Then::Requeue(plan::retry_after(&inputs.retry, state, 0), Jitter::Spread)
+}
+
+/// Whether the step needs AWS at all. A paused object makes no call; a Cleanup that will
+/// not delete (Retain, ObserveOnly, protected, an instance never adopted) has nothing to
+/// ask. The same conditions, in the same order, open `cleanup`.
+#[must_use]
+pub fn asks_aws(inputs: &Inputs<'_>, cleanup: bool) -> bool {
+    let spec = inputs.spec;
+    let decided_without_aws = inputs.paused
+        || (cleanup
+            && (spec.effective_deletion_policy() == DeletionPolicy::Retain
+                || spec.observe_only()
+                || spec.deletion_protection
+                || (spec.instance_id.is_some() && inputs.status.instance_id.is_none())));
+    !decided_without_aws
 }
 
 /// Whether an instance AWS does not show may only be not visible yet: CreateInstance

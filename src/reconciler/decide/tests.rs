@@ -1,5 +1,8 @@
 //! One row per line of the behaviour table: the Apply and Cleanup lifecycle and the AWS
 //! error table, each with its observation and the decision it must give.
+//!
+//! Long because it is the table itself (one row per behaviour, written as data), followed by
+//! the few checks a row cannot express (tokens, messages, events).
 
 use super::*;
 use crate::api::{IdentityManagementType, ManagementPolicy, UID_TAG};
