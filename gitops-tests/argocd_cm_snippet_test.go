@@ -12,17 +12,20 @@ import (
 
 var update = flag.Bool("update", false, "rewrite generated files (argocd/argocd-cm-snippet.yaml) instead of comparing")
 
-const argoCDHealthKey = "resource.customizations.health.connect.operators.dev_ConnectInstance"
+// argoCDHealthKey is the argocd-cm key of a kind's health check.
+func argoCDHealthKey(kind string) string {
+	return "resource.customizations.health.connect.operators.dev_" + kind
+}
 
-const argoCDSnippetHeader = `# Installs the ConnectInstance health check into Argo CD. Merge it into the argocd-cm ConfigMap
-# (the data key below is the only addition), for example:
+const argoCDSnippetHeader = `# Installs the ConnectInstance and ConnectAccount health checks into Argo CD. Merge it into
+# the argocd-cm ConfigMap (the data keys below are the only additions), for example:
 #
 #   kubectl -n argocd patch configmap argocd-cm --type merge --patch-file argocd/argocd-cm-snippet.yaml
 #
-# or put the key under ` + "`configs.cm`" + ` of the argo-cd Helm chart. The script is
-# resource_customizations/connect.operators.dev/ConnectInstance/health.lua verbatim.
+# or put the keys under ` + "`configs.cm`" + ` of the argo-cd Helm chart. Each script is
+# resource_customizations/connect.operators.dev/<Kind>/health.lua verbatim.
 # Generated: edit health.lua, then run ` + "`go test ./... -run TestArgoCDConfigMapSnippet -update`" + `
-# in gitops-tests/. The script needs no useOpenLibs.
+# in gitops-tests/. The scripts need no useOpenLibs.
 apiVersion: v1
 kind: ConfigMap
 metadata:
@@ -32,29 +35,34 @@ metadata:
     app.kubernetes.io/name: argocd-cm
     app.kubernetes.io/part-of: argocd
 data:
-  ` + argoCDHealthKey + `: |
 `
 
-// renderArgoCDSnippet embeds health.lua as a YAML block scalar under the argocd-cm key.
-func renderArgoCDSnippet(script string) string {
+// renderArgoCDSnippet embeds each health.lua as a YAML block scalar under its argocd-cm key.
+func renderArgoCDSnippet(scripts map[string]string) string {
 	var b strings.Builder
 	b.WriteString(argoCDSnippetHeader)
-	for _, line := range strings.SplitAfter(script, "\n") {
-		if strings.TrimSpace(line) == "" {
-			if line != "" {
-				b.WriteString("\n")
+	for _, check := range healthChecks {
+		b.WriteString("  " + argoCDHealthKey(check.Kind) + ": |\n")
+		for _, line := range strings.SplitAfter(scripts[check.Kind], "\n") {
+			if strings.TrimSpace(line) == "" {
+				if line != "" {
+					b.WriteString("\n")
+				}
+				continue
 			}
-			continue
+			b.WriteString("    " + line)
 		}
-		b.WriteString("    " + line)
 	}
 	return b.String()
 }
 
 func TestArgoCDConfigMapSnippetEmbedsHealthLuaVerbatim(t *testing.T) {
-	script := readHealthScript(t)
+	scripts := map[string]string{}
+	for _, check := range healthChecks {
+		scripts[check.Kind] = check.readScript(t)
+	}
 	path := filepath.Join("..", "argocd", "argocd-cm-snippet.yaml")
-	want := renderArgoCDSnippet(script)
+	want := renderArgoCDSnippet(scripts)
 	if *update {
 		if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
 			t.Fatal(err)
@@ -67,14 +75,19 @@ func TestArgoCDConfigMapSnippetEmbedsHealthLuaVerbatim(t *testing.T) {
 	if string(got) != want {
 		t.Fatalf("argocd/argocd-cm-snippet.yaml is out of date with health.lua; regenerate it with `go test ./... -run TestArgoCDConfigMapSnippet -update`")
 	}
-	// And what Argo CD reads back from the ConfigMap is the script itself.
+	// And what Argo CD reads back from the ConfigMap is each script itself, and nothing else.
 	var cm struct {
 		Data map[string]string `json:"data"`
 	}
 	if err := yaml.Unmarshal(got, &cm); err != nil {
 		t.Fatalf("parsing the snippet: %v", err)
 	}
-	if cm.Data[argoCDHealthKey] != script {
-		t.Fatalf("the snippet's %s does not decode to health.lua", argoCDHealthKey)
+	if len(cm.Data) != len(healthChecks) {
+		t.Fatalf("the snippet has %d data keys, want %d (one per health check)", len(cm.Data), len(healthChecks))
+	}
+	for _, check := range healthChecks {
+		if cm.Data[argoCDHealthKey(check.Kind)] != scripts[check.Kind] {
+			t.Fatalf("the snippet's %s does not decode to %s/health.lua", argoCDHealthKey(check.Kind), check.Kind)
+		}
 	}
 }

@@ -2,7 +2,6 @@ package gitopstests
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -92,29 +91,30 @@ func runHealthScript(t *testing.T, script string, obj map[string]any) (string, s
 	return result.RawGetString("status").String(), result.RawGetString("message").String(), nil
 }
 
+// readHealthScript returns the ConnectInstance health.lua.
 func readHealthScript(t *testing.T) string {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(healthCheckDir, "health.lua"))
-	if err != nil {
-		t.Fatalf("reading health.lua: %v", err)
-	}
-	return string(raw)
+	return connectInstanceCheck.readScript(t)
 }
 
 func TestArgoCDHealthScriptMatchesEveryCaseInHealthTestYAML(t *testing.T) {
-	script := readHealthScript(t)
-	for _, tc := range loadHealthTests(t) {
-		t.Run(strings.TrimSuffix(filepath.Base(tc.InputPath), ".yaml"), func(t *testing.T) {
-			obj := loadObject(t, tc.InputPath)
-			status, message, err := runHealthScript(t, script, obj.Object)
-			if err != nil {
-				t.Fatalf("health.lua failed without the string library: %v", err)
-			}
-			if status != tc.HealthStatus.Status {
-				t.Errorf("status = %q, want %q (message %q)", status, tc.HealthStatus.Status, message)
-			}
-			if message != tc.HealthStatus.Message {
-				t.Errorf("message = %q, want %q", message, tc.HealthStatus.Message)
+	for _, check := range healthChecks {
+		t.Run(check.Kind, func(t *testing.T) {
+			script := check.readScript(t)
+			for _, tc := range check.loadTests(t) {
+				t.Run(strings.TrimSuffix(filepath.Base(tc.InputPath), ".yaml"), func(t *testing.T) {
+					obj := check.loadObject(t, tc.InputPath)
+					status, message, err := runHealthScript(t, script, obj.Object)
+					if err != nil {
+						t.Fatalf("health.lua failed without the string library: %v", err)
+					}
+					if status != tc.HealthStatus.Status {
+						t.Errorf("status = %q, want %q (message %q)", status, tc.HealthStatus.Status, message)
+					}
+					if message != tc.HealthStatus.Message {
+						t.Errorf("message = %q, want %q", message, tc.HealthStatus.Message)
+					}
+				})
 			}
 		})
 	}
@@ -147,14 +147,16 @@ var (
 // Paths the fixtures do not reach would only fail in Argo CD, so the source itself must not
 // name the string library or call methods (s:find, s:sub, ...).
 func TestArgoCDHealthScriptDoesNotUseTheStringLibrary(t *testing.T) {
-	code := luaQuotedLiteral.ReplaceAllString(luaLineComment.ReplaceAllString(readHealthScript(t), ""), `""`)
-	if strings.Contains(code, "[[") {
-		t.Fatal("health.lua uses long brackets; keep it to line comments and quoted literals so this check stays sound")
-	}
-	if match := stringLibraryUse.FindString(code); match != "" {
-		t.Errorf("health.lua refers to the string library (%q); argocd-cm scripts run without it", match)
-	}
-	if match := methodCall.FindString(code); match != "" {
-		t.Errorf("health.lua calls a method (%q); on text values that needs the string library", match)
+	for _, check := range healthChecks {
+		code := luaQuotedLiteral.ReplaceAllString(luaLineComment.ReplaceAllString(check.readScript(t), ""), `""`)
+		if strings.Contains(code, "[[") {
+			t.Fatalf("%s health.lua uses long brackets; keep it to line comments and quoted literals so this check stays sound", check.Kind)
+		}
+		if match := stringLibraryUse.FindString(code); match != "" {
+			t.Errorf("%s health.lua refers to the string library (%q); argocd-cm scripts run without it", check.Kind, match)
+		}
+		if match := methodCall.FindString(code); match != "" {
+			t.Errorf("%s health.lua calls a method (%q); on text values that needs the string library", check.Kind, match)
+		}
 	}
 }

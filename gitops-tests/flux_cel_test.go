@@ -31,6 +31,13 @@ type fluxHealthCheckExprs struct {
 // example in docs/gitops.md, so the documented expressions are the tested ones.
 func fluxExpressionsFromDocs(t *testing.T) fluxHealthCheckExprs {
 	t.Helper()
+	return fluxExpressionsFromDocsFor(t, "ConnectInstance")
+}
+
+// fluxExpressionsFromDocsFor returns the healthCheckExprs for kind of the Kustomization
+// examples in docs/gitops.md; there must be exactly one.
+func fluxExpressionsFromDocsFor(t *testing.T, kind string) fluxHealthCheckExprs {
+	t.Helper()
 	raw, err := os.ReadFile(filepath.Join("..", "docs", "gitops.md"))
 	if err != nil {
 		t.Fatalf("reading docs/gitops.md: %v", err)
@@ -52,14 +59,14 @@ func fluxExpressionsFromDocs(t *testing.T) fluxHealthCheckExprs {
 				continue
 			}
 			for _, e := range obj.Spec.HealthCheckExprs {
-				if e.APIVersion == "connect.operators.dev/v1alpha1" && e.Kind == "ConnectInstance" {
+				if e.APIVersion == "connect.operators.dev/v1alpha1" && e.Kind == kind {
 					found = append(found, e)
 				}
 			}
 		}
 	}
 	if len(found) != 1 {
-		t.Fatalf("docs/gitops.md has %d Kustomization healthCheckExprs for ConnectInstance, want exactly 1", len(found))
+		t.Fatalf("docs/gitops.md has %d Kustomization healthCheckExprs for %s, want exactly 1", len(found), kind)
 	}
 	return found[0]
 }
@@ -166,6 +173,9 @@ var fluxExpectations = map[string]status.Status{
 	// status.observedGeneration is current (where plain kstatus has a gap).
 	"ready-condition-stale":   status.InProgressStatus,
 	"stalled-condition-stale": status.InProgressStatus,
+	// Refused before any AWS call: Stalled until the account exists or admits the namespace.
+	"account-not-found":   status.FailedStatus,
+	"account-not-allowed": status.FailedStatus,
 }
 
 func TestFluxHealthCheckExprsFromTheDocsClassifyEveryFixture(t *testing.T) {

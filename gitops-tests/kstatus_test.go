@@ -44,6 +44,10 @@ var kstatusExpectations = map[string]status.Status{
 	// say Progressing / InProgress; docs/gitops.md ("The stale-condition gap").
 	"ready-condition-stale":   status.CurrentStatus,
 	"stalled-condition-stale": status.FailedStatus,
+	// Refused by account resolution (no account of that name served, or its namespaceSelector
+	// does not select the namespace): Stalled, so Failed, with the Stalled message.
+	"account-not-found":   status.FailedStatus,
+	"account-not-allowed": status.FailedStatus,
 }
 
 // kstatusGaps are the fixtures where plain kstatus is known to disagree with the Argo CD

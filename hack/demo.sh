@@ -88,10 +88,13 @@ kubectl() {
 }
 note "API server $SERVER ready; KUBECONFIG=$KUBECONFIG"
 
-step "installing the CRD"
+step "installing the CRDs"
 install_crds
-kubectl get crd connectinstances.connect.operators.dev
+kubectl get crd connectinstances.connect.operators.dev connectaccounts.connect.operators.dev
 kubectl create namespace demo >/dev/null
+
+step "creating ConnectAccount/default (the operator's own credentials, every namespace), as the chart does"
+install_default_account
 
 step "starting the Connect simulator"
 # Creation takes a few seconds, like the real service (which takes minutes).
@@ -110,6 +113,8 @@ AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo AWS_EC2_METADATA_DISABLED=true
 pids+=($!)
 wait_for_readyz "$metrics_port" 30 "$!" || { echo "the operator is not ready" >&2; exit 1; }
 note "operator ready (metrics on http://127.0.0.1:$metrics_port/metrics)"
+kubectl wait --for=condition=Ready connectaccount/default --timeout=30s >/dev/null
+kubectl get connectaccounts
 
 step "kubectl apply -f examples/"
 kubectl apply -n demo -f examples/

@@ -296,6 +296,7 @@ set +m
 note "API server $SERVER; KUBECONFIG=$KUBECONFIG"
 kubectl() { "$kubectl_bin" "$@"; }
 install_crds
+install_default_account
 kubectl create namespace "$namespace" >/dev/null
 
 step "starting the operator against real AWS ($region, no endpoint override)"

@@ -72,6 +72,24 @@ install_crds() {
   kubectl wait --for=condition=Established --timeout=60s -f "$root/crds/" >/dev/null
 }
 
+# install_default_account: ConnectAccount/default (the operator's own credentials, every
+# namespace), as the chart creates it. Needs the CRDs.
+install_default_account() {
+  local manifest
+  manifest=$(mktemp)
+  cat >"$manifest" <<'ACCOUNT'
+apiVersion: connect.operators.dev/v1alpha1
+kind: ConnectAccount
+metadata:
+  name: default
+spec:
+  namespaceSelector: {}
+ACCOUNT
+  # A file, not stdin: callers may run kubectl as a background job (no stdin).
+  kubectl apply -f "$manifest" >/dev/null
+  rm -f "$manifest"
+}
+
 # stop_processes PID...: SIGTERM to each in turn, SIGKILL after 5 s. Never fails.
 stop_processes() {
   local pid _

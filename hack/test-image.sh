@@ -304,6 +304,7 @@ cargo build --quiet --package connect-sim --bin connect-sim
 export KUBECONFIG=$work/control-plane/kubeconfig
 start_control_plane "$work/control-plane" "$KUBEBUILDER_ASSETS"
 install_crds
+install_default_account
 kubectl create namespace image-test >/dev/null
 note "API server $SERVER"
 start_simulator "$target_dir/debug/connect-sim" "$work/sim.log" --creation-delay 1s \

@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use tokio::sync::watch;
 
+use crate::accounts::Directory;
 use crate::aws::{AwsSettings, ConnectClient, RateLimitSettings};
 use crate::reconciler::{self, Context, RetryPolicy, Settings};
 use crate::server::{self, ServerState};
@@ -30,19 +31,34 @@ pub struct Cli {
 pub enum Command {
     /// Run the operator.
     Run(RunArgs),
-    /// Print the ConnectInstance CustomResourceDefinition as YAML.
-    Crd,
+    /// Print the CustomResourceDefinitions (ConnectInstance, ConnectAccount) as YAML.
+    Crd(CrdArgs),
     /// Print a ConnectInstance manifest that adopts a live instance (reads AWS, writes
     /// nothing): apply it to bring the instance under management without re-creating it.
     Import(crate::import::ImportArgs),
 }
 
+/// Flags of `connect-operator crd`.
+#[derive(Args, Debug, Clone)]
+pub struct CrdArgs {
+    /// Write each CRD to its own file in this directory (what `crds/` holds) instead of
+    /// printing them all as one YAML stream.
+    #[arg(long)]
+    pub output_dir: Option<std::path::PathBuf>,
+}
+
 /// Flags of `connect-operator run`; each has an environment variable.
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
-    /// Watch only this namespace (default: all namespaces).
-    #[arg(long, env = "CONNECT_OPERATOR_WATCH_NAMESPACE")]
-    pub namespace: Option<String>,
+    /// Watch only these namespaces (comma-separated; default: all namespaces).
+    #[arg(long, env = "CONNECT_OPERATOR_WATCH_NAMESPACE", value_delimiter = ',')]
+    pub namespace: Vec<String>,
+
+    /// Serve only the ConnectAccounts matching this label selector (default: all). Objects
+    /// naming any other account are refused (`AccountNotFound`), so several operators
+    /// (with different AWS permissions) can share a cluster, one set of accounts each.
+    #[arg(long, env = "CONNECT_OPERATOR_ACCOUNT_SELECTOR")]
+    pub account_selector: Option<String>,
 
     /// AWS region for objects that name none.
     #[arg(long, env = "AWS_REGION")]
@@ -138,6 +154,15 @@ pub struct RunArgs {
     pub identity: Option<String>,
 }
 
+/// The namespaces to watch; none means all.
+fn watched(namespaces: &[String]) -> Vec<String> {
+    namespaces
+        .iter()
+        .map(|ns| ns.trim().to_owned())
+        .filter(|ns| !ns.is_empty())
+        .collect()
+}
+
 fn positive_rate(s: &str) -> Result<f64, String> {
     let v: f64 = s
         .parse()
@@ -166,23 +191,37 @@ pub enum StartupError {
     /// Leader election failed.
     #[error("leader election: {0}")]
     Lease(String),
-    /// The CRD could not be printed.
-    #[error("cannot render the CRD: {0}")]
+    /// A CRD could not be rendered.
+    #[error("cannot render the CRDs: {0}")]
     Crd(#[from] serde_yaml::Error),
+    /// A CRD file could not be written.
+    #[error("cannot write {0}: {1}")]
+    CrdWrite(String, #[source] std::io::Error),
     /// `import` could not read the instance.
     #[error("import: {0}")]
     Import(#[from] crate::import::ImportError),
 }
 
-/// Prints the CRD as YAML.
-pub fn print_crd() -> Result<(), StartupError> {
-    print!("{}", crd_yaml()?);
+/// Prints the CRDs as one YAML stream, or writes one file per CRD.
+pub fn print_crds(args: &CrdArgs) -> Result<(), StartupError> {
+    let crds = crate::api::crds();
+    match &args.output_dir {
+        Some(dir) => {
+            for (file, crd) in &crds {
+                let path = dir.join(file);
+                std::fs::write(&path, serde_yaml::to_string(crd)?)
+                    .map_err(|e| StartupError::CrdWrite(path.display().to_string(), e))?;
+            }
+        }
+        None => {
+            let documents = crds
+                .iter()
+                .map(|(_, crd)| serde_yaml::to_string(crd))
+                .collect::<Result<Vec<_>, _>>()?;
+            print!("{}", documents.join("---\n"));
+        }
+    }
     Ok(())
-}
-
-/// The CRD as YAML: what `crds/` holds.
-pub fn crd_yaml() -> Result<String, serde_yaml::Error> {
-    serde_yaml::to_string(&crate::api::crd())
 }
 
 /// Runs the operator until SIGTERM or Ctrl-C.
@@ -210,6 +249,13 @@ pub async fn run(args: RunArgs) -> Result<(), StartupError> {
         },
     };
     let connect = ConnectClient::from_env(&aws, Arc::clone(&metrics)).await;
+    let account_selector = args
+        .account_selector
+        .clone()
+        .filter(|s| !s.trim().is_empty());
+    let directory = Directory::start(client.clone(), &watched(&args.namespace), account_selector)
+        .await
+        .map_err(|e| StartupError::Flags(format!("cannot watch accounts and namespaces: {e}")))?;
     let settings = Settings {
         retry: RetryPolicy {
             backoff_base: args.error_backoff,
@@ -227,6 +273,7 @@ pub async fn run(args: RunArgs) -> Result<(), StartupError> {
     let ctx = Arc::new(Context::new(
         client.clone(),
         connect,
+        directory,
         Arc::clone(&metrics),
         settings,
         Some(identity.clone()),
@@ -251,7 +298,7 @@ pub async fn run(args: RunArgs) -> Result<(), StartupError> {
     ));
 
     tracing::info!(
-        namespace = args.namespace.as_deref().unwrap_or("<all>"),
+        namespaces = %if watched(&args.namespace).is_empty() { "<all>".to_owned() } else { watched(&args.namespace).join(",") },
         region = %args.region,
         endpoint = args.aws_endpoint_url.as_deref().unwrap_or("<aws>"),
         identity = %identity,
@@ -263,7 +310,7 @@ pub async fn run(args: RunArgs) -> Result<(), StartupError> {
     } else {
         reconciler::run(
             ctx,
-            args.namespace.clone(),
+            watched(&args.namespace),
             args.concurrency,
             ready,
             wait_true(stop_rx.clone()),
@@ -344,7 +391,7 @@ async fn run_as_leader(
     };
     reconciler::run(
         ctx,
-        args.namespace.clone(),
+        watched(&args.namespace),
         args.concurrency,
         ready,
         stop_or_lost,
@@ -405,7 +452,7 @@ fn default_identity() -> String {
 pub async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Crd => print_crd(),
+        Command::Crd(args) => print_crds(&args),
         Command::Run(args) => run(args).await,
         Command::Import(args) => crate::import::run(args).await.map_err(StartupError::from),
     };

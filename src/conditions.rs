@@ -36,6 +36,8 @@ pub enum Quota {
     InstanceLimit,
     /// The 30-day create/delete attempt limit.
     LifecycleAttemptLimit,
+    /// The account's own attempt budget (`lifecycleAttemptBudget`), before AWS is asked.
+    AttemptBudget,
 }
 
 impl Quota {
@@ -45,6 +47,7 @@ impl Quota {
         match self {
             Self::InstanceLimit => "InstanceLimitExceeded",
             Self::LifecycleAttemptLimit => "LifecycleAttemptLimitExceeded",
+            Self::AttemptBudget => "AttemptBudgetExhausted",
         }
     }
 }
@@ -84,6 +87,10 @@ pub enum State {
     AlreadyManaged,
     /// The object is being deleted under `Delete` while `deletionProtection` is true.
     DeletionProtected,
+    /// The `ConnectAccount` the object names does not exist; nothing is sent to AWS.
+    AccountNotFound,
+    /// The `ConnectAccount` does not select the object's namespace; nothing is sent to AWS.
+    AccountNotAllowed,
     /// Any other AWS failure; retrying with backoff.
     AwsError,
 }
@@ -109,6 +116,8 @@ impl State {
             Self::AdoptionMismatch => "AdoptionMismatch",
             Self::AlreadyManaged => "AlreadyManaged",
             Self::DeletionProtected => "DeletionProtected",
+            Self::AccountNotFound => "AccountNotFound",
+            Self::AccountNotAllowed => "AccountNotAllowed",
             Self::AwsError => "AwsError",
         }
     }
@@ -154,7 +163,9 @@ impl State {
             | Self::InstanceNotFound
             | Self::AdoptionMismatch
             | Self::AlreadyManaged
-            | Self::DeletionProtected => Some(self.reason()),
+            | Self::DeletionProtected
+            | Self::AccountNotFound
+            | Self::AccountNotAllowed => Some(self.reason()),
             _ => None,
         }
     }
@@ -214,7 +225,10 @@ pub fn paused(previous: &[Condition], generation: Option<i64>, now: &Time) -> Ve
     out
 }
 
-fn condition(
+/// One condition, keeping the previous `lastTransitionTime` when its status did not
+/// change (for resources other than `ConnectInstance`, whose table is [`compute`]).
+#[must_use]
+pub fn condition(
     type_: &str,
     status: &str,
     reason: &str,
@@ -376,6 +390,28 @@ mod tests {
                 vec![
                     ("Ready", "False", "InstanceNotFound"),
                     ("Stalled", "True", "InstanceNotFound"),
+                ],
+            ),
+            (
+                State::QuotaExceeded(Quota::AttemptBudget),
+                vec![
+                    ("Ready", "False", "QuotaExceeded"),
+                    ("Stalled", "True", "QuotaExceeded"),
+                    ("QuotaExceeded", "True", "AttemptBudgetExhausted"),
+                ],
+            ),
+            (
+                State::AccountNotFound,
+                vec![
+                    ("Ready", "False", "AccountNotFound"),
+                    ("Stalled", "True", "AccountNotFound"),
+                ],
+            ),
+            (
+                State::AccountNotAllowed,
+                vec![
+                    ("Ready", "False", "AccountNotAllowed"),
+                    ("Stalled", "True", "AccountNotAllowed"),
                 ],
             ),
         ];

@@ -17,7 +17,9 @@ use crate::api::{
     AttributeType, ConnectInstance, ConnectInstanceSpec, DeletionPolicy, IdentityManagementType,
     InstanceAttributes, UID_TAG,
 };
-use crate::aws::{AwsError, AwsSettings, ConnectClient, ObservedInstance, RateLimitSettings};
+use crate::aws::{
+    Access, AwsError, AwsSettings, ConnectClient, ObservedInstance, RateLimitSettings, Target,
+};
 use crate::telemetry::Metrics;
 
 /// Flags of `connect-operator import`.
@@ -56,6 +58,13 @@ pub struct ImportArgs {
     /// Timeout of each AWS call.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub aws_timeout: Duration,
+
+    /// The `ConnectAccount` the instance lives in: its role (if any) is assumed to read the
+    /// instance (the account is read from the cluster of the current kubeconfig), and the
+    /// manifest's `spec.accountRef` names it. Default: the environment's own credentials
+    /// and no `accountRef` (the account named `default`).
+    #[arg(long)]
+    pub account: Option<String>,
 }
 
 /// Why no manifest could be printed.
@@ -86,6 +95,15 @@ pub enum ImportError {
     /// The instance needs something DescribeInstance does not tell.
     #[error("{0}")]
     Incomplete(String),
+    /// The account could not be read from the cluster.
+    #[error("cannot read ConnectAccount {name}: {source}")]
+    Account {
+        /// The account's name.
+        name: String,
+        /// Why.
+        #[source]
+        source: kube::Error,
+    },
     /// The manifest could not be rendered.
     #[error("cannot render the manifest: {0}")]
     Yaml(#[from] serde_yaml::Error),
@@ -106,12 +124,21 @@ pub async fn run(args: ImportArgs) -> Result<(), ImportError> {
         rate_limits: RateLimitSettings::default(),
     };
     let connect = ConnectClient::from_env(&settings, Arc::new(Metrics::new())).await;
+    let access = match &args.account {
+        Some(name) => account_access(name).await?,
+        None => Access::default(),
+    };
+    let target = Target {
+        access,
+        account_id: args.account.clone().unwrap_or_default(),
+        region: region.clone(),
+    };
     let aws = |source| ImportError::Aws {
         id: args.instance_id.clone(),
         source,
     };
     let instance = connect
-        .describe_instance(&region, &args.instance_id)
+        .describe_instance(&target, &args.instance_id)
         .await
         .map_err(aws)?
         .ok_or_else(|| ImportError::NotFound {
@@ -119,19 +146,31 @@ pub async fn run(args: ImportArgs) -> Result<(), ImportError> {
             region: region.clone(),
         })?;
     let attributes = connect
-        .list_attributes(&region, &instance.id)
+        .list_attributes(&target, &instance.id)
         .await
         .map_err(aws)?;
     let tags = match &instance.tags {
         Some(tags) => tags.clone(),
         None => connect
-            .list_tags(&region, &instance.arn)
+            .list_tags(&target, &instance.arn)
             .await
             .map_err(aws)?,
     };
     let object = manifest(&args, &instance, &attributes, &tags)?;
     print!("{}", serde_yaml::to_string(&object)?);
     Ok(())
+}
+
+/// The credentials a `ConnectAccount` in the cluster names.
+async fn account_access(name: &str) -> Result<Access, ImportError> {
+    let failed = |source| ImportError::Account {
+        name: name.to_owned(),
+        source,
+    };
+    let client = kube::Client::try_default().await.map_err(failed)?;
+    let api: kube::Api<crate::api::ConnectAccount> = kube::Api::all(client);
+    let account = api.get(name).await.map_err(failed)?;
+    Ok(crate::accounts::access_of(&account))
 }
 
 /// The manifest for an instance as it is.
@@ -196,6 +235,10 @@ pub fn manifest(
         deletion_protection: false,
         instance_id: Some(instance.id.clone()),
         management_policy: None,
+        account_ref: args
+            .account
+            .clone()
+            .map(|name| crate::api::AccountRef { name }),
     };
     let mut object = ConnectInstance::new(&name, spec);
     object.metadata = ObjectMeta {
@@ -231,6 +274,7 @@ mod tests {
 
     fn args() -> ImportArgs {
         ImportArgs {
+            account: None,
             instance_id: "11111111-2222-4333-8444-555555555555".into(),
             region: None,
             default_region: Some("eu-west-2".into()),

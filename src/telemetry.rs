@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -30,6 +31,13 @@ struct OperationLabels {
     operation: String,
 }
 
+/// An account (a ConnectAccount: a bounded, cluster-level set, not objects) and a region.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AccountRegionLabels {
+    account: String,
+    region: String,
+}
+
 /// The operator's metrics and the registry that exposes them.
 pub struct Metrics {
     registry: Registry,
@@ -40,6 +48,8 @@ pub struct Metrics {
     rate_limit_waits: Family<OperationLabels, Counter>,
     rate_limit_wait_seconds: Family<OperationLabels, Histogram>,
     status_patches: Counter,
+    lifecycle_attempts: Family<AccountRegionLabels, Gauge>,
+    lifecycle_attempt_budget: Family<AccountRegionLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -94,7 +104,21 @@ impl Metrics {
             "Status writes to the Kubernetes API",
             status_patches.clone(),
         );
+        let lifecycle_attempts = Family::<AccountRegionLabels, Gauge>::default();
+        let lifecycle_attempt_budget = Family::<AccountRegionLabels, Gauge>::default();
+        registry.register(
+            "lifecycle_attempts",
+            "Instance create and delete attempts in the last 30 days, from the attempt ledger",
+            lifecycle_attempts.clone(),
+        );
+        registry.register(
+            "lifecycle_attempt_budget",
+            "The account's budget of create and delete attempts in 30 days",
+            lifecycle_attempt_budget.clone(),
+        );
         Self {
+            lifecycle_attempts,
+            lifecycle_attempt_budget,
             registry,
             reconciles,
             failures,
@@ -114,6 +138,20 @@ impl Metrics {
             metrics: Arc::clone(self),
             start: Instant::now(),
         }
+    }
+
+    /// The attempt ledger's count and the budget of an account in a region.
+    pub fn lifecycle_attempts(&self, account: &str, region: &str, used: u32, budget: u32) {
+        let labels = AccountRegionLabels {
+            account: account.to_owned(),
+            region: region.to_owned(),
+        };
+        self.lifecycle_attempts
+            .get_or_create(&labels)
+            .set(i64::from(used));
+        self.lifecycle_attempt_budget
+            .get_or_create(&labels)
+            .set(i64::from(budget));
     }
 
     /// Counts a reconcile failure of this category.
@@ -188,7 +226,20 @@ pub enum LogFormat {
 /// Installs the global tracing subscriber; the level comes from `RUST_LOG` (default `info`).
 pub fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Whatever RUST_LOG asks for, the SDK's credential and signing internals stay at info:
+    // at debug they log access key ids, and the canonical requests they sign carry the
+    // session token of assumed-role credentials.
+    for directive in [
+        "aws_config::sts=info",
+        "aws_config::imds=info",
+        "aws_sigv4=info",
+        "aws_smithy_http_client=info",
+    ] {
+        if let Ok(directive) = directive.parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     // A second initialisation (tests) is harmless: keep the first subscriber.
     let _ = match format {

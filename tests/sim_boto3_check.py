@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Fidelity check of the Connect simulator with an independent client.
 
-boto3 carries its own copy of the Connect service model (botocore's JSON model), so this
-script checks the simulator's wire format against a second implementation besides the Rust
-SDK: paths, query strings, body shapes, field types (CreatedTime must parse to a datetime),
-pagination tokens and error codes / HTTP statuses.
+boto3 carries its own copy of the Connect and STS service models (botocore's JSON models), so
+this script checks the simulator's wire format against a second implementation besides the
+Rust SDK: paths, query strings, body shapes, field types (CreatedTime must parse to a
+datetime), pagination tokens and error codes / HTTP statuses; and STS (query protocol, XML):
+AssumeRole and GetCallerIdentity, a Connect client on the assumed keys acting in the role's
+account, refused roles, required ExternalIds and regions from the signing scope.
 
 Usage: python3 tests/sim_boto3_check.py http://127.0.0.1:PORT
 
@@ -81,6 +83,7 @@ class Control:
 
     def __init__(self, base):
         self.base = base.rstrip("/")
+        self.default = None  # (account, region) of the static keys, read in run()
 
     def request(self, method, path, body=None):
         data = None if body is None else json.dumps(body).encode()
@@ -95,11 +98,20 @@ class Control:
             return self.request("GET", "/_sim/config")
         return self.request("PUT", "/_sim/config", patch)
 
-    def state(self):
-        return self.request("GET", "/_sim/state")
+    def scope(self, account=None, region=None):
+        """`?accountId=&region=`, the default account and region unless given."""
+        account, region = account or self.default[0], region or self.default[1]
+        return f"?accountId={account}&region={region}"
 
-    def calls(self):
-        return self.request("GET", "/_sim/calls")
+    def state(self, account=None, region=None):
+        """The counters of one account and region (the default ones unless given)."""
+        return self.request("GET", "/_sim/state" + self.scope(account, region))
+
+    def instances(self, account=None, region=None):
+        return self.request("GET", "/_sim/instances" + self.scope(account, region))
+
+    def calls(self, query=""):
+        return self.request("GET", "/_sim/calls" + query)
 
 
 def is_aware_datetime(value):
@@ -155,6 +167,7 @@ def run(base, checks):
     alias_a, alias_b, alias_c = (f"boto-{n}-{suffix}" for n in "abc")
     alias_fail = f"botofail-{suffix}"
     saved = control.config()
+    control.default = (saved["accountId"], "us-east-1")
     control.config(
         {
             "creationDelayMs": 300,
@@ -169,6 +182,7 @@ def run(base, checks):
     try:
         run_checks(client, control, checks, model_types, alias_a, alias_b, alias_c, alias_fail)
         run_undocumented_checks(client, control, checks, model_types, suffix)
+        run_sts_checks(base, client, control, checks, suffix)
     finally:
         restore = {k: v for k, v in saved.items() if k not in ("region", "accountId")}
         control.config(restore)
@@ -301,7 +315,7 @@ def run_checks(client, control, checks, model_types, alias_a, alias_b, alias_c, 
         lambda: client.create_instance(IdentityManagementType="CONNECT_MANAGED", InstanceAlias=alias_a,
                                        InboundCallsEnabled=True, OutboundCallsEnabled=True),
         "InvalidRequestException", 400, "CreateInstance with a taken alias", message_contains=alias_a)
-    count = len(control.request("GET", "/_sim/instances"))
+    count = len(control.instances())
     control.config({"instanceQuota": count})
     checks.error(
         lambda: client.create_instance(IdentityManagementType="CONNECT_MANAGED", InstanceAlias=f"q{alias_a}",
@@ -412,7 +426,7 @@ def run_undocumented_checks(client, control, checks, model_types, suffix):
     gone = wait_until_gone(client, doomed)
     checks.check(gone is not None and gone.response["Error"]["Code"] == "ResourceNotFoundException",
                  "a CREATION_FAILED instance vanishes after failedInstanceRetentionMs")
-    checks.check(doomed not in [i["id"] for i in control.request("GET", "/_sim/instances")],
+    checks.check(doomed not in [i["id"] for i in control.instances()],
                  "the vanished instance no longer exists")
     control.config({"failedInstanceRetentionMs": None})
     checks.equal(control.config()["failedInstanceRetentionMs"], None, "failedInstanceRetentionMs null is forever")
@@ -445,6 +459,118 @@ def run_undocumented_checks(client, control, checks, model_types, suffix):
 
     for instance_id in cleanup:
         client.delete_instance(InstanceId=instance_id)
+
+
+def run_sts_checks(base, client, control, checks, suffix):
+    """STS on the simulator's port, and the account and region a request acts in."""
+    default_account = control.default[0]
+    role_account = "444455556666"
+    role_arn = f"arn:aws:iam::{role_account}:role/boto/connect-check"
+    session = f"boto3-{suffix}"
+
+    def sts(**keys):
+        keys.setdefault("aws_access_key_id", "test")
+        keys.setdefault("aws_secret_access_key", "test")
+        return boto3.client("sts", endpoint_url=base, region_name="us-east-1",
+                            config=Config(retries={"total_max_attempts": 1}), **keys)
+
+    base_sts = sts()
+    me = base_sts.get_caller_identity()
+    checks.equal(me["ResponseMetadata"]["HTTPStatusCode"], 200, "GetCallerIdentity status")
+    checks.check(me["ResponseMetadata"].get("RequestId"), "GetCallerIdentity has a request id")
+    checks.equal(me.get("Account"), default_account, "static keys are the default account")
+    checks.equal(me.get("Arn"), f"arn:aws:iam::{default_account}:user/connect-sim", "static keys' Arn")
+    checks.check(str(me.get("UserId", "")).startswith("AIDA"), "static keys' UserId")
+
+    assumed = base_sts.assume_role(RoleArn=role_arn, RoleSessionName=session, ExternalId="boto-ext",
+                                   DurationSeconds=900)
+    creds = assumed.get("Credentials", {})
+    checks.check(str(creds.get("AccessKeyId", "")).startswith(f"ASIASIM{role_account}"),
+                 f"the issued key names the role's account ({creds.get('AccessKeyId')})")
+    checks.check(creds.get("SecretAccessKey") and creds.get("SessionToken"), "secret and session token")
+    expiration = creds.get("Expiration")
+    checks.check(is_aware_datetime(expiration), "Expiration parses to an aware datetime")
+    if is_aware_datetime(expiration):
+        left = (expiration - datetime.datetime.now(datetime.timezone.utc)).total_seconds()
+        checks.check(880 <= left <= 920, f"Expiration is now + DurationSeconds ({left:.0f} s)")
+    user = assumed.get("AssumedRoleUser", {})
+    checks.equal(user.get("Arn"), f"arn:aws:sts::{role_account}:assumed-role/connect-check/{session}",
+                 "AssumedRoleUser.Arn (role path dropped)")
+    checks.check(str(user.get("AssumedRoleId", "")).endswith(f":{session}"), "AssumedRoleId ends with the session")
+
+    keys = {"aws_access_key_id": creds["AccessKeyId"], "aws_secret_access_key": creds["SecretAccessKey"],
+            "aws_session_token": creds["SessionToken"]}
+    role_me = sts(**keys).get_caller_identity()
+    checks.equal((role_me.get("Account"), role_me.get("Arn")), (role_account, user.get("Arn")),
+                 "GetCallerIdentity with the assumed keys")
+
+    # A Connect client on the assumed keys acts in the role's account.
+    as_role = boto3.client("connect", endpoint_url=base, region_name="us-east-1",
+                           config=Config(retries={"total_max_attempts": 1}), **keys)
+    created = as_role.create_instance(ClientToken=f"boto-role-{suffix}", IdentityManagementType="CONNECT_MANAGED",
+                                      InstanceAlias=f"boto-role-{suffix}", InboundCallsEnabled=True,
+                                      OutboundCallsEnabled=True)
+    role_instance = created["Id"]
+    checks.equal(created["Arn"], f"arn:aws:connect:us-east-1:{role_account}:instance/{role_instance}",
+                 "the instance ARN names the role's account")
+    checks.equal([i["id"] for i in control.instances(role_account)], [role_instance],
+                 "/_sim/instances?accountId= shows it in the role's account")
+    checks.check(role_instance in listed_ids(as_role), "the role's account lists it")
+    checks.check(role_instance not in listed_ids(client), "the default account does not list it")
+    checks.error(lambda: client.describe_instance(InstanceId=role_instance), "ResourceNotFoundException", 404,
+                 "the default account cannot describe the role account's instance")
+    checks.equal(control.state(role_account)["instanceCount"], 1, "/_sim/state counts it in the role's account")
+    as_role.delete_instance(InstanceId=role_instance)
+
+    # The signing region separates state too.
+    eu = boto3.client("connect", endpoint_url=base, region_name="eu-west-1", aws_access_key_id="test",
+                      aws_secret_access_key="test", config=Config(retries={"total_max_attempts": 1}))
+    eu_id = eu.create_instance(IdentityManagementType="CONNECT_MANAGED", InstanceAlias=f"boto-eu-{suffix}",
+                               InboundCallsEnabled=True, OutboundCallsEnabled=True)["Id"]
+    checks.equal(eu.describe_instance(InstanceId=eu_id)["Instance"]["Arn"],
+                 f"arn:aws:connect:eu-west-1:{default_account}:instance/{eu_id}", "an eu-west-1 instance's ARN")
+    checks.check(eu_id not in listed_ids(client), "us-east-1 does not list the eu-west-1 instance")
+    checks.equal([i["id"] for i in control.instances(region="eu-west-1")], [eu_id],
+                 "/_sim/instances?region= shows it in eu-west-1")
+    eu.delete_instance(InstanceId=eu_id)
+
+    # Refused roles and required ExternalIds: AccessDenied (403) until lifted.
+    control.config({"refuseAssumeRole": [role_arn]})
+    checks.error(lambda: base_sts.assume_role(RoleArn=role_arn, RoleSessionName=session), "AccessDenied", 403,
+                 "AssumeRole of a refused role",
+                 message_contains=f"is not authorized to perform: sts:AssumeRole on resource: {role_arn}")
+    control.config({"refuseAssumeRole": []})
+    checks.check("Credentials" in base_sts.assume_role(RoleArn=role_arn, RoleSessionName=session),
+                 "AssumeRole works again once the refusal is lifted")
+    control.config({"roleExternalIds": {role_arn: "the-right-one"}})
+    checks.error(lambda: base_sts.assume_role(RoleArn=role_arn, RoleSessionName=session), "AccessDenied", 403,
+                 "AssumeRole without the required ExternalId")
+    checks.error(lambda: base_sts.assume_role(RoleArn=role_arn, RoleSessionName=session, ExternalId="wrong-one"),
+                 "AccessDenied", 403, "AssumeRole with a wrong ExternalId")
+    checks.check("Credentials" in base_sts.assume_role(RoleArn=role_arn, RoleSessionName=session,
+                                                       ExternalId="the-right-one"),
+                 "AssumeRole with the required ExternalId")
+    control.config({"roleExternalIds": {}})
+
+    # Validation the simulator does (botocore checks lengths and ranges itself).
+    checks.error(lambda: base_sts.assume_role(RoleArn=role_arn, RoleSessionName="bad name!"), "ValidationError",
+                 400, "AssumeRole with a session name outside the pattern", message_contains="roleSessionName")
+    checks.error(lambda: base_sts.assume_role(RoleArn="arn:aws:iam::12345:role/short-account",
+                                              RoleSessionName=session),
+                 "ValidationError", 400, "AssumeRole of a malformed role ARN", message_contains="is invalid")
+    checks.error(lambda: base_sts.assume_role(RoleArn=role_arn, RoleSessionName=session, Policy="{nope"),
+                 "MalformedPolicyDocument", 400, "AssumeRole with a malformed session policy")
+
+    # The call log has the STS calls with their accounts.
+    role_calls = control.calls(f"?accountId={role_account}")
+    assumes = [c for c in role_calls if c["operation"] == "AssumeRole"]
+    checks.check(assumes and all(c["roleArn"] == role_arn for c in assumes),
+                 "AssumeRole is recorded in the role's account with its roleArn")
+    checks.check(any(c["operation"] == "GetCallerIdentity" for c in role_calls),
+                 "GetCallerIdentity with the assumed keys is recorded in the role's account")
+    checks.check(any(c["operation"] == "CreateInstance" and c["instanceId"] == role_instance for c in role_calls),
+                 "the role's CreateInstance is recorded in its account")
+    checks.check(all(c["accountId"] == role_account for c in role_calls), "?accountId= filters the call log")
 
 
 def main():

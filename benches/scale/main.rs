@@ -22,16 +22,21 @@
 //! - realistic creation times: a fresh simulator and operator, a handful of objects that
 //!   take Connect's minutes to be created, the operator at its default creation poll
 //!   interval and API rate: ACTIVE -> Ready and DescribeInstance calls per second
-//!   (`realistic`).
+//!   (`realistic`);
+//! - several accounts: for each K of `BENCH_ACCOUNTS` (1, 2, 4), a fresh simulator and
+//!   operator, K ConnectAccounts by assumed roles of K account ids and
+//!   `BENCH_ACCOUNT_OBJECTS` objects in each, applied at once: the creation rate of each
+//!   account against R and of all together against K × R (`accounts`).
 //!
 //! The first four share one simulator + operator pair (`lifecycle`). `BENCH_SCENARIOS`
-//! selects among `lifecycle`, `memory` and `realistic` (default all). All parameters come
+//! selects among `lifecycle`, `memory`, `realistic` and `accounts` (default all). All parameters come
 //! from `BENCH_*` environment variables (see [`params::Params::from_env`]). Without
 //! `--bench` it runs a small smoke version.
 
 // A bench is a test program: a broken run ends in a panic with its reason.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+mod accounts;
 mod calls;
 mod deletion;
 mod fixture;
@@ -103,6 +108,9 @@ fn main() -> ExitCode {
         }
         if params.runs("realistic") && params.real_n > 0 {
             realistic::run(&params, clock, &mut report).await;
+        }
+        if params.runs("accounts") && params.account_n > 0 {
+            accounts::run(&params, clock, &mut report).await;
         }
         report
     });

@@ -39,8 +39,14 @@ pub struct Params {
     pub real_creation_delay: Duration,
     /// CreateInstance rate of scenario 5, simulator limit and `--create-delete-rate`.
     pub real_create_rate: f64,
+    /// Objects per account in scenario 6, several accounts (0 skips it).
+    pub account_n: usize,
+    /// The numbers of accounts K that scenario 6 runs with, one fresh simulator and
+    /// operator each.
+    pub account_counts: Vec<usize>,
     /// The scenarios to run, in their fixed order: `lifecycle` (the probes and scenarios
-    /// 1, 2 and 4, which share their objects), `memory` (3), `realistic` (5).
+    /// 1, 2 and 4, which share their objects), `memory` (3), `realistic` (5), `accounts`
+    /// (6).
     pub scenarios: Vec<String>,
     /// Pause between the operator's readiness and the first object.
     pub warmup: Duration,
@@ -111,6 +117,8 @@ impl Params {
                 Duration::from_secs(pick(150, 10) as u64),
             ),
             real_create_rate: env_parse("BENCH_REAL_CREATE_RATE", 0.1),
+            account_n: env_parse("BENCH_ACCOUNT_OBJECTS", pick(12, 3)),
+            account_counts: account_counts_from_env(),
             scenarios: scenarios_from_env(),
             warmup: env_duration("BENCH_WARMUP", Duration::from_secs(pick(5, 2) as u64)),
             operator_log: env_str("BENCH_OPERATOR_LOG").unwrap_or_else(|| "info".to_owned()),
@@ -162,6 +170,15 @@ impl Params {
                 "BENCH_REAL_CREATE_RATE",
                 format!("{}/s", self.real_create_rate),
             ),
+            ("BENCH_ACCOUNT_OBJECTS", self.account_n.to_string()),
+            (
+                "BENCH_ACCOUNTS",
+                self.account_counts
+                    .iter()
+                    .map(usize::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
             ("BENCH_SCENARIOS", self.scenarios.join(",")),
             ("BENCH_WARMUP", fmt_dur(self.warmup)),
             ("BENCH_OPERATOR_LOG", self.operator_log.clone()),
@@ -175,7 +192,24 @@ impl Params {
 }
 
 /// The scenarios `BENCH_SCENARIOS` can select, in the order they run.
-pub const SCENARIOS: [&str; 3] = ["lifecycle", "memory", "realistic"];
+pub const SCENARIOS: [&str; 4] = ["lifecycle", "memory", "realistic", "accounts"];
+
+/// `BENCH_ACCOUNTS`: the comma-separated numbers of accounts of scenario 6 (default 1,2,4),
+/// each at least 1.
+fn account_counts_from_env() -> Vec<usize> {
+    let Some(value) = env_str("BENCH_ACCOUNTS") else {
+        return vec![1, 2, 4];
+    };
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| match s.parse::<usize>() {
+            Ok(k) if k >= 1 => k,
+            _ => panic!("BENCH_ACCOUNTS={value:?}: {s:?} is not a number of accounts >= 1"),
+        })
+        .collect()
+}
 
 /// `BENCH_SCENARIOS`: a comma-separated subset of [`SCENARIOS`] (default: all); they
 /// always run in the order of [`SCENARIOS`].

@@ -1,6 +1,7 @@
 //! Figures and the summary table: each figure with the limit it is bounded by, the ratio
-//! and a verdict (`ok`, `MISS`, `info`); correctness violations, which make the run fail;
-//! and the median / p95 / maximum of a set of latencies.
+//! and a verdict (`ok`, `MISS`, `info`); a scenario's own tables, printed again under the
+//! summary; correctness violations, which make the run fail; and the median / p95 /
+//! maximum of a set of latencies.
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -17,9 +18,49 @@ pub struct Figure {
     verdict: Verdict,
 }
 
+/// A scenario's table of results: a title, a header and rows of cells.
+pub struct Table {
+    title: String,
+    header: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// Markdown, every column right-aligned and as wide as its widest cell.
+    fn print(&self) {
+        let columns = self.header.len();
+        let widths: Vec<usize> = (0..columns)
+            .map(|i| {
+                self.rows
+                    .iter()
+                    .filter_map(|row| row.get(i))
+                    .map(String::len)
+                    .fold(self.header[i].len(), usize::max)
+            })
+            .collect();
+        let line = |cells: &[String]| {
+            let cells: Vec<String> = (0..columns)
+                .map(|i| {
+                    let cell = cells.get(i).map_or("", String::as_str);
+                    format!(" {cell:>width$} ", width = widths[i])
+                })
+                .collect();
+            println!("|{}|", cells.join("|"));
+        };
+        println!("{}:", self.title);
+        line(&self.header);
+        let rule: Vec<String> = widths.iter().map(|w| "-".repeat(w + 2)).collect();
+        println!("|{}|", rule.join("|"));
+        for row in &self.rows {
+            line(row);
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct Report {
     figures: Vec<Figure>,
+    tables: Vec<Table>,
     /// Correctness violations and broken runs: each makes the exit status non-zero.
     pub failures: Vec<String>,
 }
@@ -74,6 +115,18 @@ impl Report {
         self.exact(name, value, 0, hard);
     }
 
+    /// Prints a table now and keeps it for the end of the summary.
+    pub fn table(&mut self, title: &str, header: &[&str], rows: Vec<Vec<String>>) {
+        let table = Table {
+            title: title.to_owned(),
+            header: header.iter().map(|h| (*h).to_owned()).collect(),
+            rows,
+        };
+        println!();
+        table.print();
+        self.tables.push(table);
+    }
+
     pub fn fail(&mut self, message: String) {
         println!("  !! {message}");
         self.failures.push(message);
@@ -114,6 +167,10 @@ impl Report {
                 ratio,
                 verdict_word(f.verdict)
             );
+        }
+        for table in &self.tables {
+            println!();
+            table.print();
         }
         if self.failures.is_empty() {
             println!("\nno correctness violations; the run completed");

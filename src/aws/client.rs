@@ -1,6 +1,11 @@
-//! A thin client over `aws-sdk-connect`: every call goes through the rate limiter, has a
-//! timeout (the SDK's operation timeout), is counted in metrics, and fails with one
-//! classified [`AwsError`].
+//! A thin client over `aws-sdk-connect` (and STS, to verify an account's credentials):
+//! every call goes to one [`Target`] (an account's credentials and a region), passes the
+//! rate limiter of that account, region and operation, has a timeout (the SDK's operation
+//! timeout), is counted in metrics, and fails with one classified [`AwsError`].
+//!
+//! An account reached through a role uses the SDK's `AssumeRoleProvider` on top of the
+//! operator's own credentials; the SDK caches the assumed credentials and refreshes them
+//! before they expire. Credentials never leave the SDK: nothing here logs or stores them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -8,8 +13,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
+use aws_config::sts::AssumeRoleProvider;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_sdk_connect::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_connect::types::{DirectoryType, InstanceAttributeType};
 use aws_smithy_runtime_api::http::Response as HttpResponse;
@@ -30,6 +37,39 @@ pub struct AwsSettings {
     pub call_timeout: Duration,
     /// Client-side rate limits.
     pub rate_limits: RateLimitSettings,
+}
+
+/// How an account is reached: the operator's own credentials, or a role assumed on top of
+/// them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Access {
+    /// The role to assume; `None`: the operator's own credentials.
+    pub role_arn: Option<String>,
+    /// The external id the role's trust policy asks for.
+    pub external_id: Option<String>,
+}
+
+/// Where a call goes: whose credentials, which account (the key of its rate limits), which
+/// region.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Target {
+    /// The credentials.
+    pub access: Access,
+    /// The AWS account id those credentials reach.
+    pub account_id: String,
+    /// The region.
+    pub region: String,
+}
+
+/// Why an account's credentials could not be verified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CredentialsFailure {
+    /// STS AssumeRole of the account's role failed (refused, or STS unreachable).
+    AssumeRoleFailed(String),
+    /// The operator's own credentials could not be loaded.
+    NoCredentials(String),
+    /// GetCallerIdentity failed.
+    Call(AwsError),
 }
 
 /// The instance lifecycle states AWS reports.
@@ -130,7 +170,8 @@ pub struct CreateInstanceRequest {
 pub struct ConnectClient {
     base: SdkConfig,
     default_region: String,
-    clients: Mutex<HashMap<String, aws_sdk_connect::Client>>,
+    providers: Mutex<HashMap<Access, SharedCredentialsProvider>>,
+    clients: Mutex<HashMap<(Access, String), aws_sdk_connect::Client>>,
     limits: RateLimits,
     metrics: Arc<Metrics>,
 }
@@ -173,6 +214,7 @@ impl ConnectClient {
         Self {
             base,
             default_region,
+            providers: Mutex::new(HashMap::new()),
             clients: Mutex::new(HashMap::new()),
             limits: RateLimits::new(rate_limits),
             metrics,
@@ -185,25 +227,102 @@ impl ConnectClient {
         &self.default_region
     }
 
-    fn client(&self, region: &str) -> aws_sdk_connect::Client {
-        let mut clients = self
-            .clients
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        clients
-            .entry(region.to_owned())
-            .or_insert_with(|| {
-                let config = aws_sdk_connect::config::Builder::from(&self.base)
-                    .region(Region::new(region.to_owned()))
-                    .build();
-                aws_sdk_connect::Client::from_conf(config)
+    /// The credentials provider of an account: the operator's own, or the role's on top.
+    async fn provider(&self, access: &Access) -> Option<SharedCredentialsProvider> {
+        let Some(role_arn) = &access.role_arn else {
+            return self.base.credentials_provider();
+        };
+        if let Some(provider) = lock(&self.providers).get(access) {
+            return Some(provider.clone());
+        }
+        let mut builder = AssumeRoleProvider::builder(role_arn.clone())
+            .session_name("connect-operator")
+            .configure(&self.base);
+        if let Some(external_id) = &access.external_id {
+            builder = builder.external_id(external_id.clone());
+        }
+        let provider = SharedCredentialsProvider::new(builder.build().await);
+        // Two reconciles may build one at the same moment; the first stored wins.
+        Some(
+            lock(&self.providers)
+                .entry(access.clone())
+                .or_insert(provider)
+                .clone(),
+        )
+    }
+
+    async fn client(&self, access: &Access, region: &str) -> aws_sdk_connect::Client {
+        let key = (access.clone(), region.to_owned());
+        if let Some(client) = lock(&self.clients).get(&key) {
+            return client.clone();
+        }
+        let mut config =
+            aws_sdk_connect::config::Builder::from(&self.base).region(Region::new(key.1.clone()));
+        if access.role_arn.is_some() {
+            config.set_credentials_provider(self.provider(access).await);
+        }
+        let client = aws_sdk_connect::Client::from_conf(config.build());
+        lock(&self.clients).entry(key).or_insert(client).clone()
+    }
+
+    /// Forgets the cached credentials and clients of an access (its account changed or is
+    /// gone), so that the next call assumes the role afresh.
+    pub fn forget(&self, access: &Access) {
+        lock(&self.providers).remove(access);
+        lock(&self.clients).retain(|(a, _), _| a != access);
+    }
+
+    /// Verifies an account's credentials: obtains them (assuming the role, if any), then
+    /// asks STS GetCallerIdentity which account they reach. Returns the account id.
+    pub async fn verify(&self, access: &Access) -> Result<String, CredentialsFailure> {
+        let provider = self.provider(access).await.ok_or_else(|| {
+            CredentialsFailure::NoCredentials("no AWS credentials are configured".to_owned())
+        })?;
+        // Obtained explicitly first so that a refused AssumeRole is told apart from a
+        // refused GetCallerIdentity. The credentials themselves go no further than the SDK.
+        if let Err(e) = provider.provide_credentials().await {
+            return Err(match (&access.role_arn, sts_refusal(&e)) {
+                // STS answered, and refused: the role's trust or the operator's permission.
+                (Some(_), Some(refusal)) => CredentialsFailure::AssumeRoleFailed(refusal),
+                // STS could not be reached (or answered nothing usable): passing, retried.
+                (Some(_), None) => CredentialsFailure::Call(AwsError {
+                    operation: Operation::AssumeRole,
+                    kind: ErrorKind::Transient,
+                    code: None,
+                    message: error_chain(&e),
+                    request_id: None,
+                    retry_after: None,
+                }),
+                (None, _) => CredentialsFailure::NoCredentials(error_chain(&e)),
+            });
+        }
+        let config = aws_sdk_sts::config::Builder::from(&self.base)
+            .credentials_provider(provider)
+            .build();
+        let sts = aws_sdk_sts::Client::from_conf(config);
+        let region = self.default_region.clone();
+        let out = self
+            .call_with(
+                (access.role_arn.as_deref().unwrap_or("own"), region.as_str()),
+                Operation::GetCallerIdentity,
+                sts.get_caller_identity().send(),
+            )
+            .await
+            .map_err(CredentialsFailure::Call)?;
+        out.account()
+            .filter(|a| !a.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                CredentialsFailure::Call(malformed(
+                    Operation::GetCallerIdentity,
+                    "the answer has no Account",
+                ))
             })
-            .clone()
     }
 
     async fn call<T, E, F, Fut>(
         &self,
-        region: &str,
+        target: &Target,
         operation: Operation,
         f: F,
     ) -> Result<T, AwsError>
@@ -212,19 +331,65 @@ impl ConnectClient {
         Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
-        match self.limits.acquire(region, operation).await {
+        let client = self.client(&target.access, &target.region).await;
+        self.call_with(
+            (target.account_id.as_str(), target.region.as_str()),
+            operation,
+            f(client),
+        )
+        .await
+    }
+
+    async fn admit(
+        &self,
+        account: &str,
+        region: &str,
+        operation: Operation,
+    ) -> Result<(), AwsError> {
+        match self.limits.acquire(account, region, operation).await {
             Admission::Admitted(waited) => {
                 if !waited.is_zero() {
                     self.metrics.rate_limited(operation, waited);
                 }
+                Ok(())
             }
             Admission::RetryAfter(after) => {
                 self.metrics.rate_limited(operation, Duration::ZERO);
                 tracing::debug!(%operation, ?after, "rate limiter has no capacity; requeueing");
-                return Err(AwsError::rate_limited(operation, after));
+                Err(AwsError::rate_limited(operation, after))
             }
         }
-        let result = f(self.client(region)).await;
+    }
+
+    /// Takes the rate limiter's slot for a CreateInstance or DeleteInstance to `target`:
+    /// the caller does so before writing the attempt to the ledger, so that an attempt the
+    /// limiter would not send now costs no ledger write. `create_instance` and
+    /// `delete_instance` do not take a slot themselves.
+    pub async fn lifecycle_slot(
+        &self,
+        target: &Target,
+        operation: Operation,
+    ) -> Result<(), AwsError> {
+        self.admit(&target.account_id, &target.region, operation)
+            .await
+    }
+
+    /// One call through the limiter of (account, region, operation), counted and classified.
+    async fn call_with<T, E, Fut>(
+        &self,
+        (account, region): (&str, &str),
+        operation: Operation,
+        call: Fut,
+    ) -> Result<T, AwsError>
+    where
+        Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        // CreateInstance and DeleteInstance took their slot before (`lifecycle_slot`).
+        if !operation.is_lifecycle() {
+            self.admit(account, region, operation).await?;
+        }
+        let result = call.await;
         match result {
             Ok(value) => {
                 self.metrics.aws_call(operation, "success");
@@ -239,14 +404,14 @@ impl ConnectClient {
         }
     }
 
-    /// CreateInstance; returns (id, arn).
+    /// CreateInstance; returns (id, arn). Take [`Self::lifecycle_slot`] first.
     pub async fn create_instance(
         &self,
-        region: &str,
+        target: &Target,
         request: &CreateInstanceRequest,
     ) -> Result<(String, String), AwsError> {
         let out = self
-            .call(region, Operation::CreateInstance, |c| {
+            .call(target, Operation::CreateInstance, |c| {
                 let mut b = c
                     .create_instance()
                     .client_token(&request.client_token)
@@ -275,11 +440,11 @@ impl ConnectClient {
     /// DescribeInstance; `None` when the instance does not exist.
     pub async fn describe_instance(
         &self,
-        region: &str,
+        target: &Target,
         instance_id: &str,
     ) -> Result<Option<ObservedInstance>, AwsError> {
         let out = match self
-            .call(region, Operation::DescribeInstance, |c| {
+            .call(target, Operation::DescribeInstance, |c| {
                 c.describe_instance().instance_id(instance_id).send()
             })
             .await
@@ -323,12 +488,12 @@ impl ConnectClient {
     }
 
     /// Every instance of the account in the region (ListInstances, all pages).
-    pub async fn list_instances(&self, region: &str) -> Result<Vec<InstanceSummary>, AwsError> {
+    pub async fn list_instances(&self, target: &Target) -> Result<Vec<InstanceSummary>, AwsError> {
         let mut out = Vec::new();
         let mut next: Option<String> = None;
         loop {
             let page = self
-                .call(region, Operation::ListInstances, |c| {
+                .call(target, Operation::ListInstances, |c| {
                     c.list_instances()
                         .max_results(10)
                         .set_next_token(next.clone())
@@ -352,15 +517,16 @@ impl ConnectClient {
         }
     }
 
-    /// DeleteInstance with the UID-derived token. NotFound is reported as `Ok(false)`.
+    /// DeleteInstance with the UID-derived token. NotFound is reported as `Ok(false)`. Take
+    /// [`Self::lifecycle_slot`] first.
     pub async fn delete_instance(
         &self,
-        region: &str,
+        target: &Target,
         instance_id: &str,
         client_token: &str,
     ) -> Result<bool, AwsError> {
         match self
-            .call(region, Operation::DeleteInstance, |c| {
+            .call(target, Operation::DeleteInstance, |c| {
                 c.delete_instance()
                     .instance_id(instance_id)
                     .client_token(client_token)
@@ -377,14 +543,14 @@ impl ConnectClient {
     /// The managed attributes' current values (ListInstanceAttributes, all pages).
     pub async fn list_attributes(
         &self,
-        region: &str,
+        target: &Target,
         instance_id: &str,
     ) -> Result<BTreeMap<AttributeType, bool>, AwsError> {
         let mut out = BTreeMap::new();
         let mut next: Option<String> = None;
         loop {
             let page = self
-                .call(region, Operation::ListInstanceAttributes, |c| {
+                .call(target, Operation::ListInstanceAttributes, |c| {
                     c.list_instance_attributes()
                         .instance_id(instance_id)
                         .set_next_token(next.clone())
@@ -409,13 +575,13 @@ impl ConnectClient {
     /// UpdateInstanceAttribute.
     pub async fn update_attribute(
         &self,
-        region: &str,
+        target: &Target,
         instance_id: &str,
         attribute: AttributeType,
         value: bool,
         client_token: &str,
     ) -> Result<(), AwsError> {
-        self.call(region, Operation::UpdateInstanceAttribute, |c| {
+        self.call(target, Operation::UpdateInstanceAttribute, |c| {
             c.update_instance_attribute()
                 .instance_id(instance_id)
                 .attribute_type(InstanceAttributeType::from(attribute.as_aws_str()))
@@ -430,11 +596,11 @@ impl ConnectClient {
     /// ListTagsForResource.
     pub async fn list_tags(
         &self,
-        region: &str,
+        target: &Target,
         arn: &str,
     ) -> Result<BTreeMap<String, String>, AwsError> {
         let out = self
-            .call(region, Operation::ListTagsForResource, |c| {
+            .call(target, Operation::ListTagsForResource, |c| {
                 c.list_tags_for_resource().resource_arn(arn).send()
             })
             .await?;
@@ -447,11 +613,11 @@ impl ConnectClient {
     /// TagResource with every tag to add or change.
     pub async fn tag(
         &self,
-        region: &str,
+        target: &Target,
         arn: &str,
         tags: &BTreeMap<String, String>,
     ) -> Result<(), AwsError> {
-        self.call(region, Operation::TagResource, |c| {
+        self.call(target, Operation::TagResource, |c| {
             let mut b = c.tag_resource().resource_arn(arn);
             for (k, v) in tags {
                 b = b.tags(k, v);
@@ -463,8 +629,8 @@ impl ConnectClient {
     }
 
     /// UntagResource with every key to remove.
-    pub async fn untag(&self, region: &str, arn: &str, keys: &[String]) -> Result<(), AwsError> {
-        self.call(region, Operation::UntagResource, |c| {
+    pub async fn untag(&self, target: &Target, arn: &str, keys: &[String]) -> Result<(), AwsError> {
+        self.call(target, Operation::UntagResource, |c| {
             let mut b = c.untag_resource().resource_arn(arn);
             for k in keys {
                 b = b.tag_keys(k);
@@ -474,6 +640,50 @@ impl ConnectClient {
         .await
         .map(|_| ())
     }
+}
+
+/// STS's own refusal inside a credentials provider's failure: its code and message.
+fn sts_refusal(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    use aws_sdk_sts::operation::assume_role::AssumeRoleError;
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = current {
+        if let Some(SdkError::ServiceError(service)) =
+            e.downcast_ref::<SdkError<AssumeRoleError, HttpResponse>>()
+        {
+            let inner = service.err();
+            let code = inner.code().unwrap_or("an error");
+            let message = inner.message().unwrap_or_default();
+            let request = err_request_id(service.raw());
+            return Some(format!("STS answered {code}: {message}{request}"));
+        }
+        current = e.source();
+    }
+    None
+}
+
+fn err_request_id(raw: &HttpResponse) -> String {
+    raw.headers()
+        .get("x-amzn-requestid")
+        .map(|id| format!(" (request id {id})"))
+        .unwrap_or_default()
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut current = err.source();
+    while let Some(e) = current {
+        let text = e.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        current = e.source();
+    }
+    out
 }
 
 fn malformed(operation: Operation, message: &str) -> AwsError {

@@ -28,11 +28,15 @@ pub enum Operation {
     UntagResource,
     /// `ListTagsForResource`
     ListTagsForResource,
+    /// STS `GetCallerIdentity`, to verify an account's credentials.
+    GetCallerIdentity,
+    /// STS `AssumeRole`, made by the SDK's credentials provider (not rate limited here).
+    AssumeRole,
 }
 
 impl Operation {
     /// Every operation, for metrics initialisation.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::CreateInstance,
         Self::DescribeInstance,
         Self::ListInstances,
@@ -42,6 +46,7 @@ impl Operation {
         Self::TagResource,
         Self::UntagResource,
         Self::ListTagsForResource,
+        Self::GetCallerIdentity,
     ];
 
     /// The AWS name of the operation.
@@ -57,6 +62,8 @@ impl Operation {
             Self::TagResource => "TagResource",
             Self::UntagResource => "UntagResource",
             Self::ListTagsForResource => "ListTagsForResource",
+            Self::GetCallerIdentity => "GetCallerIdentity",
+            Self::AssumeRole => "AssumeRole",
         }
     }
 
@@ -171,6 +178,20 @@ impl AwsError {
                 }
             }
             SdkError::TimeoutError(_) => Self::transport(operation, "the call timed out"),
+            // The account's credentials could not be obtained (a refused AssumeRole, no
+            // credentials at all): nothing reached the service. Retried slowly, like
+            // AccessDenied; the account's own status says why.
+            SdkError::DispatchFailure(_) if credentials_failed(err) => Self {
+                operation,
+                kind: ErrorKind::AccessDenied,
+                code: None,
+                message: format!(
+                    "could not obtain the account's credentials: {}",
+                    sdk_error_chain(err, None)
+                ),
+                request_id: None,
+                retry_after: None,
+            },
             SdkError::DispatchFailure(d) => Self::transport(
                 operation,
                 &format!(
@@ -221,6 +242,18 @@ impl AwsError {
             retry_after: Some(retry_after),
         }
     }
+}
+
+/// Whether an error's chain holds a credentials provider's failure.
+fn credentials_failed(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = current {
+        if e.is::<aws_credential_types::provider::error::CredentialsError>() {
+            return true;
+        }
+        current = e.source();
+    }
+    false
 }
 
 fn sdk_error_chain(

@@ -1,5 +1,5 @@
-//! The AWS layer: the Connect client, the one error classification, ClientToken
-//! derivation and client-side rate limits.
+//! The AWS layer: the Connect client (with credentials per account), the one error
+//! classification, ClientToken derivation and client-side rate limits.
 
 pub mod client;
 pub mod error;
@@ -7,8 +7,8 @@ pub mod ratelimit;
 pub mod token;
 
 pub use client::{
-    AwsSettings, ConnectClient, CreateInstanceRequest, InstanceState, InstanceSummary,
-    ObservedInstance,
+    Access, AwsSettings, ConnectClient, CreateInstanceRequest, CredentialsFailure, InstanceState,
+    InstanceSummary, ObservedInstance, Target,
 };
 pub use error::{AwsError, ErrorKind, Operation, classify};
 pub use ratelimit::RateLimitSettings;

@@ -1,9 +1,6 @@
-//! Client-side rate limits per region and operation, so the operator never causes
-//! throttling on its own.
-//!
-//! The operator runs with one set of AWS credentials, so one account: a limiter per
-//! (region, operation) is a limiter per (account, region, operation). Defaults follow the
-//! Connect API quotas: CreateInstance and DeleteInstance 0.1/s, everything else 2/s.
+//! Client-side rate limits per account, region and operation, so the operator never causes
+//! throttling on its own and one account's traffic never slows another's. Defaults follow
+//! the Connect API quotas: CreateInstance and DeleteInstance 0.1/s, everything else 2/s.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -51,10 +48,10 @@ pub enum Admission {
     RetryAfter(Duration),
 }
 
-/// The set of limiters, created on first use of each (region, operation).
+/// The set of limiters, created on first use of each (account, region, operation).
 pub struct RateLimits {
     settings: RateLimitSettings,
-    limiters: Mutex<HashMap<(String, Operation), Arc<DefaultDirectRateLimiter>>>,
+    limiters: Mutex<HashMap<(String, String, Operation), Arc<DefaultDirectRateLimiter>>>,
 }
 
 impl RateLimits {
@@ -96,19 +93,24 @@ impl RateLimits {
             .allow_burst(burst)
     }
 
-    fn limiter(&self, region: &str, operation: Operation) -> Arc<DefaultDirectRateLimiter> {
+    fn limiter(
+        &self,
+        account: &str,
+        region: &str,
+        operation: Operation,
+    ) -> Arc<DefaultDirectRateLimiter> {
         let mut map = self
             .limiters
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        map.entry((region.to_owned(), operation))
+        map.entry((account.to_owned(), region.to_owned(), operation))
             .or_insert_with(|| Arc::new(RateLimiter::direct(self.quota_for(operation))))
             .clone()
     }
 
     /// Waits for capacity for one call, up to the maximum wait.
-    pub async fn acquire(&self, region: &str, operation: Operation) -> Admission {
-        let limiter = self.limiter(region, operation);
+    pub async fn acquire(&self, account: &str, region: &str, operation: Operation) -> Admission {
+        let limiter = self.limiter(account, region, operation);
         let clock = DefaultClock::default();
         let mut waited = Duration::ZERO;
         loop {
@@ -148,20 +150,35 @@ mod tests {
     async fn lifecycle_calls_get_one_slot_then_a_retry_after() {
         let limits = RateLimits::new(settings(0.1, 2.0));
         assert_eq!(
-            limits.acquire("us-east-1", Operation::CreateInstance).await,
+            limits
+                .acquire("111111111111", "us-east-1", Operation::CreateInstance)
+                .await,
             Admission::Admitted(Duration::ZERO)
         );
-        match limits.acquire("us-east-1", Operation::CreateInstance).await {
+        match limits
+            .acquire("111111111111", "us-east-1", Operation::CreateInstance)
+            .await
+        {
             Admission::RetryAfter(d) => assert!(d > Duration::from_secs(9), "{d:?}"),
             other => panic!("second create was admitted: {other:?}"),
         }
-        // Another region and another operation have their own buckets.
+        // Another account, another region and another operation have their own buckets.
         assert!(matches!(
-            limits.acquire("eu-west-2", Operation::CreateInstance).await,
+            limits
+                .acquire("222222222222", "us-east-1", Operation::CreateInstance)
+                .await,
             Admission::Admitted(_)
         ));
         assert!(matches!(
-            limits.acquire("us-east-1", Operation::DeleteInstance).await,
+            limits
+                .acquire("111111111111", "eu-west-2", Operation::CreateInstance)
+                .await,
+            Admission::Admitted(_)
+        ));
+        assert!(matches!(
+            limits
+                .acquire("111111111111", "us-east-1", Operation::DeleteInstance)
+                .await,
             Admission::Admitted(_)
         ));
     }
@@ -190,7 +207,7 @@ mod tests {
         let mut admitted_after_wait = 0;
         for _ in 0..12 {
             match limits
-                .acquire("us-east-1", Operation::DescribeInstance)
+                .acquire("111111111111", "us-east-1", Operation::DescribeInstance)
                 .await
             {
                 Admission::Admitted(w) if w > Duration::ZERO => admitted_after_wait += 1,
@@ -209,19 +226,24 @@ mod tests {
             other_per_second: 2.0,
             max_wait: Duration::from_secs(2),
         });
-        let first = limits.acquire("us-east-1", Operation::DeleteInstance).await;
+        let first = limits
+            .acquire("111111111111", "us-east-1", Operation::DeleteInstance)
+            .await;
         assert_eq!(first, Admission::Admitted(Duration::ZERO));
         // At 2/s a burst of 2 would be allowed for reads; deletes are a full period plus the
         // margin apart, and the caller is sent away instead of waiting in line.
-        match limits.acquire("us-east-1", Operation::DeleteInstance).await {
+        match limits
+            .acquire("111111111111", "us-east-1", Operation::DeleteInstance)
+            .await
+        {
             Admission::RetryAfter(w) => assert!(w >= Duration::from_millis(520), "{w:?}"),
             other => panic!("{other:?}"),
         }
         let read = limits
-            .acquire("us-east-1", Operation::DescribeInstance)
+            .acquire("111111111111", "us-east-1", Operation::DescribeInstance)
             .await;
         let second_read = limits
-            .acquire("us-east-1", Operation::DescribeInstance)
+            .acquire("111111111111", "us-east-1", Operation::DescribeInstance)
             .await;
         assert_eq!(
             (read, second_read),

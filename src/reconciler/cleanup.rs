@@ -10,7 +10,8 @@ use super::decide::Then;
 use super::status::Reconciliation;
 use super::step::{self, Path};
 use super::{Context, Error};
-use crate::api::ConnectInstance;
+use crate::accounts::Wake;
+use crate::api::{ConnectInstance, DeletionPolicy};
 
 pub(super) async fn cleanup(obj: Arc<ConnectInstance>, ctx: &Context) -> Result<Action, Error> {
     let mut r = Reconciliation::new(obj, ctx)?;
@@ -18,6 +19,17 @@ pub(super) async fn cleanup(obj: Arc<ConnectInstance>, ctx: &Context) -> Result<
         Then::Release => {
             tracing::info!("cleanup done; removing finalizer");
             ctx.memory.forget(&r.uid);
+            // An instance of ours is gone from its account and region: objects waiting
+            // there for room under the instance quota may try now.
+            let deleted = r.obj.spec.effective_deletion_policy() == DeletionPolicy::Delete
+                && r.status.instance_id.is_some();
+            if let (true, Some(target)) = (deleted, &r.target) {
+                ctx.directory.wake(Wake::CapacityFreed {
+                    account: r.obj.spec.account_name().to_owned(),
+                    account_id: target.account_id.clone(),
+                    region: target.region.clone(),
+                });
+            }
             Ok(Action::await_change())
         }
         Then::Pending(after, jitter) | Then::Requeue(after, jitter) => Err(Error::CleanupPending {

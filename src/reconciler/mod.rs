@@ -26,6 +26,7 @@ use kube::runtime::utils::PredicateConfig;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Client, Resource, ResourceExt};
 
+use crate::accounts::{Directory, Wake};
 use crate::api::{ConnectInstance, FINALIZER};
 use crate::aws::ConnectClient;
 use crate::telemetry::Metrics;
@@ -74,6 +75,10 @@ pub struct Context {
     pub settings: Settings,
     /// What the process remembers about objects: only what may be lost.
     pub memory: Memory,
+    /// The accounts and namespaces: which account an object uses, and whether it may.
+    pub directory: Directory,
+    /// The attempt ledgers.
+    pub ledgers: crate::accounts::ledger::Ledgers,
 }
 
 impl Context {
@@ -82,6 +87,7 @@ impl Context {
     pub fn new(
         client: Client,
         connect: ConnectClient,
+        directory: Directory,
         metrics: Arc<Metrics>,
         settings: Settings,
         reporter_instance: Option<String>,
@@ -91,12 +97,17 @@ impl Context {
             instance: reporter_instance,
         };
         Self {
+            ledgers: crate::accounts::ledger::Ledgers::new(
+                client.clone(),
+                settings.kube_write_timeout,
+            ),
             recorder: Recorder::new(client.clone(), reporter),
             client,
             connect,
             metrics,
             settings,
             memory: Memory::default(),
+            directory,
         }
     }
 }
@@ -131,6 +142,9 @@ pub enum Error {
         /// When to look again.
         after: Duration,
     },
+    /// The attempt ledger could not be read or written; the attempt was not made.
+    #[error("{0}")]
+    Ledger(#[source] crate::accounts::ledger::LedgerError),
     /// The finalizer helper failed (adding/removing the finalizer, or a wrapped error).
     #[error("finalizer: {0}")]
     Finalizer(#[source] Box<finalizer::Error<Error>>),
@@ -145,6 +159,7 @@ impl Error {
             Self::KubeTimeout(_) => "kube_timeout",
             Self::MissingObjectKey(_) => "invalid_object",
             Self::CleanupPending { .. } => "cleanup_pending",
+            Self::Ledger(_) => "ledger",
             Self::Finalizer(inner) => match inner.as_ref() {
                 finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => {
                     e.category()
@@ -219,25 +234,76 @@ fn trigger_hash(obj: &ConnectInstance) -> Option<u64> {
     Some(hasher.finish())
 }
 
-/// Runs the controller until `shutdown` resolves. `ready` flips to true once the watch has
-/// listed every object (the store is synced).
+/// The objects a wake concerns: those using a changed account, those in a namespace whose
+/// labels changed, those waiting on the instance quota where capacity freed.
+fn woken(
+    store: &reflector::Store<ConnectInstance>,
+    wake: &Wake,
+) -> Vec<reflector::ObjectRef<ConnectInstance>> {
+    use crate::conditions::{Quota, types};
+    store
+        .state()
+        .into_iter()
+        .filter(|obj| match wake {
+            Wake::Account(name) => obj.spec.account_name() == name,
+            Wake::Namespace(ns) => obj.namespace().as_deref() == Some(ns.as_str()),
+            Wake::CapacityFreed {
+                account,
+                account_id,
+                region,
+            } => {
+                // The same AWS account, whether reached through the same ConnectAccount
+                // or another one that resolves to it.
+                let status = obj.status.as_ref();
+                let same_account = obj.spec.account_name() == account
+                    || status.and_then(|s| s.account_id.as_deref()) == Some(account_id.as_str());
+                same_account
+                    && status.and_then(|s| s.region.as_deref()) == Some(region.as_str())
+                    && obj
+                        .condition(types::QUOTA_EXCEEDED)
+                        .is_some_and(|c| c.reason == Quota::InstanceLimit.reason())
+            }
+        })
+        .map(|obj| reflector::ObjectRef::from_obj(obj.as_ref()))
+        .collect()
+}
+
+/// Runs the controllers (instances and accounts) until `shutdown` resolves. `ready` flips
+/// to true once the instance watch has listed every object (the store is synced).
 pub async fn run(
     ctx: Arc<Context>,
-    namespace: Option<String>,
+    namespaces: Vec<String>,
     concurrency: u16,
     ready: Arc<AtomicBool>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let api: Api<ConnectInstance> = match &namespace {
-        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
-        None => Api::all(ctx.client.clone()),
+    // No namespace: all of them. One: a namespaced watch (a namespaced Role suffices).
+    // Several: one watch of all namespaces, filtered here before anything else sees it (one
+    // watch, so the store's relists stay whole; it needs cluster-wide list/watch).
+    let api: Api<ConnectInstance> = match namespaces.as_slice() {
+        [one] => Api::namespaced(ctx.client.clone(), one),
+        _ => Api::all(ctx.client.clone()),
     };
+    let wanted: Option<std::collections::BTreeSet<String>> =
+        (namespaces.len() > 1).then(|| namespaces.iter().cloned().collect());
     let (reader, writer) = reflector::store();
     // Ready once the first full list has been received. (The store's own
     // `wait_until_ready` wakes only one waiter, and the controller is already that one.)
     let forget = ctx.clone();
     let stream = watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
+        .try_filter(move |event| {
+            let keep = match (&wanted, event) {
+                (
+                    Some(wanted),
+                    watcher::Event::Apply(obj)
+                    | watcher::Event::InitApply(obj)
+                    | watcher::Event::Delete(obj),
+                ) => obj.namespace().is_some_and(|ns| wanted.contains(&ns)),
+                _ => true,
+            };
+            futures::future::ready(keep)
+        })
         .inspect_ok(move |event| match event {
             watcher::Event::InitDone if !ready.swap(true, Ordering::SeqCst) => {
                 tracing::info!("watch synced; ready");
@@ -251,7 +317,30 @@ pub async fn run(
         .reflect(writer)
         .applied_objects()
         .predicate_filter(trigger_hash, PredicateConfig::default());
-    Controller::for_stream(stream, reader)
+    let wakes = {
+        let store = reader.clone();
+        let receiver = ctx.directory.take_wakes();
+        futures::stream::unfold(receiver, |receiver| async move {
+            let mut receiver = receiver?;
+            let wake = receiver.recv().await?;
+            Some((wake, Some(receiver)))
+        })
+        .flat_map(move |wake| {
+            let refs = woken(&store, &wake);
+            if !refs.is_empty() {
+                tracing::debug!(?wake, objects = refs.len(), "waking objects");
+            }
+            futures::stream::iter(refs)
+        })
+    };
+    let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown));
+    let accounts = crate::accounts::controller::run(
+        ctx.clone(),
+        ctx.directory.account_selector().map(str::to_owned),
+        shutdown.clone(),
+    );
+    let instances = Controller::for_stream(stream, reader)
+        .reconcile_on(wakes)
         .with_config(ControllerConfig::default().concurrency(concurrency))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
@@ -260,6 +349,6 @@ pub async fn run(
                 Ok((obj, action)) => tracing::debug!(object = %obj, ?action, "reconciled"),
                 Err(e) => tracing::debug!(error = %e, "reconcile ended in error"),
             }
-        })
-        .await;
+        });
+    futures::join!(instances, accounts);
 }

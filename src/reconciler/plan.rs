@@ -181,6 +181,8 @@ pub fn retry_after(policy: &RetryPolicy, state: State, attempt: u32) -> Duration
         | State::AdoptionMismatch
         | State::AlreadyManaged
         | State::DeletionProtected
+        | State::AccountNotFound
+        | State::AccountNotAllowed
         | State::Available
         | State::Observed => policy.drift_interval,
         State::Initializing | State::Creating | State::Updating | State::Deleting => {

@@ -11,7 +11,9 @@ use kube::{Resource, ResourceExt};
 
 use super::decide::{Decision, Inputs};
 use super::{Context, Error, FIELD_MANAGER};
+use crate::accounts::Resolution;
 use crate::api::{ConnectInstance, ConnectInstanceStatus};
+use crate::aws::Target;
 use crate::conditions::{self, State, types};
 
 /// The object being reconciled and what the operator knows of its status.
@@ -21,6 +23,10 @@ pub(super) struct Reconciliation<'a> {
     api: Api<ConnectInstance>,
     pub uid: String,
     pub region: String,
+    /// The account the object uses, or why it may not reach AWS.
+    pub account: Resolution,
+    /// Where the object's AWS calls go (`None` when the account refuses it).
+    pub target: Option<Target>,
     pub status: ConnectInstanceStatus,
 }
 
@@ -38,12 +44,16 @@ impl<'a> Reconciliation<'a> {
             .clone()
             .or_else(|| obj.spec.region.clone())
             .unwrap_or_else(|| ctx.connect.default_region().to_owned());
+        let account = ctx.directory.resolve(&obj);
+        let target = account.target(&region);
         Ok(Self {
             ctx,
             api: Api::namespaced(ctx.client.clone(), &namespace),
             obj,
             uid,
             region,
+            account,
+            target,
             status,
         })
     }
@@ -62,7 +72,11 @@ impl<'a> Reconciliation<'a> {
             failures: self.ctx.memory.failures(&self.uid),
             delete_sent_ago: self.ctx.memory.delete_sent_ago(&self.uid),
             paused: self.obj.is_paused(),
-            creations_in_flight: self.ctx.memory.creations_in(&self.region),
+            creations_in_flight: self
+                .target
+                .as_ref()
+                .map_or(0, |t| self.ctx.memory.creations_in(&creation_key(t))),
+            account: self.account.refusal(),
             creation_polls_per_second: self.ctx.settings.creation_polls_per_second,
         }
     }
@@ -91,6 +105,13 @@ impl<'a> Reconciliation<'a> {
         } else if let Some((state, message)) = &decision.state {
             next.observed_generation = generation;
             next.region = Some(self.region.clone());
+            if let Resolution::Usable {
+                account_id: Some(id),
+                ..
+            } = &self.account
+            {
+                next.account_id = Some(id.clone());
+            }
             next.conditions = conditions::compute(
                 *state,
                 message,
@@ -172,6 +193,12 @@ impl<'a> Reconciliation<'a> {
             tracing::warn!(error = %e, reason, "could not publish event");
         }
     }
+}
+
+/// The key creations in flight are counted under: their polls share one account's and
+/// region's DescribeInstance rate.
+pub(super) fn creation_key(target: &Target) -> String {
+    format!("{}/{}", target.account_id, target.region)
 }
 
 fn event_type(state: State) -> EventType {

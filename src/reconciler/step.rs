@@ -9,7 +9,9 @@ use std::time::Duration;
 use super::decide::{self, Described, Failures, Jitter, Lookup, Observation, Then, Write};
 use super::status::Reconciliation;
 use super::{Error, plan};
-use crate::aws::{AwsError, InstanceState};
+use crate::accounts::Resolution;
+use crate::accounts::ledger::{Admission, Attempt, Outcome};
+use crate::aws::{AwsError, ErrorKind, InstanceState, Operation, Target};
 
 /// How long a lookup that found no instance of the object's is trusted.
 const LOOKUP_REUSE: Duration = Duration::from_secs(300);
@@ -39,9 +41,10 @@ pub(super) async fn run(r: &mut Reconciliation<'_>, path: Path) -> Result<Then, 
         r.commit(&decision).await?;
         if let Some((state, _)) = &decision.state {
             let creating = path == Path::Apply && *state == crate::conditions::State::Creating;
+            let key = r.target.as_ref().map(super::status::creation_key);
             r.ctx
                 .memory
-                .set_creating(&r.uid, creating.then_some(r.region.as_str()));
+                .set_creating(&r.uid, key.as_deref().filter(|_| creating));
         }
         match decision.failures {
             Failures::Keep => {}
@@ -51,7 +54,7 @@ pub(super) async fn run(r: &mut Reconciliation<'_>, path: Path) -> Result<Then, 
             }
         }
         if !decision.writes.is_empty() {
-            observation = act(r, &decision.writes, &observation).await;
+            observation = act(r, &decision.writes, &observation).await?;
             continue;
         }
         if decision.then != Then::ObserveAgain {
@@ -68,9 +71,10 @@ pub(super) async fn run(r: &mut Reconciliation<'_>, path: Path) -> Result<Then, 
 
 /// What the step needs to know from AWS.
 async fn observe(r: &Reconciliation<'_>, path: Path) -> Observation {
-    if !decide::asks_aws(&r.inputs(), path == Path::Cleanup) {
-        return Observation::NotAsked;
-    }
+    let target = match r.target.as_ref() {
+        Some(target) if decide::asks_aws(&r.inputs(), path == Path::Cleanup) => target,
+        _ => return Observation::NotAsked,
+    };
     // An instance named by the spec is described, never looked up or created.
     let id = r
         .status
@@ -78,15 +82,15 @@ async fn observe(r: &Reconciliation<'_>, path: Path) -> Observation {
         .clone()
         .or_else(|| r.obj.spec.instance_id.clone());
     let result = match id {
-        None => lookup(r, path).await.map(Observation::Lookup),
-        Some(id) => describe(r, &id, path).await,
+        None => lookup(r, target, path).await.map(Observation::Lookup),
+        Some(id) => describe(r, target, &id, path).await,
     };
     result.unwrap_or_else(Observation::Failed)
 }
 
 /// Looks for the instance this object created (alias + uid tag) among the account's
 /// instances in its region; also reports a foreign instance holding the alias.
-async fn lookup(r: &Reconciliation<'_>, path: Path) -> Result<Lookup, AwsError> {
+async fn lookup(r: &Reconciliation<'_>, target: &Target, path: Path) -> Result<Lookup, AwsError> {
     // A lookup that found nothing moments ago need not be repeated while the object waits
     // for its CreateInstance slot: the UID-derived token already makes a repeated create
     // return the same instance, and listing the account on every attempt would cost
@@ -94,11 +98,11 @@ async fn lookup(r: &Reconciliation<'_>, path: Path) -> Result<Lookup, AwsError> 
     if path == Path::Apply && r.ctx.memory.lookup_empty_within(&r.uid, LOOKUP_REUSE) {
         return Ok(Lookup::Skipped);
     }
-    let instances = r.ctx.connect.list_instances(&r.region).await?;
+    let instances = r.ctx.connect.list_instances(target).await?;
     let alias = r.obj.spec.instance_alias.as_deref();
     let mut foreign = None;
     for candidate in plan::lookup_candidates(alias, &instances) {
-        let tags = r.ctx.connect.list_tags(&r.region, &candidate.arn).await?;
+        let tags = r.ctx.connect.list_tags(target, &candidate.arn).await?;
         if plan::is_ours(&tags, &r.uid) {
             return Ok(Lookup::Ours(candidate.clone()));
         }
@@ -116,8 +120,13 @@ async fn lookup(r: &Reconciliation<'_>, path: Path) -> Result<Lookup, AwsError> 
 /// DescribeInstance of the recorded instance; on the Apply path, an ACTIVE instance's
 /// attributes and tags too, and the tags of an instance named by `spec.instanceId` in any
 /// state (whose owner must be known before it is adopted).
-async fn describe(r: &Reconciliation<'_>, id: &str, path: Path) -> Result<Observation, AwsError> {
-    let Some(instance) = r.ctx.connect.describe_instance(&r.region, id).await? else {
+async fn describe(
+    r: &Reconciliation<'_>,
+    target: &Target,
+    id: &str,
+    path: Path,
+) -> Result<Observation, AwsError> {
+    let Some(instance) = r.ctx.connect.describe_instance(target, id).await? else {
         return Ok(Observation::Gone);
     };
     let mut described = Described {
@@ -127,7 +136,7 @@ async fn describe(r: &Reconciliation<'_>, id: &str, path: Path) -> Result<Observ
     };
     let active = described.instance.state == InstanceState::Active;
     if path == Path::Apply && active {
-        described.attributes = Some(r.ctx.connect.list_attributes(&r.region, id).await?);
+        described.attributes = Some(r.ctx.connect.list_attributes(target, id).await?);
     }
     if path == Path::Apply && (active || r.obj.spec.instance_id.is_some()) {
         described.tags = Some(match &described.instance.tags {
@@ -135,7 +144,7 @@ async fn describe(r: &Reconciliation<'_>, id: &str, path: Path) -> Result<Observ
             None => {
                 r.ctx
                     .connect
-                    .list_tags(&r.region, &described.instance.arn)
+                    .list_tags(target, &described.instance.arn)
                     .await?
             }
         });
@@ -143,10 +152,89 @@ async fn describe(r: &Reconciliation<'_>, id: &str, path: Path) -> Result<Observ
     Ok(Observation::Instance(Box::new(described)))
 }
 
+/// What the ledger needs to know of the object's account.
+fn ledger_account(r: &Reconciliation<'_>) -> Option<(String, u32)> {
+    match &r.account {
+        Resolution::Usable { name, budget, .. } => Some((name.clone(), *budget)),
+        Resolution::Refused(..) => None,
+    }
+}
+
+/// What an attempt's answer tells the ledger: AWS answered (an error code) or it was never
+/// sent: not accepted; no answer at all: unknown.
+fn ledger_outcome<T>(result: &Result<T, AwsError>) -> (Outcome, bool) {
+    match result {
+        Ok(_) => (Outcome::Accepted, false),
+        Err(e) if e.kind == ErrorKind::RateLimited => (Outcome::NotAccepted, false),
+        Err(e) if e.code.is_some() => (
+            Outcome::NotAccepted,
+            e.kind == ErrorKind::LifecycleAttemptLimitExceeded,
+        ),
+        Err(_) => (Outcome::Unknown, false),
+    }
+}
+
+/// Write-ahead: the attempt is in the ledger before it is sent (or refused by the budget).
+async fn ledger_record(
+    r: &Reconciliation<'_>,
+    region: &str,
+    attempt: &Attempt,
+) -> Result<Admission, Error> {
+    let Some((account, budget)) = ledger_account(r) else {
+        return Ok(Admission::Go);
+    };
+    r.ctx
+        .ledgers
+        .record(&account, region, attempt, budget)
+        .await
+        .map_err(Error::Ledger)
+}
+
+/// Records the attempt's outcome. A failure leaves the entry pending, which counts: the
+/// ledger errs on the careful side.
+async fn ledger_settle(
+    r: &Reconciliation<'_>,
+    region: &str,
+    attempt: &Attempt,
+    (outcome, aws_limit): (Outcome, bool),
+) {
+    let Some((account, _)) = ledger_account(r) else {
+        return;
+    };
+    if let Err(e) = r
+        .ctx
+        .ledgers
+        .settle(&account, region, attempt, outcome, aws_limit)
+        .await
+    {
+        tracing::warn!(error = %e, "could not record an attempt's outcome; it keeps counting");
+    }
+}
+
+fn attempt(r: &Reconciliation<'_>, operation: &'static str, client_token: &str) -> Attempt {
+    Attempt {
+        operation,
+        client_token: client_token.to_owned(),
+        object: format!(
+            "{}/{}",
+            r.obj.metadata.namespace.as_deref().unwrap_or_default(),
+            r.obj.metadata.name.as_deref().unwrap_or_default()
+        ),
+        uid: r.uid.clone(),
+    }
+}
+
 /// Sends the writes in order; the first failure stops the rest. Returns their outcome.
-async fn act(r: &Reconciliation<'_>, writes: &[Write], before: &Observation) -> Observation {
+async fn act(
+    r: &Reconciliation<'_>,
+    writes: &[Write],
+    before: &Observation,
+) -> Result<Observation, Error> {
     let connect = &r.ctx.connect;
-    let region = r.region.as_str();
+    let Some(target) = r.target.as_ref() else {
+        return Ok(Observation::NotAsked);
+    };
+    let region = target.region.as_str();
     let arn = || match before {
         Observation::Instance(described) => described.instance.arn.clone(),
         _ => r.status.arn.clone().unwrap_or_default(),
@@ -156,7 +244,25 @@ async fn act(r: &Reconciliation<'_>, writes: &[Write], before: &Observation) -> 
     for write in writes {
         let result = match write {
             Write::CreateInstance(request) => {
-                match connect.create_instance(region, request).await {
+                let attempt = attempt(r, "CreateInstance", &request.client_token);
+                // The rate limiter first: an attempt that cannot go now is not written.
+                if let Err(e) = connect
+                    .lifecycle_slot(target, Operation::CreateInstance)
+                    .await
+                {
+                    return Ok(Observation::Failed(e));
+                }
+                if let Admission::Refused(summary) = ledger_record(r, region, &attempt).await? {
+                    let (_, budget) = ledger_account(r).unwrap_or_default();
+                    return Ok(Observation::BudgetRefused {
+                        used: summary.used,
+                        budget,
+                        oldest_expires_at: summary.oldest_expires_at.map(|t| t.to_string()),
+                    });
+                }
+                let result = connect.create_instance(target, request).await;
+                ledger_settle(r, region, &attempt, ledger_outcome(&result)).await;
+                match result {
                     Ok((id, arn)) => {
                         r.ctx.memory.forget_lookup(&r.uid);
                         tracing::info!(instance_id = %id, region, "instance creation requested");
@@ -172,37 +278,55 @@ async fn act(r: &Reconciliation<'_>, writes: &[Write], before: &Observation) -> 
                 client_token,
             } => {
                 connect
-                    .update_attribute(region, &instance_id(), *attribute, *value, client_token)
+                    .update_attribute(target, &instance_id(), *attribute, *value, client_token)
                     .await
             }
-            Write::Tag(tags) => connect.tag(region, &arn(), tags).await,
-            Write::Untag(keys) => connect.untag(region, &arn(), keys).await,
+            Write::Tag(tags) => connect.tag(target, &arn(), tags).await,
+            Write::Untag(keys) => connect.untag(target, &arn(), keys).await,
             Write::DeleteInstance {
                 instance_id,
                 client_token,
-            } => match connect
-                .delete_instance(region, instance_id, client_token)
-                .await
-            {
-                Ok(true) => {
-                    r.ctx.memory.delete_sent(&r.uid);
-                    tracing::info!(%instance_id, region, "DeleteInstance accepted");
-                    outcome = Some(Observation::DeleteAccepted);
-                    Ok(())
+            } => {
+                let attempt = attempt(r, "DeleteInstance", client_token);
+                if let Err(e) = connect
+                    .lifecycle_slot(target, Operation::DeleteInstance)
+                    .await
+                {
+                    return Ok(Observation::Failed(e));
                 }
-                Ok(false) => {
-                    outcome = Some(Observation::DeleteFoundNothing);
-                    Ok(())
+                // Deletes are never refused by the budget; they are recorded all the same.
+                ledger_record(r, region, &attempt).await?;
+                let result = connect
+                    .delete_instance(target, instance_id, client_token)
+                    .await;
+                let settled = match &result {
+                    Ok(true) => (Outcome::Accepted, false),
+                    // NotFound: nothing was deleted, not an accepted attempt.
+                    Ok(false) => (Outcome::NotAccepted, false),
+                    Err(e) => ledger_outcome::<()>(&Err(e.clone())),
+                };
+                ledger_settle(r, region, &attempt, settled).await;
+                match result {
+                    Ok(true) => {
+                        r.ctx.memory.delete_sent(&r.uid);
+                        tracing::info!(%instance_id, region, "DeleteInstance accepted");
+                        outcome = Some(Observation::DeleteAccepted);
+                        Ok(())
+                    }
+                    Ok(false) => {
+                        outcome = Some(Observation::DeleteFoundNothing);
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
                 }
-                Err(e) => Err(e),
-            },
+            }
         };
         if let Err(e) = result {
-            return Observation::Failed(e);
+            return Ok(Observation::Failed(e));
         }
     }
-    outcome.unwrap_or_else(|| match before {
+    Ok(outcome.unwrap_or_else(|| match before {
         Observation::Instance(described) => Observation::Converged(described.clone()),
         other => other.clone(),
-    })
+    }))
 }

@@ -1,7 +1,7 @@
-//! The Argo CD health check for `ConnectInstance`
-//! (`argocd/resource_customizations/connect.operators.dev/ConnectInstance/`), run the way
-//! Argo CD runs argocd-cm health scripts: Lua 5.1 without the `string` library, `obj` bound
-//! to the live object, the returned table read as `status` and `message`.
+//! The Argo CD health checks for `ConnectInstance` and `ConnectAccount`
+//! (`argocd/resource_customizations/connect.operators.dev/<Kind>/`), run the way Argo CD
+//! runs argocd-cm health scripts: Lua 5.1 without the `string` library, `obj` bound to the
+//! live object, the returned table read as `status` and `message`.
 //!
 //! Every case of `health_test.yaml` (Argo CD's own test layout) is checked here with an
 //! embedded Lua 5.1 (mlua), and the Go checks in `gitops-tests/` (gopher-lua, the
@@ -19,9 +19,13 @@ use mlua::{Lua, LuaOptions, LuaSerdeExt, StdLib, Table, Value as LuaValue};
 use serde::Deserialize;
 use serde_json::Value;
 
-fn check_dir() -> PathBuf {
+/// The kinds with a health check, each in Argo CD's `resource_customizations` layout.
+const KINDS: &[&str] = &["ConnectInstance", "ConnectAccount"];
+
+fn check_dir(kind: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("argocd/resource_customizations/connect.operators.dev/ConnectInstance")
+        .join("argocd/resource_customizations/connect.operators.dev")
+        .join(kind)
 }
 
 /// `health_test.yaml`, in Argo CD's format.
@@ -81,7 +85,38 @@ fn read_yaml(path: &Path) -> Value {
 
 #[test]
 fn argocd_health_lua_matches_every_health_test_case_without_string_library() {
-    let dir = check_dir();
+    check_every_case("ConnectInstance");
+}
+
+#[test]
+fn argocd_connect_account_health_lua_matches_every_health_test_case_without_string_library() {
+    check_every_case("ConnectAccount");
+}
+
+/// Both layouts exist and are the only ones (a new kind needs a test above).
+#[test]
+fn argocd_health_checks_exist_for_exactly_the_known_kinds() {
+    let group = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("argocd/resource_customizations/connect.operators.dev");
+    let mut found: Vec<String> = std::fs::read_dir(&group)
+        .expect("reading resource_customizations/connect.operators.dev")
+        .map(|entry| {
+            entry
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    found.sort();
+    let mut known: Vec<String> = KINDS.iter().map(|kind| (*kind).to_owned()).collect();
+    known.sort();
+    assert_eq!(found, known);
+}
+
+/// Every case of the kind's `health_test.yaml` agrees, and every fixture is a case.
+fn check_every_case(kind: &str) {
+    let dir = check_dir(kind);
     let script = std::fs::read_to_string(dir.join("health.lua")).expect("reading health.lua");
     let tests: HealthTests = serde_yaml::from_str(
         &std::fs::read_to_string(dir.join("health_test.yaml")).expect("reading health_test.yaml"),
@@ -94,6 +129,11 @@ fn argocd_health_lua_matches_every_health_test_case_without_string_library() {
     for case in &tests.tests {
         covered.insert(case.input_path.clone());
         let obj = read_yaml(&dir.join(&case.input_path));
+        assert_eq!(
+            obj["kind"], kind,
+            "{}: a {kind} fixture must be a {kind}",
+            case.input_path
+        );
         match run_health(&script, &obj) {
             Ok((status, message)) => {
                 let got = ExpectedHealth {
@@ -112,7 +152,7 @@ fn argocd_health_lua_matches_every_health_test_case_without_string_library() {
     }
     assert!(
         failures.is_empty(),
-        "{} of {} health_test.yaml cases disagree:\n{}",
+        "{kind}: {} of {} health_test.yaml cases disagree:\n{}",
         failures.len(),
         tests.tests.len(),
         failures.join("\n")
@@ -131,10 +171,10 @@ fn argocd_health_lua_matches_every_health_test_case_without_string_library() {
     let uncovered: Vec<&String> = fixtures.difference(&covered).collect();
     assert!(
         uncovered.is_empty(),
-        "fixtures without a case: {uncovered:?}"
+        "{kind}: fixtures without a case: {uncovered:?}"
     );
     eprintln!(
-        "health.lua: {} cases agree under Lua 5.1 without `string`",
+        "{kind}/health.lua: {} cases agree under Lua 5.1 without `string`",
         tests.tests.len()
     );
 }

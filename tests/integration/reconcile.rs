@@ -13,6 +13,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
+use connect_operator::accounts::Directory;
 use connect_operator::api::{ConnectInstance, FINALIZER, UID_TAG};
 use connect_operator::aws::token::{create_token, delete_token};
 use connect_operator::aws::{ConnectClient, RateLimitSettings};
@@ -21,7 +22,9 @@ use connect_operator::telemetry::Metrics;
 use connect_sim::SimConfig;
 use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::core::v1::ServiceAccount;
-use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use k8s_openapi::api::rbac::v1::{
+    ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
+};
 use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::{Client, Config, ResourceExt};
@@ -44,7 +47,14 @@ fn sim_config() -> SimConfig {
 }
 
 /// The operator's context, as `connect-operator run` builds it, pointed at `sim`.
-fn context(client: Client, sim: &InProcessSimulator) -> Arc<Context> {
+/// A context whose Kubernetes writes go through `client`; the accounts and namespaces are
+/// watched by the administrator (`directory_client`), as the test's operator would.
+async fn context(
+    client: Client,
+    directory_client: Client,
+    namespace: &str,
+    sim: &InProcessSimulator,
+) -> Arc<Context> {
     let base = SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(REGION))
@@ -74,7 +84,16 @@ fn context(client: Client, sim: &InProcessSimulator) -> Arc<Context> {
         creation_poll_interval: Duration::from_millis(200),
         ..Settings::default()
     };
-    Arc::new(Context::new(client, connect, metrics, settings, None))
+    let selector = format!(
+        "{} in (shared,{namespace})",
+        test_kit::control_plane::ACCOUNT_SCOPE_LABEL
+    );
+    let directory = Directory::start(directory_client, &[namespace.to_owned()], Some(selector))
+        .await
+        .expect("watching accounts and namespaces");
+    Arc::new(Context::new(
+        client, connect, directory, metrics, settings, None,
+    ))
 }
 
 struct Fixture {
@@ -96,8 +115,14 @@ impl Fixture {
         }
     }
 
-    fn context(&self) -> Arc<Context> {
-        context(self.client.clone(), &self.sim)
+    async fn context(&self) -> Arc<Context> {
+        context(
+            self.client.clone(),
+            self.client.clone(),
+            &self.namespace,
+            &self.sim,
+        )
+        .await
     }
 
     /// Creates a ConnectInstance with a unique alias and `deletionPolicy`.
@@ -195,7 +220,7 @@ async fn create_records_the_instance_id_before_polling() {
             ..connect_sim::ConfigPatch::default()
         })
         .await;
-    let ctx = f.context();
+    let ctx = f.context().await;
     let object = f.create("center", "Delete").await;
     let uid = object.uid().expect("uid");
 
@@ -309,6 +334,55 @@ async fn client_without_status_writes(f: &Fixture) -> Client {
         )
         .await
         .expect("role binding");
+    // The attempt ledgers are cluster-scoped: what the operator may do with them, in full.
+    let cluster_name = format!("{name}-{}", f.namespace);
+    let cluster_roles: Api<ClusterRole> = Api::all(f.client.clone());
+    cluster_roles
+        .create(
+            &PostParams::default(),
+            &ClusterRole {
+                metadata: ObjectMeta {
+                    name: Some(cluster_name.clone()),
+                    ..ObjectMeta::default()
+                },
+                rules: Some(vec![PolicyRule {
+                    api_groups: Some(vec!["connect.operators.dev".into()]),
+                    resources: Some(vec!["connectattemptledgers".into()]),
+                    verbs: vec!["get", "list", "watch", "create", "update"]
+                        .into_iter()
+                        .map(str::to_owned)
+                        .collect(),
+                    ..PolicyRule::default()
+                }]),
+                ..ClusterRole::default()
+            },
+        )
+        .await
+        .expect("cluster role");
+    let cluster_bindings: Api<ClusterRoleBinding> = Api::all(f.client.clone());
+    cluster_bindings
+        .create(
+            &PostParams::default(),
+            &ClusterRoleBinding {
+                metadata: ObjectMeta {
+                    name: Some(cluster_name.clone()),
+                    ..ObjectMeta::default()
+                },
+                role_ref: RoleRef {
+                    api_group: "rbac.authorization.k8s.io".into(),
+                    kind: "ClusterRole".into(),
+                    name: cluster_name.clone(),
+                },
+                subjects: Some(vec![Subject {
+                    kind: "ServiceAccount".into(),
+                    name: name.into(),
+                    namespace: Some(f.namespace.clone()),
+                    ..Subject::default()
+                }]),
+            },
+        )
+        .await
+        .expect("cluster role binding");
     let token = accounts
         .create_token_request(name, &PostParams::default(), &TokenRequest::default())
         .await
@@ -357,14 +431,20 @@ async fn a_lost_status_write_after_create_finds_the_instance_instead_of_creating
     let f = Fixture::new("rec-crash").await;
     let object = f.create("center", "Delete").await;
     let uid = object.uid().expect("uid");
-    let admin = f.context();
+    let admin = f.context().await;
     f.reconcile(&admin, "center")
         .await
         .expect("adds the finalizer");
     mark_initialized(&f, "center").await;
 
     // CreateInstance is sent; recording the id fails.
-    let crippled = context(client_without_status_writes(&f).await, &f.sim);
+    let crippled = context(
+        client_without_status_writes(&f).await,
+        f.client.clone(),
+        &f.namespace,
+        &f.sim,
+    )
+    .await;
     let failed = f.reconcile(&crippled, "center").await;
     assert!(failed.is_err(), "the status write must fail: {failed:?}");
     assert!(
@@ -378,7 +458,7 @@ async fn a_lost_status_write_after_create_finds_the_instance_instead_of_creating
     assert_eq!(f.sim.instances().await.len(), 1);
 
     // A restarted operator (nothing in memory) finds it by alias + uid tag and records it.
-    let restarted = f.context();
+    let restarted = f.context().await;
     let object = f
         .reconcile_until(&restarted, "center", "Ready", 30, is_ready)
         .await;
@@ -401,7 +481,7 @@ async fn a_lost_create_reply_is_retried_with_the_same_token_and_gives_one_instan
     let f = Fixture::new("rec-reply").await;
     let object = f.create("center", "Delete").await;
     let uid = object.uid().expect("uid");
-    let ctx = f.context();
+    let ctx = f.context().await;
     f.reconcile(&ctx, "center")
         .await
         .expect("adds the finalizer");
@@ -468,7 +548,7 @@ async fn a_lost_create_reply_is_retried_with_the_same_token_and_gives_one_instan
 #[tokio::test]
 async fn retain_releases_the_object_without_calling_aws() {
     let f = Fixture::new("rec-retain").await;
-    let ctx = f.context();
+    let ctx = f.context().await;
     f.create("kept", "Retain").await;
     f.reconcile_until(&ctx, "kept", "Ready", 30, is_ready).await;
     f.sim.clear_calls().await;
@@ -496,7 +576,7 @@ async fn deletion_keeps_the_finalizer_until_aws_reports_the_instance_gone() {
             ..connect_sim::ConfigPatch::default()
         })
         .await;
-    let ctx = f.context();
+    let ctx = f.context().await;
     let object = f.create("doomed", "Delete").await;
     let uid = object.uid().expect("uid");
     f.reconcile_until(&ctx, "doomed", "Ready", 30, is_ready)
@@ -519,7 +599,7 @@ async fn deletion_keeps_the_finalizer_until_aws_reports_the_instance_gone() {
         .expect("when DeleteInstance was accepted is recorded");
 
     // Polls (by a restarted operator too) neither resend DeleteInstance nor release.
-    let restarted = f.context();
+    let restarted = f.context().await;
     for ctx in [&ctx, &restarted] {
         assert!(f.reconcile(ctx, "doomed").await.is_err());
         assert!(
@@ -562,7 +642,7 @@ async fn quota_errors_requeue_after_hours_never_a_storm() {
             ..connect_sim::ConfigPatch::default()
         })
         .await;
-    let ctx = f.context();
+    let ctx = f.context().await;
     f.create("full", "Delete").await;
     f.reconcile(&ctx, "full").await.expect("adds the finalizer");
     let action = f

@@ -111,6 +111,9 @@ allows for aws.timeout); milliseconds round up to a whole second.
 {{- if le (int .Values.terminationGracePeriodSeconds) $timeout }}
 {{- fail (printf "terminationGracePeriodSeconds (%d) must be greater than aws.timeout (%s): on shutdown an in-flight AWS call must be able to finish and its result reach the status" (int .Values.terminationGracePeriodSeconds) .Values.aws.timeout) }}
 {{- end }}
+{{- if and .Values.defaultAccount.create .Values.defaultAccount.externalId (not .Values.defaultAccount.roleArn) }}
+{{- fail "defaultAccount.externalId requires defaultAccount.roleArn: the external id is passed to STS AssumeRole for that role (the ConnectAccount CRD refuses it alone)" }}
+{{- end }}
 {{- if and .Values.metrics.serviceMonitor.enabled (not .Values.metrics.service.enabled) }}
 {{- fail "metrics.serviceMonitor.enabled requires metrics.service.enabled" }}
 {{- end }}

@@ -10,6 +10,7 @@ use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::response::Response;
 use serde::de::DeserializeOwned;
 
+use super::auth::Auth;
 use super::config::Operation;
 use super::errors::{ApiError, ErrorKind};
 use super::limits::ConnectionHandle;
@@ -63,19 +64,14 @@ fn instance_id(raw: &str) -> String {
 pub(crate) async fn create_instance(
     State(sim): SimState,
     ConnectInfo(conn): Conn,
+    auth: Auth,
     body: Bytes,
 ) -> Response {
     let request = parse_body::<CreateInstanceRequest>(&body);
     let client_token = request.as_ref().ok().and_then(|r| r.client_token.clone());
-    let call = Call {
-        operation: Operation::CreateInstance,
-        client_token,
-        instance_id: None,
-    };
-    sim.execute(&conn, call, |inner, now| {
-        let request = request?;
-        let (model, settings) = inner.split();
-        model.create_instance(&settings, request, now)
+    let call = Call::new(Operation::CreateInstance, auth).token(client_token);
+    sim.connect(&conn, call, |model, settings, now| {
+        model.create_instance(settings, request?, now)
     })
     .await
 }
@@ -84,15 +80,12 @@ pub(crate) async fn create_instance(
 pub(crate) async fn describe_instance(
     State(sim): SimState,
     ConnectInfo(conn): Conn,
+    auth: Auth,
     Path(raw_id): Path<String>,
 ) -> Response {
     let id = instance_id(&raw_id);
-    let call = Call {
-        operation: Operation::DescribeInstance,
-        client_token: None,
-        instance_id: Some(id.clone()),
-    };
-    sim.execute(&conn, call, |inner, _| inner.model.describe_instance(&id))
+    let call = Call::new(Operation::DescribeInstance, auth).instance(Some(id.clone()));
+    sim.connect(&conn, call, |model, _, _| model.describe_instance(&id))
         .await
 }
 
@@ -100,19 +93,14 @@ pub(crate) async fn describe_instance(
 pub(crate) async fn list_instances(
     State(sim): SimState,
     ConnectInfo(conn): Conn,
+    auth: Auth,
     query: QueryPairs,
 ) -> Response {
     let query = query_pairs(query);
-    let call = Call {
-        operation: Operation::ListInstances,
-        client_token: None,
-        instance_id: None,
-    };
-    sim.execute(&conn, call, |inner, _| {
+    let call = Call::new(Operation::ListInstances, auth);
+    sim.connect(&conn, call, |model, _, _| {
         let query = query?;
-        inner
-            .model
-            .list_instances(first(&query, "maxResults"), first(&query, "nextToken"))
+        model.list_instances(first(&query, "maxResults"), first(&query, "nextToken"))
     })
     .await
 }
@@ -121,6 +109,7 @@ pub(crate) async fn list_instances(
 pub(crate) async fn delete_instance(
     State(sim): SimState,
     ConnectInfo(conn): Conn,
+    auth: Auth,
     Path(raw_id): Path<String>,
     query: QueryPairs,
 ) -> Response {
@@ -131,15 +120,12 @@ pub(crate) async fn delete_instance(
         .ok()
         .and_then(|q| first(q, "clientToken"))
         .map(str::to_owned);
-    let call = Call {
-        operation: Operation::DeleteInstance,
-        client_token: client_token.clone(),
-        instance_id: Some(id.clone()),
-    };
-    sim.execute(&conn, call, |inner, now| {
+    let call = Call::new(Operation::DeleteInstance, auth)
+        .token(client_token.clone())
+        .instance(Some(id.clone()));
+    sim.connect(&conn, call, |model, settings, now| {
         query?;
-        let (model, settings) = inner.split();
-        model.delete_instance(&settings, &id, client_token.as_deref(), now)
+        model.delete_instance(settings, &id, client_token.as_deref(), now)
     })
     .await
 }
@@ -156,22 +142,20 @@ pub(crate) struct UpdateAttributeBody {
 pub(crate) async fn update_instance_attribute(
     State(sim): SimState,
     ConnectInfo(conn): Conn,
+    auth: Auth,
     Path((raw_id, attribute_type)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
     let id = instance_id(&raw_id);
     let body = parse_body::<UpdateAttributeBody>(&body);
     let client_token = body.as_ref().ok().and_then(|b| b.client_token.clone());
-    let call = Call {
-        operation: Operation::UpdateInstanceAttribute,
-        client_token,
-        instance_id: Some(id.clone()),
-    };
-    sim.execute(&conn, call, |inner, _| {
+    let call = Call::new(Operation::UpdateInstanceAttribute, auth)
+        .token(client_token)
+        .instance(Some(id.clone()));
+    sim.connect(&conn, call, |model, settings, _| {
         let body = body?;
-        let (model, settings) = inner.split();
         model.update_instance_attribute(
-            &settings,
+            settings,
             &id,
             &attribute_type,
             body.value.as_deref(),
@@ -185,17 +169,13 @@ pub(crate) async fn update_instance_attribute(
 pub(crate) async fn describe_instance_attribute(
     State(sim): SimState,
     ConnectInfo(conn): Conn,
+    auth: Auth,
     Path((raw_id, attribute_type)): Path<(String, String)>,
 ) -> Response {
     let id = instance_id(&raw_id);
-    let call = Call {
-        operation: Operation::DescribeInstanceAttribute,
-        client_token: None,
-        instance_id: Some(id.clone()),
-    };
-    sim.execute(&conn, call, |inner, _| {
-        let (model, settings) = inner.split();
-        model.describe_instance_attribute(&settings, &id, &attribute_type)
+    let call = Call::new(Operation::DescribeInstanceAttribute, auth).instance(Some(id.clone()));
+    sim.connect(&conn, call, |model, settings, _| {
+        model.describe_instance_attribute(settings, &id, &attribute_type)
     })
     .await
 }
@@ -204,21 +184,17 @@ pub(crate) async fn describe_instance_attribute(
 pub(crate) async fn list_instance_attributes(
     State(sim): SimState,
     ConnectInfo(conn): Conn,
+    auth: Auth,
     Path(raw_id): Path<String>,
     query: QueryPairs,
 ) -> Response {
     let id = instance_id(&raw_id);
     let query = query_pairs(query);
-    let call = Call {
-        operation: Operation::ListInstanceAttributes,
-        client_token: None,
-        instance_id: Some(id.clone()),
-    };
-    sim.execute(&conn, call, |inner, _| {
+    let call = Call::new(Operation::ListInstanceAttributes, auth).instance(Some(id.clone()));
+    sim.connect(&conn, call, |model, settings, _| {
         let query = query?;
-        let (model, settings) = inner.split();
         model.list_instance_attributes(
-            &settings,
+            settings,
             &id,
             first(&query, "maxResults"),
             first(&query, "nextToken"),
@@ -237,17 +213,14 @@ pub(crate) struct TagBody {
 pub(crate) async fn tag_resource(
     State(sim): SimState,
     ConnectInfo(conn): Conn,
+    auth: Auth,
     Path(arn): Path<String>,
     body: Bytes,
 ) -> Response {
     let body = parse_body::<TagBody>(&body);
-    let call = Call {
-        operation: Operation::TagResource,
-        client_token: None,
-        instance_id: Model::instance_id_of_arn(&arn),
-    };
-    sim.execute(&conn, call, |inner, _| {
-        inner.model.tag_resource(&arn, body?.tags)
+    let call = Call::new(Operation::TagResource, auth).instance(Model::instance_id_of_arn(&arn));
+    sim.connect(&conn, call, |model, _, _| {
+        model.tag_resource(&arn, body?.tags)
     })
     .await
 }
@@ -256,22 +229,19 @@ pub(crate) async fn tag_resource(
 pub(crate) async fn untag_resource(
     State(sim): SimState,
     ConnectInfo(conn): Conn,
+    auth: Auth,
     Path(arn): Path<String>,
     query: QueryPairs,
 ) -> Response {
     let query = query_pairs(query);
-    let call = Call {
-        operation: Operation::UntagResource,
-        client_token: None,
-        instance_id: Model::instance_id_of_arn(&arn),
-    };
-    sim.execute(&conn, call, |inner, _| {
+    let call = Call::new(Operation::UntagResource, auth).instance(Model::instance_id_of_arn(&arn));
+    sim.connect(&conn, call, |model, _, _| {
         let keys: Vec<String> = query?
             .into_iter()
             .filter(|(k, _)| k == "tagKeys")
             .map(|(_, v)| v)
             .collect();
-        inner.model.untag_resource(&arn, &keys)
+        model.untag_resource(&arn, &keys)
     })
     .await
 }
@@ -280,22 +250,20 @@ pub(crate) async fn untag_resource(
 pub(crate) async fn list_tags_for_resource(
     State(sim): SimState,
     ConnectInfo(conn): Conn,
+    auth: Auth,
     Path(arn): Path<String>,
 ) -> Response {
-    let call = Call {
-        operation: Operation::ListTagsForResource,
-        client_token: None,
-        instance_id: Model::instance_id_of_arn(&arn),
-    };
-    sim.execute(&conn, call, |inner, _| {
-        inner.model.list_tags_for_resource(&arn)
+    let call =
+        Call::new(Operation::ListTagsForResource, auth).instance(Model::instance_id_of_arn(&arn));
+    sim.connect(&conn, call, |model, _, _| {
+        model.list_tags_for_resource(&arn)
     })
     .await
 }
 
 /// Anything else: not a Connect operation the simulator serves (not recorded).
 pub(crate) async fn unknown_operation(State(sim): SimState) -> Response {
-    let request_id = sim.lock().model.request_id();
+    let request_id = sim.lock().request_id();
     error_response(
         &ApiError::new(
             ErrorKind::UnknownOperation,

@@ -34,10 +34,15 @@ pub enum Operation {
     UntagResource,
     /// `GET /tags/{resourceArn}`
     ListTagsForResource,
+    /// STS `POST /` `Action=AssumeRole` (query protocol).
+    AssumeRole,
+    /// STS `POST /` `Action=GetCallerIdentity` (query protocol).
+    GetCallerIdentity,
 }
 
 impl Operation {
-    /// Every operation, in a stable order.
+    /// Every Connect operation, in a stable order: the ones with rate limits, and the ones
+    /// faults apply to when `faults.operations` is empty.
     pub const ALL: [Operation; 10] = [
         Self::CreateInstance,
         Self::DescribeInstance,
@@ -50,6 +55,15 @@ impl Operation {
         Self::UntagResource,
         Self::ListTagsForResource,
     ];
+
+    /// The STS operations: never rate limited, faulted only when `faults.operations` names
+    /// them.
+    pub const STS: [Operation; 2] = [Self::AssumeRole, Self::GetCallerIdentity];
+
+    /// Whether this is an STS (not a Connect) operation.
+    pub fn is_sts(self) -> bool {
+        Self::STS.contains(&self)
+    }
 
     /// The operation name as AWS spells it.
     pub fn name(self) -> &'static str {
@@ -64,18 +78,28 @@ impl Operation {
             Self::TagResource => "TagResource",
             Self::UntagResource => "UntagResource",
             Self::ListTagsForResource => "ListTagsForResource",
+            Self::AssumeRole => "AssumeRole",
+            Self::GetCallerIdentity => "GetCallerIdentity",
         }
     }
 
-    /// Parses an operation name as AWS spells it.
+    /// Parses an operation name as AWS spells it (Connect or STS).
     pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|op| op.name() == name)
+        Self::ALL
+            .into_iter()
+            .chain(Self::STS)
+            .find(|op| op.name() == name)
     }
 
     /// Connect's default API quota for the operation: CreateInstance and DeleteInstance
-    /// 0.1 requests/second with a burst of 1, everything else 2/s with a burst of 5.
+    /// 0.1 requests/second with a burst of 1, everything else 2/s with a burst of 5. STS
+    /// operations are not rate limited.
     pub fn default_rate_limit(self) -> RateLimit {
         match self {
+            Self::AssumeRole | Self::GetCallerIdentity => RateLimit {
+                per_second: None,
+                burst: 1,
+            },
             Self::CreateInstance | Self::DeleteInstance => RateLimit {
                 per_second: Some(0.1),
                 burst: 1,
@@ -115,32 +139,58 @@ pub struct FaultConfig {
     /// Share of calls (0..=1) that are applied and then lose their response: the connection
     /// is closed without an HTTP answer.
     pub drop_connection_ratio: f64,
-    /// Operations the faults apply to; empty means all.
+    /// Operations the faults apply to; empty means every Connect operation (STS operations
+    /// only when listed).
     pub operations: Vec<Operation>,
 }
 
 impl FaultConfig {
     /// Whether the faults apply to `operation`.
     pub fn applies_to(&self, operation: Operation) -> bool {
-        self.operations.is_empty() || self.operations.contains(&operation)
+        if self.operations.is_empty() {
+            !operation.is_sts()
+        } else {
+            self.operations.contains(&operation)
+        }
     }
+}
+
+/// Settings of one account that differ from the defaults (`accounts` in `/_sim/config`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AccountSettings {
+    /// Instances per account in each region, instead of [`SimConfig::instance_quota`].
+    pub instance_quota: Option<u32>,
+    /// Create and delete attempts per region, instead of
+    /// [`SimConfig::lifecycle_attempt_limit`].
+    pub lifecycle_attempt_limit: Option<u32>,
 }
 
 /// Everything the simulator can be configured with.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SimConfig {
-    /// Region in ARNs.
+    /// The region of requests whose signature names none (and of unsigned requests).
     pub region: String,
-    /// Account id in ARNs.
+    /// The account of every access key the simulator did not issue (and of unsigned
+    /// requests).
     pub account_id: String,
     /// How long a new instance stays CREATION_IN_PROGRESS.
     pub creation_delay: Duration,
     /// How long a deleted instance stays visible after DeleteInstance was accepted.
     pub deletion_delay: Duration,
-    /// Instances per account (instances that exist, in any state).
+    /// Instances per account and region (instances that exist, in any state).
     pub instance_quota: u32,
-    /// Create and delete attempts allowed in the (simulated) 30-day window.
+    /// Create and delete attempts allowed per account and region in the (simulated) 30-day
+    /// window.
     pub lifecycle_attempt_limit: u32,
+    /// Per-account exceptions to `instance_quota` and `lifecycle_attempt_limit`, by account id.
+    pub accounts: BTreeMap<String, AccountSettings>,
+    /// Answer requests without a SigV4 `Authorization` (or `X-Amz-Credential`) as AWS does
+    /// (403 MissingAuthenticationToken…) instead of serving them as the default account.
+    pub require_authentication: bool,
+    /// Role ARNs AssumeRole refuses (AccessDenied).
+    pub refuse_assume_role: Vec<String>,
+    /// Role ARN → the ExternalId AssumeRole of that role requires (AccessDenied otherwise).
+    pub role_external_ids: BTreeMap<String, String>,
     /// Aliases matching this regex end CREATION_FAILED.
     pub fail_creation_alias_pattern: Option<String>,
     /// Eventual consistency: for this long after CreateInstance created an instance, every
@@ -168,11 +218,15 @@ impl Default for SimConfig {
     fn default() -> Self {
         Self {
             region: "us-east-1".into(),
-            account_id: "123456789012".into(),
+            account_id: crate::DEFAULT_ACCOUNT_ID.into(),
             creation_delay: Duration::from_secs(2),
             deletion_delay: Duration::from_secs(1),
             instance_quota: 2,
             lifecycle_attempt_limit: 100,
+            accounts: BTreeMap::new(),
+            require_authentication: false,
+            refuse_assume_role: Vec::new(),
+            role_external_ids: BTreeMap::new(),
             fail_creation_alias_pattern: None,
             visibility_delay: Duration::ZERO,
             refuse_delete_while_creating: false,
@@ -221,11 +275,41 @@ impl SimConfig {
         }
     }
 
-    /// Checks the settings that can be invalid: the alias regex and the extra attribute types.
-    /// [`spawn`](crate::spawn) and [`serve`](crate::serve) check it too.
+    /// Checks the settings that can be invalid: the alias regex, the extra attribute types,
+    /// account ids and role ARNs. [`spawn`](crate::spawn) and [`serve`](crate::serve) check it
+    /// too.
     pub fn validate(&self) -> Result<(), String> {
         self.fail_alias_regex()?;
-        check_extra_attribute_types(&self.extra_attribute_types)
+        check_extra_attribute_types(&self.extra_attribute_types)?;
+        check_account_id("accountId", &self.account_id)?;
+        check_region("region", &self.region)?;
+        for account in self.accounts.keys() {
+            check_account_id("accounts", account)?;
+        }
+        for arn in &self.refuse_assume_role {
+            check_role_arn("refuseAssumeRole", arn)?;
+        }
+        for (arn, external_id) in &self.role_external_ids {
+            check_role_arn("roleExternalIds", arn)?;
+            check_external_id(arn, external_id)?;
+        }
+        Ok(())
+    }
+
+    /// The instance quota in force for `account_id` (in each of its regions).
+    pub fn instance_quota_of(&self, account_id: &str) -> u32 {
+        self.accounts
+            .get(account_id)
+            .and_then(|a| a.instance_quota)
+            .unwrap_or(self.instance_quota)
+    }
+
+    /// The lifecycle attempt limit in force for `account_id` (in each of its regions).
+    pub fn lifecycle_attempt_limit_of(&self, account_id: &str) -> u32 {
+        self.accounts
+            .get(account_id)
+            .and_then(|a| a.lifecycle_attempt_limit)
+            .unwrap_or(self.lifecycle_attempt_limit)
     }
 
     /// The JSON view of `GET /_sim/config`.
@@ -237,6 +321,22 @@ impl SimConfig {
             deletion_delay_ms: duration_ms(self.deletion_delay),
             instance_quota: self.instance_quota,
             lifecycle_attempt_limit: self.lifecycle_attempt_limit,
+            accounts: self
+                .accounts
+                .iter()
+                .map(|(id, settings)| {
+                    (
+                        id.clone(),
+                        AccountView {
+                            instance_quota: settings.instance_quota,
+                            lifecycle_attempt_limit: settings.lifecycle_attempt_limit,
+                        },
+                    )
+                })
+                .collect(),
+            require_authentication: self.require_authentication,
+            refuse_assume_role: self.refuse_assume_role.clone(),
+            role_external_ids: self.role_external_ids.clone(),
             fail_creation_alias_pattern: self.fail_creation_alias_pattern.clone(),
             visibility_delay_ms: duration_ms(self.visibility_delay),
             refuse_delete_while_creating: self.refuse_delete_while_creating,
@@ -290,6 +390,42 @@ impl SimConfig {
         if let Some(limit) = patch.lifecycle_attempt_limit {
             next.lifecycle_attempt_limit = limit;
         }
+        for (account, settings) in patch.accounts.unwrap_or_default() {
+            check_account_id("accounts", &account)?;
+            match settings {
+                None => {
+                    next.accounts.remove(&account);
+                }
+                Some(settings) => {
+                    let entry = next.accounts.entry(account.clone()).or_default();
+                    if let Some(quota) = settings.instance_quota {
+                        entry.instance_quota = quota;
+                    }
+                    if let Some(limit) = settings.lifecycle_attempt_limit {
+                        entry.lifecycle_attempt_limit = limit;
+                    }
+                    if *entry == AccountSettings::default() {
+                        next.accounts.remove(&account);
+                    }
+                }
+            }
+        }
+        if let Some(require) = patch.require_authentication {
+            next.require_authentication = require;
+        }
+        if let Some(arns) = patch.refuse_assume_role {
+            for arn in &arns {
+                check_role_arn("refuseAssumeRole", arn)?;
+            }
+            next.refuse_assume_role = arns;
+        }
+        if let Some(ids) = patch.role_external_ids {
+            for (arn, external_id) in &ids {
+                check_role_arn("roleExternalIds", arn)?;
+                check_external_id(arn, external_id)?;
+            }
+            next.role_external_ids = ids;
+        }
         if let Some(pattern) = patch.fail_creation_alias_pattern {
             next.fail_creation_alias_pattern = pattern.filter(|p| !p.is_empty());
             next.fail_alias_regex()?;
@@ -309,7 +445,7 @@ impl SimConfig {
         }
         let mut changed = Vec::new();
         for (name, rate) in patch.rate_limits.unwrap_or_default() {
-            let op = parse_operation(&name)?;
+            let op = parse_rate_limited_operation(&name)?;
             if rate.is_some_and(|rate| !rate.is_finite() || rate < 0.0) {
                 return Err(format!("rateLimits.{name} must be a number >= 0 or null"));
             }
@@ -319,7 +455,7 @@ impl SimConfig {
             changed.push(op);
         }
         for (name, burst) in patch.rate_bursts.unwrap_or_default() {
-            let op = parse_operation(&name)?;
+            let op = parse_rate_limited_operation(&name)?;
             if burst == 0 {
                 return Err(format!("rateBursts.{name} must be at least 1"));
             }
@@ -358,12 +494,75 @@ impl SimConfig {
 
 fn parse_operation(name: &str) -> Result<Operation, String> {
     Operation::from_name(name).ok_or_else(|| {
-        let known: Vec<&str> = Operation::ALL.iter().map(|op| op.name()).collect();
+        let known: Vec<&str> = Operation::ALL
+            .iter()
+            .chain(&Operation::STS)
+            .map(|op| op.name())
+            .collect();
         format!(
             "unknown operation '{name}'; known operations: {}",
             known.join(", ")
         )
     })
+}
+
+/// A Connect operation: STS operations have no rate limits.
+fn parse_rate_limited_operation(name: &str) -> Result<Operation, String> {
+    let op = parse_operation(name)?;
+    if op.is_sts() {
+        return Err(format!(
+            "{name} is an STS operation; the simulator does not rate limit STS"
+        ));
+    }
+    Ok(op)
+}
+
+/// A 12-digit AWS account id.
+pub(crate) fn is_account_id(value: &str) -> bool {
+    value.len() == 12 && value.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn check_account_id(field: &str, value: &str) -> Result<(), String> {
+    if is_account_id(value) {
+        Ok(())
+    } else {
+        Err(format!("{field}: '{value}' is not a 12-digit account id"))
+    }
+}
+
+/// A region name as it appears in ARNs and credential scopes (`us-east-1`).
+pub(crate) fn is_region(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= 64
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+fn check_region(field: &str, value: &str) -> Result<(), String> {
+    if is_region(value) {
+        Ok(())
+    } else {
+        Err(format!("{field}: '{value}' is not a region name"))
+    }
+}
+
+fn check_role_arn(field: &str, arn: &str) -> Result<(), String> {
+    match crate::sts::RoleArn::parse(arn) {
+        Some(_) => Ok(()),
+        None => Err(format!(
+            "{field}: '{arn}' is not a role ARN (arn:aws:iam::<12 digits>:role/<name>)"
+        )),
+    }
+}
+
+fn check_external_id(arn: &str, external_id: &str) -> Result<(), String> {
+    match crate::sts::external_id_violation(external_id) {
+        None => Ok(()),
+        Some(problem) => Err(format!(
+            "roleExternalIds: the ExternalId for {arn} is not valid: {problem}"
+        )),
+    }
 }
 
 /// Extra attribute types must look like AWS's enum values (`UPPER_CASE`), be new to the
@@ -408,9 +607,9 @@ fn duration_ms(duration: Duration) -> u64 {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ConfigView {
-    /// The region the simulator answers for.
+    /// The default region: of requests whose signature names none.
     pub region: String,
-    /// The account id in ARNs.
+    /// The default account: of every access key the simulator did not issue.
     pub account_id: String,
     /// How long CREATION_IN_PROGRESS lasts.
     pub creation_delay_ms: u64,
@@ -420,6 +619,18 @@ pub struct ConfigView {
     pub instance_quota: u32,
     /// Create + delete attempts per 30 days.
     pub lifecycle_attempt_limit: u32,
+    /// Account id → its exceptions to `instanceQuota` / `lifecycleAttemptLimit`.
+    #[serde(default)]
+    pub accounts: BTreeMap<String, AccountView>,
+    /// Unsigned requests answer 403 MissingAuthenticationToken… (else: default account).
+    #[serde(default)]
+    pub require_authentication: bool,
+    /// Role ARNs AssumeRole refuses with AccessDenied.
+    #[serde(default)]
+    pub refuse_assume_role: Vec<String>,
+    /// Role ARN → the ExternalId AssumeRole requires for it.
+    #[serde(default)]
+    pub role_external_ids: BTreeMap<String, String>,
     /// Aliases matching this pattern end CREATION_FAILED.
     pub fail_creation_alias_pattern: Option<String>,
     /// How long a new instance stays invisible to lookups and listings (0: off).
@@ -440,6 +651,16 @@ pub struct ConfigView {
     pub rate_bursts: BTreeMap<String, u32>,
     /// Injected faults.
     pub faults: FaultsView,
+}
+
+/// One account's exceptions in [`ConfigView`] (`None`: the default applies).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountView {
+    /// Instances per region of this account.
+    pub instance_quota: Option<u32>,
+    /// Create + delete attempts per region of this account.
+    pub lifecycle_attempt_limit: Option<u32>,
 }
 
 /// The injected faults in [`ConfigView`].
@@ -463,10 +684,10 @@ pub struct FaultsView {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConfigPatch {
-    /// The region the simulator answers for.
+    /// The default region (read-only: only its current value is accepted).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
-    /// The account id in ARNs.
+    /// The default account (read-only: only its current value is accepted).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub account_id: Option<String>,
     /// How long CREATION_IN_PROGRESS lasts.
@@ -481,6 +702,19 @@ pub struct ConfigPatch {
     /// Create + delete attempts per 30 days.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lifecycle_attempt_limit: Option<u32>,
+    /// Account id → exceptions to the two limits above, merged per account and key; an
+    /// account given as `null` loses all its exceptions, a key given as `null` that one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accounts: Option<BTreeMap<String, Option<AccountPatch>>>,
+    /// Unsigned requests answer 403 MissingAuthenticationToken… as on AWS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub require_authentication: Option<bool>,
+    /// Replaces the list of role ARNs AssumeRole refuses (`[]`: none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refuse_assume_role: Option<Vec<String>>,
+    /// Replaces the map role ARN → required ExternalId (`{}`: none required).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role_external_ids: Option<BTreeMap<String, String>>,
     /// Absent: unchanged; `null` or `""`: no failing aliases.
     #[serde(
         default,
@@ -516,6 +750,27 @@ pub struct ConfigPatch {
     pub faults: Option<FaultsPatch>,
 }
 
+/// One account's entry in [`ConfigPatch::accounts`]: absent keys unchanged, `null` back to the
+/// default.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AccountPatch {
+    /// Instances per region of this account; `null`: the default `instanceQuota`.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub instance_quota: Option<Option<u32>>,
+    /// Attempts per region of this account; `null`: the default `lifecycleAttemptLimit`.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub lifecycle_attempt_limit: Option<Option<u32>>,
+}
+
 /// The `faults` part of [`ConfigPatch`].
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -532,7 +787,8 @@ pub struct FaultsPatch {
     /// Share of requests answered AccessDeniedException (0–1).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub access_denied_ratio: Option<f64>,
-    /// The operations faults apply to (empty: all).
+    /// The operations faults apply to (empty: every Connect operation; STS operations only
+    /// when listed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub operations: Option<Vec<String>>,
 }
@@ -657,6 +913,77 @@ mod tests {
             ..SimConfig::default()
         };
         assert!(invalid.validate().is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn account_exceptions_merge_per_key_and_null_restores_the_default() -> TestResult {
+        let mut config = SimConfig::default();
+        config.apply(patch(
+            r#"{"accounts": {"111111111111": {"instanceQuota": 5}}}"#,
+        )?)?;
+        assert_eq!(config.instance_quota_of("111111111111"), 5);
+        assert_eq!(config.instance_quota_of("123456789012"), 2);
+        config.apply(patch(
+            r#"{"accounts": {"111111111111": {"lifecycleAttemptLimit": 3}}}"#,
+        )?)?;
+        assert_eq!(
+            config.instance_quota_of("111111111111"),
+            5,
+            "merged per key"
+        );
+        assert_eq!(config.lifecycle_attempt_limit_of("111111111111"), 3);
+        assert_eq!(
+            config.view().accounts["111111111111"],
+            AccountView {
+                instance_quota: Some(5),
+                lifecycle_attempt_limit: Some(3)
+            }
+        );
+        config.apply(patch(
+            r#"{"accounts": {"111111111111": {"instanceQuota": null}}}"#,
+        )?)?;
+        assert_eq!(config.instance_quota_of("111111111111"), 2);
+        config.apply(patch(r#"{"accounts": {"111111111111": null}}"#)?)?;
+        assert!(config.accounts.is_empty());
+        assert!(
+            config
+                .apply(patch(r#"{"accounts": {"1111": {"instanceQuota": 1}}}"#)?)
+                .is_err()
+        );
+        assert!(patch(r#"{"accounts": {"111111111111": {"quota": 1}}}"#).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn role_knobs_replace_and_reject_what_is_not_a_role_arn() -> TestResult {
+        let mut config = SimConfig::default();
+        let role = "arn:aws:iam::222222222222:role/connect";
+        config.apply(patch(&format!(
+            r#"{{"refuseAssumeRole": ["{role}"], "roleExternalIds": {{"{role}": "ext-1"}}}}"#
+        ))?)?;
+        assert_eq!(config.refuse_assume_role, [role]);
+        assert_eq!(config.role_external_ids[role], "ext-1");
+        let before = config.clone();
+        for bad in [
+            r#"{"refuseAssumeRole": ["arn:aws:iam::2222:role/x"]}"#,
+            r#"{"refuseAssumeRole": ["arn:aws:iam::222222222222:user/x"]}"#,
+            r#"{"roleExternalIds": {"arn:aws:iam::222222222222:role/x": "a"}}"#,
+            r#"{"rateLimits": {"AssumeRole": 1}}"#,
+        ] {
+            assert!(config.apply(patch(bad)?).is_err(), "{bad} was accepted");
+        }
+        assert_eq!(config, before);
+        config.apply(patch(r#"{"refuseAssumeRole": [], "roleExternalIds": {}}"#)?)?;
+        assert!(config.refuse_assume_role.is_empty());
+        assert!(config.role_external_ids.is_empty());
+        // STS operations are faulted only when named.
+        config.apply(patch(r#"{"faults": {"operations": []}}"#)?)?;
+        assert!(!config.faults.applies_to(Operation::AssumeRole));
+        assert!(config.faults.applies_to(Operation::CreateInstance));
+        config.apply(patch(r#"{"faults": {"operations": ["AssumeRole"]}}"#)?)?;
+        assert!(config.faults.applies_to(Operation::AssumeRole));
+        assert!(!config.faults.applies_to(Operation::GetCallerIdentity));
         Ok(())
     }
 

@@ -1,5 +1,6 @@
 //! Inspection and control endpoints under `/_sim/` (JSON, camelCase). They are not Connect
-//! operations: never rate limited, faulted or recorded in the call log.
+//! operations: never rate limited, faulted, authenticated or recorded in the call log. The
+//! views take `?accountId=&region=` filters.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -7,14 +8,14 @@ use std::time::Instant;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::config::ConfigPatch;
+use super::config::{ConfigPatch, is_account_id, is_region};
 use super::model::NewInstance;
-use super::service::Sim;
+use super::service::{Scope, Sim};
 
 type SimState = State<Arc<Sim>>;
 
@@ -26,9 +27,39 @@ fn bad_request(message: impl Into<String>) -> Response {
         .into_response()
 }
 
-/// `GET /_sim/calls`: every Connect call so far, oldest first.
-pub(crate) async fn list_calls(State(sim): SimState) -> Response {
-    Json(sim.lock().calls().to_vec()).into_response()
+/// The `?accountId=&region=` filter of a view; any other parameter is a mistake.
+fn scope(query: Option<&str>) -> Result<Scope, Box<Response>> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or_default())
+        .map_err(|e| Box::new(bad_request(format!("invalid query string: {e}"))))?;
+    let mut scope = Scope::default();
+    for (name, value) in pairs {
+        match name.as_str() {
+            "accountId" => scope.account_id = Some(value),
+            "region" => scope.region = Some(value),
+            other => {
+                return Err(Box::new(bad_request(format!(
+                    "unknown query parameter '{other}'; the views filter by accountId and region"
+                ))));
+            }
+        }
+    }
+    Ok(scope)
+}
+
+/// `GET /_sim/calls[?accountId=&region=]`: every Connect and STS call so far, oldest first.
+pub(crate) async fn list_calls(State(sim): SimState, RawQuery(query): RawQuery) -> Response {
+    let scope = match scope(query.as_deref()) {
+        Ok(scope) => scope,
+        Err(response) => return *response,
+    };
+    let inner = sim.lock();
+    let calls: Vec<_> = inner
+        .calls()
+        .iter()
+        .filter(|call| scope.covers(&call.account_id, &call.region))
+        .cloned()
+        .collect();
+    Json(calls).into_response()
 }
 
 /// `DELETE /_sim/calls`: forgets the recorded calls (sequence numbers keep counting).
@@ -37,14 +68,18 @@ pub(crate) async fn clear_calls(State(sim): SimState) -> Response {
     Json(json!({ "cleared": cleared })).into_response()
 }
 
-/// `GET /_sim/instances`: the instances that exist now.
-pub(crate) async fn list_instances(State(sim): SimState) -> Response {
+/// `GET /_sim/instances[?accountId=&region=]`: the instances that exist now, by account,
+/// region and creation.
+pub(crate) async fn list_instances(State(sim): SimState, RawQuery(query): RawQuery) -> Response {
+    let scope = match scope(query.as_deref()) {
+        Ok(scope) => scope,
+        Err(response) => return *response,
+    };
     let mut inner = sim.lock();
     inner.advance(Instant::now());
     let instances: Vec<Value> = inner
-        .model
-        .instances()
-        .iter()
+        .tenants(&scope)
+        .flat_map(|(_, _, model)| model.instances().iter())
         .map(|i| i.inspection_json())
         .collect();
     Json(instances).into_response()
@@ -63,6 +98,10 @@ struct ForeignInstance {
     inbound_calls_enabled: bool,
     #[serde(default = "enabled")]
     outbound_calls_enabled: bool,
+    /// Default: the default account.
+    account_id: Option<String>,
+    /// Default: the default region.
+    region: Option<String>,
 }
 
 fn connect_managed() -> String {
@@ -80,6 +119,18 @@ pub(crate) async fn insert_instance(State(sim): SimState, body: Bytes) -> Respon
         Ok(request) => request,
         Err(e) => return bad_request(format!("invalid body: {e}")),
     };
+    if let Some(account_id) = &request.account_id
+        && !is_account_id(account_id)
+    {
+        return bad_request(format!(
+            "accountId '{account_id}' is not a 12-digit account id"
+        ));
+    }
+    if let Some(region) = &request.region
+        && !is_region(region)
+    {
+        return bad_request(format!("region '{region}' is not a region name"));
+    }
     let spec = NewInstance {
         alias: request.alias,
         identity_management_type: request.identity_management_type,
@@ -90,7 +141,13 @@ pub(crate) async fn insert_instance(State(sim): SimState, body: Bytes) -> Respon
     let now = Instant::now();
     let mut inner = sim.lock();
     inner.advance(now);
-    let (model, settings) = inner.split();
+    let account_id = request
+        .account_id
+        .unwrap_or_else(|| inner.config.account_id.clone());
+    let region = request
+        .region
+        .unwrap_or_else(|| inner.config.region.clone());
+    let (model, settings) = inner.split(&account_id, &region, now);
     match model.insert_foreign(&settings, spec, now) {
         Ok(instance) => Json(instance.inspection_json()).into_response(),
         Err(message) => bad_request(message),
@@ -124,13 +181,40 @@ pub(crate) async fn put_config(State(sim): SimState, body: Bytes) -> Response {
     Json(view).into_response()
 }
 
-/// `GET /_sim/state`: counters the quotas work on.
-pub(crate) async fn get_state(State(sim): SimState) -> Response {
+/// `GET /_sim/state[?accountId=&region=]`: the counters the quotas work on, in total and per
+/// account and region (every account and region a call or an insert has used, and the
+/// default one).
+pub(crate) async fn get_state(State(sim): SimState, RawQuery(query): RawQuery) -> Response {
+    let scope = match scope(query.as_deref()) {
+        Ok(scope) => scope,
+        Err(response) => return *response,
+    };
     let mut inner = sim.lock();
     inner.advance(Instant::now());
+    let accounts: Vec<Value> = inner
+        .tenants(&scope)
+        .map(|(account_id, region, model)| {
+            json!({
+                "accountId": account_id,
+                "region": region,
+                "lifecycleAttempts": model.lifecycle_attempts(),
+                "instanceCount": model.instance_count(),
+            })
+        })
+        .collect();
+    let (attempts, count) =
+        inner
+            .tenants(&scope)
+            .fold((0, 0), |(attempts, count), (_, _, model)| {
+                (
+                    attempts + model.lifecycle_attempts(),
+                    count + model.instance_count(),
+                )
+            });
     Json(json!({
-        "lifecycleAttempts": inner.model.lifecycle_attempts(),
-        "instanceCount": inner.model.instance_count(),
+        "lifecycleAttempts": attempts,
+        "instanceCount": count,
+        "accounts": accounts,
     }))
     .into_response()
 }

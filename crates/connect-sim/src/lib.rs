@@ -1,18 +1,22 @@
 //! Amazon Connect simulator: an HTTP server speaking Connect's REST-JSON wire protocol for
 //! the instance lifecycle, attribute and tagging operations, with AWS's semantics
 //! (asynchronous creation, ClientToken idempotency, quotas, rate limits) and injectable
-//! faults, plus `/_sim/` endpoints to inspect and steer it from tests.
+//! faults; STS's AssumeRole and GetCallerIdentity on the same port; state per account (named
+//! by the access key of the SigV4 credential scope) and region; and `/_sim/` endpoints to
+//! inspect and steer it from tests.
 //!
 //! Used in-process by tests through [`spawn`] and as the `connect-sim` binary through
 //! [`serve`]. See `docs/simulator.md`.
 
 mod api;
+mod auth;
 mod config;
 mod control;
 mod errors;
 mod limits;
 mod model;
 mod service;
+mod sts;
 mod validate;
 
 use std::future::Future;
@@ -27,9 +31,14 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use auth::{ISSUED_KEY_PREFIX, issued_key_account};
 pub use config::{
-    ConfigPatch, ConfigView, FaultConfig, FaultsPatch, FaultsView, Operation, RateLimit, SimConfig,
+    AccountPatch, AccountSettings, AccountView, ConfigPatch, ConfigView, FaultConfig, FaultsPatch,
+    FaultsView, Operation, RateLimit, SimConfig,
 };
+
+/// The account of every access key the simulator did not issue, unless configured otherwise.
+pub const DEFAULT_ACCOUNT_ID: &str = "123456789012";
 
 use limits::{ConnectionHandle, DroppableListener};
 use service::Sim;
@@ -149,12 +158,14 @@ where
     }
 }
 
-/// The full HTTP surface: Connect operations at the paths the SDK uses, `/_sim/` controls.
+/// The full HTTP surface: Connect operations at the paths the SDK uses, STS at `/`, `/_sim/`
+/// controls.
 fn router(config: SimConfig) -> Result<Router, SimError> {
     config.validate().map_err(SimError::InvalidConfig)?;
     let fail_alias = config.fail_alias_regex().map_err(SimError::InvalidConfig)?;
     let sim = Arc::new(Sim::new(config, fail_alias));
     let router = Router::new()
+        .route("/", post(sts::handle_post).get(sts::handle_get))
         .route(
             "/instance",
             put(api::create_instance).get(api::list_instances),

@@ -1,4 +1,5 @@
-//! The simulated account: instances, their lifecycle, ClientToken records and quotas.
+//! One simulated account in one region: instances, their lifecycle, ClientToken records and
+//! quotas. The service layer keeps one [`Model`] per account and region.
 //!
 //! Everything here is synchronous and works on explicit points in time, so the HTTP layer
 //! holds one lock for the duration of an operation and the lifecycle is advanced lazily
@@ -9,7 +10,7 @@
 //! spread that state's invariants over several files. Request validation is apart, in
 //! `validate.rs`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use regex::Regex;
@@ -75,6 +76,8 @@ pub(crate) struct Instance {
     seq: u64,
     pub(crate) id: String,
     pub(crate) arn: String,
+    account_id: String,
+    region: String,
     pub(crate) alias: String,
     identity_management_type: String,
     /// Epoch seconds (with milliseconds) of creation.
@@ -149,6 +152,8 @@ impl Instance {
         json!({
             "id": self.id,
             "arn": self.arn,
+            "accountId": self.account_id,
+            "region": self.region,
             "alias": self.alias,
             "identityManagementType": self.identity_management_type,
             "status": self.status.as_str(),
@@ -219,6 +224,8 @@ struct UpdateTokenRecord {
 /// The simulated account in one region.
 #[derive(Debug)]
 pub(crate) struct Model {
+    account_id: String,
+    region: String,
     instances: Vec<Instance>,
     next_seq: u64,
     create_tokens: HashMap<String, CreateTokenRecord>,
@@ -232,11 +239,44 @@ pub(crate) struct Model {
 pub(crate) struct Settings<'a> {
     pub(crate) config: &'a SimConfig,
     pub(crate) fail_alias: Option<&'a Regex>,
+    /// The instance quota of this account (the default or its exception).
+    pub(crate) instance_quota: u32,
+    /// The 30-day attempt limit of this account (the default or its exception).
+    pub(crate) lifecycle_attempt_limit: u32,
+    /// Lower-cased aliases of the instances of other accounts and regions: aliases are
+    /// unique across AWS.
+    pub(crate) aliases_elsewhere: HashSet<String>,
+}
+
+impl<'a> Settings<'a> {
+    /// The defaults of `config`, with no other accounts.
+    #[cfg(test)]
+    pub(crate) fn new(config: &'a SimConfig, fail_alias: Option<&'a Regex>) -> Self {
+        Self {
+            config,
+            fail_alias,
+            instance_quota: config.instance_quota,
+            lifecycle_attempt_limit: config.lifecycle_attempt_limit,
+            aliases_elsewhere: HashSet::new(),
+        }
+    }
+}
+
+/// A random version-4 UUID, as Connect uses for instance ids, from a (seedable) generator.
+pub(crate) fn random_uuid(rng: &mut fastrand::Rng) -> String {
+    let mut bytes = [0u8; 16];
+    rng.fill(&mut bytes);
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .hyphenated()
+        .to_string()
 }
 
 impl Model {
-    pub(crate) fn new(rng: fastrand::Rng) -> Self {
+    pub(crate) fn new(account_id: &str, region: &str, rng: fastrand::Rng) -> Self {
         Self {
+            account_id: account_id.to_owned(),
+            region: region.to_owned(),
             instances: Vec::new(),
             next_seq: 1,
             create_tokens: HashMap::new(),
@@ -292,20 +332,9 @@ impl Model {
         });
     }
 
-    /// A random version-4 UUID, as Connect uses for instance ids, from the model's own
-    /// (seedable) generator.
+    /// A random version-4 UUID from the model's own (seedable) generator.
     fn uuid(&mut self) -> String {
-        let mut bytes = [0u8; 16];
-        self.rng.fill(&mut bytes);
-        uuid::Builder::from_random_bytes(bytes)
-            .into_uuid()
-            .hyphenated()
-            .to_string()
-    }
-
-    /// A request id for the `x-amzn-RequestId` header.
-    pub(crate) fn request_id(&mut self) -> String {
-        self.uuid()
+        random_uuid(&mut self.rng)
     }
 
     /// The instance with this id as the API sees it: not while it is still invisible.
@@ -319,11 +348,15 @@ impl Model {
             .find(|i| i.id == id && i.visible())
     }
 
-    /// Every existing instance holds its alias, visible or not.
-    fn alias_in_use(&self, alias: &str) -> bool {
+    /// Every existing instance holds its alias, visible or not, in whichever account and
+    /// region.
+    fn alias_in_use(&self, settings: &Settings<'_>, alias: &str) -> bool {
         self.instances
             .iter()
             .any(|i| i.alias.eq_ignore_ascii_case(alias))
+            || settings
+                .aliases_elsewhere
+                .contains(&alias.to_ascii_lowercase())
     }
 
     fn insert_instance(
@@ -354,12 +387,14 @@ impl Model {
             seq: self.next_seq,
             arn: format!(
                 "arn:aws:connect:{}:{}:instance/{id}",
-                config.region, config.account_id
+                self.region, self.account_id
             ),
+            account_id: self.account_id.clone(),
+            region: self.region.clone(),
             access_url: format!("https://{alias}.my.connect.aws"),
             service_role: format!(
                 "arn:aws:iam::{}:role/aws-service-role/connect.amazonaws.com/AWSServiceRoleForAmazonConnect_{role_suffix}",
-                config.account_id
+                self.account_id
             ),
             id,
             alias,
@@ -404,16 +439,16 @@ impl Model {
                 replay: true,
             });
         }
-        if self.alias_in_use(&valid.alias) {
+        if self.alias_in_use(settings, &valid.alias) {
             return Err(ApiError::invalid_request(format!(
                 "The alias '{}' is already in use. Instance aliases must be unique across AWS; choose a different alias.",
                 valid.alias
             )));
         }
-        if self.lifecycle_attempts >= u64::from(settings.config.lifecycle_attempt_limit) {
+        if self.lifecycle_attempts >= u64::from(settings.lifecycle_attempt_limit) {
             return Err(ApiError::service_quota_exceeded(LIFECYCLE_LIMIT_MESSAGE));
         }
-        let quota = settings.config.instance_quota;
+        let quota = settings.instance_quota;
         if self.instances.len() >= quota as usize {
             return Err(ApiError::service_quota_exceeded(format!(
                 "The maximum number of Amazon Connect instances for this account has been reached \
@@ -465,7 +500,7 @@ impl Model {
             ));
         }
         validate_tags(&spec.tags, spec.tags.len())?;
-        if self.alias_in_use(&spec.alias) {
+        if self.alias_in_use(settings, &spec.alias) {
             return Err(format!("The alias '{}' is already in use.", spec.alias));
         }
         let mut instance = self.insert_instance(settings, spec, None, now);
@@ -560,7 +595,7 @@ impl Model {
                  until its creation has finished. Try again later."
             )));
         }
-        if self.lifecycle_attempts >= u64::from(settings.config.lifecycle_attempt_limit) {
+        if self.lifecycle_attempts >= u64::from(settings.lifecycle_attempt_limit) {
             return Err(ApiError::service_quota_exceeded(LIFECYCLE_LIMIT_MESSAGE));
         }
         self.lifecycle_attempts += 1;
@@ -784,10 +819,11 @@ mod tests {
     use super::*;
 
     fn settings(config: &SimConfig) -> Settings<'_> {
-        Settings {
-            config,
-            fail_alias: None,
-        }
+        Settings::new(config, None)
+    }
+
+    fn new_model(seed: u64) -> Model {
+        Model::new("123456789012", "us-east-1", fastrand::Rng::with_seed(seed))
     }
 
     fn request(alias: &str, token: Option<&str>) -> CreateInstanceRequest {
@@ -809,7 +845,7 @@ mod tests {
             deletion_delay: Duration::from_secs(1),
             ..SimConfig::default()
         };
-        let mut model = Model::new(fastrand::Rng::with_seed(1));
+        let mut model = new_model(1);
         let t0 = Instant::now();
         let reply = model.create_instance(&settings(&config), request("one", None), t0);
         let id = reply.ok().and_then(|r| r.instance_id).unwrap_or_default();
@@ -855,7 +891,7 @@ mod tests {
             ..SimConfig::default()
         };
         let settings = settings(&config);
-        let mut model = Model::new(fastrand::Rng::with_seed(3));
+        let mut model = new_model(3);
         let t0 = Instant::now();
         let id = model
             .create_instance(&settings, request("late", Some("tok")), t0)
@@ -915,7 +951,7 @@ mod tests {
     #[test]
     fn the_visibility_delay_applies_to_instances_created_while_it_is_set() {
         let mut config = SimConfig::default();
-        let mut model = Model::new(fastrand::Rng::with_seed(4));
+        let mut model = new_model(4);
         let t0 = Instant::now();
         let old = model
             .create_instance(&settings(&config), request("before", None), t0)
@@ -947,7 +983,7 @@ mod tests {
             ..SimConfig::default()
         };
         let settings = settings(&config);
-        let mut model = Model::new(fastrand::Rng::with_seed(5));
+        let mut model = new_model(5);
         let t0 = Instant::now();
         let id = model
             .create_instance(&settings, request("busy", None), t0)
@@ -981,7 +1017,7 @@ mod tests {
     #[test]
     fn deleting_while_creating_is_accepted_by_default() {
         let config = SimConfig::default();
-        let mut model = Model::new(fastrand::Rng::with_seed(6));
+        let mut model = new_model(6);
         let t0 = Instant::now();
         let id = model
             .create_instance(&settings(&config), request("busy", None), t0)
@@ -1008,13 +1044,10 @@ mod tests {
             ..SimConfig::default()
         };
         let fail = Regex::new("^doomed").unwrap();
-        let mut model = Model::new(fastrand::Rng::with_seed(7));
+        let mut model = new_model(7);
         let t0 = Instant::now();
         let failing = {
-            let settings = Settings {
-                config: &config,
-                fail_alias: Some(&fail),
-            };
+            let settings = Settings::new(&config, Some(&fail));
             model
                 .create_instance(&settings, request("doomed-1", None), t0)
                 .unwrap()
@@ -1062,11 +1095,8 @@ mod tests {
 
         // Without retention (the default) a failed instance stays.
         config.failed_instance_retention = None;
-        let mut model = Model::new(fastrand::Rng::with_seed(8));
-        let settings = Settings {
-            config: &config,
-            fail_alias: Some(&fail),
-        };
+        let mut model = new_model(8);
+        let settings = Settings::new(&config, Some(&fail));
         let kept = model
             .create_instance(&settings, request("doomed-2", None), t0)
             .unwrap()
@@ -1083,7 +1113,7 @@ mod tests {
             ..SimConfig::default()
         };
         let settings = settings(&config);
-        let mut model = Model::new(fastrand::Rng::with_seed(9));
+        let mut model = new_model(9);
         let t0 = Instant::now();
         let id = model
             .create_instance(&settings, request("attrs", None), t0)
@@ -1134,7 +1164,7 @@ mod tests {
 
     #[test]
     fn uuids_are_version_four() {
-        let mut model = Model::new(fastrand::Rng::with_seed(7));
+        let mut model = new_model(7);
         let id = model.uuid();
         assert_eq!(id.len(), 36);
         assert_eq!(id.as_bytes()[14], b'4');

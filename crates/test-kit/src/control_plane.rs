@@ -324,7 +324,9 @@ fn start() -> Result<ControlPlane, String> {
         .map_err(|error| error.to_string())?;
     let crds = runtime.block_on(async {
         wait_ready(&mut control_plane).await?;
-        install_crds(&control_plane).await
+        let crds = install_crds(&control_plane).await?;
+        install_default_account(&control_plane, &crds).await?;
+        Ok::<_, String>(crds)
     });
     let crds = match crds {
         Ok(crds) => crds,
@@ -385,6 +387,47 @@ async fn wait_ready(control_plane: &mut ControlPlane) -> Result<(), String> {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     Err(format!("kube-apiserver not ready after 120 s: {last}"))
+}
+
+/// The label every test's operator serves accounts by (`--account-selector`): `shared`
+/// for the default account, a test's namespace for the accounts that test creates.
+pub const ACCOUNT_SCOPE_LABEL: &str = "connect-test/scope";
+
+/// Creates `ConnectAccount/default` (the operator's own credentials, every namespace), as
+/// the chart does, labelled for every test's operator to serve.
+async fn install_default_account(
+    control_plane: &ControlPlane,
+    crds: &[String],
+) -> Result<(), String> {
+    if !crds
+        .iter()
+        .any(|c| c == "connectaccounts.connect.operators.dev")
+    {
+        return Ok(());
+    }
+    let client = crate::client_for(&control_plane.kubeconfig)
+        .await
+        .map_err(|error| error.to_string())?;
+    let account: kube::api::DynamicObject = serde_json::from_value(serde_json::json!({
+        "apiVersion": "connect.operators.dev/v1alpha1",
+        "kind": "ConnectAccount",
+        "metadata": {"name": "default", "labels": {ACCOUNT_SCOPE_LABEL: "shared"}},
+        "spec": {"namespaceSelector": {}},
+    }))
+    .map_err(|error| error.to_string())?;
+    let resource = kube::api::ApiResource::from_gvk_with_plural(
+        &kube::api::GroupVersionKind::gvk("connect.operators.dev", "v1alpha1", "ConnectAccount"),
+        "connectaccounts",
+    );
+    let api: Api<kube::api::DynamicObject> = Api::all_with(client, &resource);
+    api.patch(
+        "default",
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&account),
+    )
+    .await
+    .map_err(|error| format!("creating ConnectAccount/default: {error}"))?;
+    Ok(())
 }
 
 /// Applies every CRD document under `crds/` and waits until each is `Established`.

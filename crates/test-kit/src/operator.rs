@@ -23,6 +23,8 @@ pub struct OperatorOptions {
     pub flags: Vec<(String, String)>,
     /// Extra environment variables.
     pub envs: Vec<(String, String)>,
+    /// Namespaces watched besides `namespace` (tests that span several namespaces).
+    pub more_namespaces: Vec<String>,
 }
 
 impl OperatorOptions {
@@ -33,7 +35,14 @@ impl OperatorOptions {
             kubeconfig: None,
             flags: vec![],
             envs: vec![],
+            more_namespaces: vec![],
         }
+    }
+
+    /// Watches another namespace too.
+    pub fn also_watch(mut self, namespace: &str) -> Self {
+        self.more_namespaces.push(namespace.to_owned());
+        self
     }
 
     /// Sets one flag (without the leading dashes), replacing the default.
@@ -113,7 +122,21 @@ impl OperatorProcess {
             .map(|(name, value)| (name.to_owned(), value.to_owned()))
             .collect();
         flags.extend(self.options.flags.iter().cloned());
-        flags.push(("namespace".to_owned(), self.options.namespace.clone()));
+        let mut watched = vec![self.options.namespace.clone()];
+        watched.extend(self.options.more_namespaces.iter().cloned());
+        flags.push(("namespace".to_owned(), watched.join(",")));
+        // Every test's operator serves the shared default account and the accounts its own
+        // test creates, never another test's (their simulators differ).
+        if !flags.iter().any(|(name, _)| name == "account-selector") {
+            flags.push((
+                "account-selector".to_owned(),
+                format!(
+                    "{} in (shared,{})",
+                    crate::control_plane::ACCOUNT_SCOPE_LABEL,
+                    self.options.namespace
+                ),
+            ));
+        }
         flags.push((
             "aws-endpoint-url".to_owned(),
             self.options.aws_endpoint_url.clone(),

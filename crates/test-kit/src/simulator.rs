@@ -22,12 +22,23 @@ pub fn log_dir(test: &str) -> PathBuf {
     dir
 }
 
-/// One Connect API request as the simulator recorded it.
+/// One Connect or STS request as the simulator recorded it.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SimCall {
     pub seq: u64,
+    /// `CreateInstance`, …, or the STS operations `AssumeRole` and `GetCallerIdentity`.
     pub operation: String,
+    /// The account the call acted in: the caller's (named by its access key); for AssumeRole
+    /// the role's.
+    #[serde(default)]
+    pub account_id: String,
+    /// The region of the caller's SigV4 credential scope.
+    #[serde(default)]
+    pub region: String,
+    /// AssumeRole: the role asked for.
+    #[serde(default)]
+    pub role_arn: Option<String>,
     pub client_token: Option<String>,
     pub instance_id: Option<String>,
     /// The HTTP status of the outcome. For a dropped reply (`dropped`), the status the
@@ -66,6 +77,12 @@ impl SimCall {
 pub struct SimInstance {
     pub id: String,
     pub arn: String,
+    /// The account that owns it.
+    #[serde(default)]
+    pub account_id: String,
+    /// Its region.
+    #[serde(default)]
+    pub region: String,
     pub alias: Option<String>,
     pub identity_management_type: String,
     pub status: String,
@@ -88,10 +105,24 @@ fn visible_by_default() -> bool {
     true
 }
 
-/// Counters of the simulated account.
+/// Counters of the simulated accounts: totals over the accounts and regions asked for, and
+/// each of them.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SimState {
+    pub lifecycle_attempts: u64,
+    pub instance_count: u64,
+    /// Per account and region: every one a call or an insert used, and the default one.
+    #[serde(default)]
+    pub accounts: Vec<SimAccountState>,
+}
+
+/// The counters of one account in one region.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SimAccountState {
+    pub account_id: String,
+    pub region: String,
     pub lifecycle_attempts: u64,
     pub instance_count: u64,
 }
@@ -240,9 +271,24 @@ impl SimClient {
         }
     }
 
-    /// Every Connect API request so far (`GET /_sim/calls`).
+    /// Every Connect and STS request so far (`GET /_sim/calls`).
     pub async fn calls(&self) -> Vec<SimCall> {
         self.get("/_sim/calls").await
+    }
+
+    /// The calls that acted in `account_id`, in any region (`GET /_sim/calls?accountId=`).
+    pub async fn calls_in(&self, account_id: &str) -> Vec<SimCall> {
+        self.get(&format!("/_sim/calls{}", filter(Some(account_id), None)))
+            .await
+    }
+
+    /// The calls that acted in `account_id` in `region`.
+    pub async fn calls_in_region(&self, account_id: &str, region: &str) -> Vec<SimCall> {
+        self.get(&format!(
+            "/_sim/calls{}",
+            filter(Some(account_id), Some(region))
+        ))
+        .await
     }
 
     /// The calls of one operation.
@@ -265,7 +311,25 @@ impl SimClient {
         self.get("/_sim/instances").await
     }
 
-    /// The instance with this id, if the simulator still has it.
+    /// The instances of `account_id`, in any region (`GET /_sim/instances?accountId=`).
+    pub async fn instances_in(&self, account_id: &str) -> Vec<SimInstance> {
+        self.get(&format!(
+            "/_sim/instances{}",
+            filter(Some(account_id), None)
+        ))
+        .await
+    }
+
+    /// The instances of `account_id` in `region`.
+    pub async fn instances_in_region(&self, account_id: &str, region: &str) -> Vec<SimInstance> {
+        self.get(&format!(
+            "/_sim/instances{}",
+            filter(Some(account_id), Some(region))
+        ))
+        .await
+    }
+
+    /// The instance with this id (in any account and region), if the simulator still has it.
     pub async fn instance(&self, id: &str) -> Option<SimInstance> {
         self.instances()
             .await
@@ -273,10 +337,34 @@ impl SimClient {
             .find(|instance| instance.id == id)
     }
 
-    /// Inserts an ACTIVE instance the operator did not create (`POST /_sim/instances`).
+    /// Inserts an ACTIVE instance the operator did not create (`POST /_sim/instances`), in
+    /// the default account and region.
     pub async fn insert_instance(&self, alias: &str, tags: &[(&str, &str)]) -> SimInstance {
         let tags: BTreeMap<&str, &str> = tags.iter().copied().collect();
-        let body = serde_json::json!({ "alias": alias, "tags": tags });
+        self.insert(serde_json::json!({ "alias": alias, "tags": tags }))
+            .await
+    }
+
+    /// Inserts an ACTIVE instance nobody created through the API into `account_id` in
+    /// `region`.
+    pub async fn insert_instance_in(
+        &self,
+        account_id: &str,
+        region: &str,
+        alias: &str,
+        tags: &[(&str, &str)],
+    ) -> SimInstance {
+        let tags: BTreeMap<&str, &str> = tags.iter().copied().collect();
+        self.insert(serde_json::json!({
+            "alias": alias,
+            "tags": tags,
+            "accountId": account_id,
+            "region": region,
+        }))
+        .await
+    }
+
+    async fn insert(&self, body: Value) -> SimInstance {
         let value = self
             .send(reqwest::Method::POST, "/_sim/instances", Some(&body))
             .await;
@@ -299,10 +387,72 @@ impl SimClient {
             .unwrap_or_else(|error| panic!("PUT /_sim/config answered {value}: {error}"))
     }
 
-    /// Account counters (`GET /_sim/state`).
+    /// Counters, summed over every account and region (`GET /_sim/state`).
     pub async fn state(&self) -> SimState {
         self.get("/_sim/state").await
     }
+
+    /// The counters of `account_id` in `region`
+    /// (`GET /_sim/state?accountId=&region=`).
+    pub async fn state_of(&self, account_id: &str, region: &str) -> SimState {
+        self.get(&format!(
+            "/_sim/state{}",
+            filter(Some(account_id), Some(region))
+        ))
+        .await
+    }
+
+    /// Makes AssumeRole refuse exactly these roles (AccessDenied); `&[]` allows every role
+    /// again. Returns the configuration then.
+    pub async fn refuse_assume_role(&self, role_arns: &[&str]) -> ConfigView {
+        self.set_config(&ConfigPatch {
+            refuse_assume_role: Some(role_arns.iter().map(|arn| (*arn).to_owned()).collect()),
+            ..ConfigPatch::default()
+        })
+        .await
+    }
+
+    /// Makes AssumeRole of each role require its ExternalId (AccessDenied without it);
+    /// replaces the previous requirements, `&[]` requires none.
+    pub async fn require_external_ids(&self, role_external_ids: &[(&str, &str)]) -> ConfigView {
+        self.set_config(&ConfigPatch {
+            role_external_ids: Some(
+                role_external_ids
+                    .iter()
+                    .map(|(arn, id)| ((*arn).to_owned(), (*id).to_owned()))
+                    .collect(),
+            ),
+            ..ConfigPatch::default()
+        })
+        .await
+    }
+}
+
+/// `?accountId=…&region=…` for the views.
+fn filter(account_id: Option<&str>, region: Option<&str>) -> String {
+    let pairs: Vec<String> = [("accountId", account_id), ("region", region)]
+        .into_iter()
+        .filter_map(|(name, value)| value.map(|v| format!("{name}={}", encode(v))))
+        .collect();
+    if pairs.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", pairs.join("&"))
+    }
+}
+
+/// Percent-encodes a query value (account ids and regions need none; anything else stays safe).
+fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 impl Drop for Simulator {

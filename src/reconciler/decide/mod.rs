@@ -67,6 +67,9 @@ pub struct Inputs<'a> {
     pub creations_in_flight: usize,
     /// DescribeInstance calls per second that creation polls may use together.
     pub creation_polls_per_second: f64,
+    /// Why the object may not reach AWS through its account (`AccountNotFound`,
+    /// `AccountNotAllowed`), if it may not.
+    pub account: Option<(State, &'a str)>,
 }
 
 /// What a lookup by alias and uid tag found.
@@ -116,6 +119,15 @@ pub enum Observation {
     Converged(Box<Described>),
     /// DeleteInstance was accepted.
     DeleteAccepted,
+    /// The account's attempt budget refused the create: nothing was sent.
+    BudgetRefused {
+        /// Attempts counting now.
+        used: u32,
+        /// The budget.
+        budget: u32,
+        /// When the oldest counting attempt expires (RFC 3339), if known.
+        oldest_expires_at: Option<String>,
+    },
     /// DeleteInstance answered ResourceNotFound.
     DeleteFoundNothing,
     /// An AWS call failed.
@@ -274,8 +286,18 @@ pub fn apply(inputs: &Inputs<'_>, observation: &Observation) -> Decision {
             ..Decision::new(inputs, Then::Idle)
         };
     }
+    if let Some((state, message)) = inputs.account {
+        // No AWS call: the account is missing or does not select the namespace. A change
+        // of either wakes the object; the requeue is only a safety net.
+        return Decision::new(inputs, requeue(state)).state(state, message);
+    }
     match observation {
         Observation::Failed(err) => failure(inputs, err, None, Then::Requeue),
+        Observation::BudgetRefused {
+            used,
+            budget,
+            oldest_expires_at,
+        } => budget_refused(inputs, *used, *budget, oldest_expires_at.as_deref()),
         Observation::Instance(described) if inputs.spec.instance_id.is_some() => {
             adoption(inputs, described)
         }
@@ -746,6 +768,25 @@ pub fn cleanup(inputs: &Inputs<'_>, observation: &Observation) -> Decision {
                 format!("Instance {id} (spec.instanceId) was never adopted by this object; it is left untouched"),
             );
     }
+    if let Some((state, message)) = inputs.account {
+        if never_sent_create(inputs) {
+            // Refused by its account from the start: nothing can exist in AWS for it.
+            return Decision::new(inputs, Then::Release)
+                .failures(Failures::Reset)
+                .event(
+                    EventType::Normal,
+                    "Released",
+                    format!("Nothing was ever sent to AWS for this object ({message}); nothing to delete"),
+                );
+        }
+        // Its instance can only be deleted with the account's credentials: wait for the
+        // account (a change of it wakes the object), keeping the finalizer.
+        return Decision::new(inputs, Then::Pending(inputs.retry.drift_interval, Jitter::Spread))
+            .state(
+                state,
+                format!("{message}. The instance cannot be deleted until the account is usable again; the finalizer stays (set spec.deletionPolicy to Retain to release the object and keep the instance)"),
+            );
+    }
     let recorded = inputs.status.instance_id.as_deref().unwrap_or_default();
     match observation {
         Observation::Failed(err) => failure(
@@ -754,8 +795,8 @@ pub fn cleanup(inputs: &Inputs<'_>, observation: &Observation) -> Decision {
             Some("Deleting the instance failed"),
             Then::Pending,
         ),
-        // Never released without a look.
-        Observation::NotAsked => Decision::new(inputs, poll),
+        // Never released without a look. (The budget never refuses a delete.)
+        Observation::NotAsked | Observation::BudgetRefused { .. } => Decision::new(inputs, poll),
         Observation::Lookup(Lookup::Nothing | Lookup::Skipped | Lookup::Foreign(_)) => {
             deleted("No instance was created for this object; nothing to delete".to_owned())
         }
@@ -841,19 +882,59 @@ fn settled(inputs: &Inputs<'_>, state: State) -> Then {
     Then::Requeue(plan::retry_after(&inputs.retry, state, 0), Jitter::Spread)
 }
 
-/// Whether the step needs AWS at all. A paused object makes no call; a Cleanup that will
+/// Whether the step needs AWS at all. A paused object makes no call, nor one its account
+/// refuses; a Cleanup that will
 /// not delete (Retain, ObserveOnly, protected, an instance never adopted) has nothing to
 /// ask. The same conditions, in the same order, open `cleanup`.
 #[must_use]
 pub fn asks_aws(inputs: &Inputs<'_>, cleanup: bool) -> bool {
     let spec = inputs.spec;
     let decided_without_aws = inputs.paused
+        || inputs.account.is_some()
         || (cleanup
             && (spec.effective_deletion_policy() == DeletionPolicy::Retain
                 || spec.observe_only()
                 || spec.deletion_protection
                 || (spec.instance_id.is_some() && inputs.status.instance_id.is_none())));
     !decided_without_aws
+}
+
+/// A create the account's attempt budget refused: Stalled until an attempt expires (the
+/// requeue) or the budget is raised (a change of the account wakes the object).
+fn budget_refused(inputs: &Inputs<'_>, used: u32, budget: u32, oldest: Option<&str>) -> Decision {
+    let state = State::QuotaExceeded(crate::conditions::Quota::AttemptBudget);
+    let account = inputs.spec.account_name();
+    let expiry = oldest.map_or_else(String::new, |t| format!("; the oldest expires at {t}"));
+    let message = format!(
+        "ConnectAccount {account} has spent its attempt budget in {}: {used}/{budget} instance create and delete attempts in the last 30 days{expiry}. Nothing was sent to AWS. The object goes on by itself when an attempt expires or spec.lifecycleAttemptBudget is raised (at most 100: AWS's own limit locks the account for 30 days)",
+        inputs.region
+    );
+    let until_expiry = since_until(inputs, oldest).unwrap_or(inputs.retry.quota_retry);
+    let after = until_expiry
+        .min(inputs.retry.quota_retry)
+        .max(Duration::from_secs(1));
+    Decision::new(inputs, Then::Requeue(after, Jitter::None)).state(state, message)
+}
+
+/// How long until an RFC 3339 time recorded in status (`None` if past or unreadable).
+fn since_until(inputs: &Inputs<'_>, time: Option<&str>) -> Option<Duration> {
+    time.and_then(|t| t.parse::<jiff::Timestamp>().ok())
+        .map(|t| t.as_second().saturating_sub(inputs.now_epoch_seconds))
+        .and_then(|secs| u64::try_from(secs).ok())
+        .map(|secs| Duration::from_secs(secs + 1))
+}
+
+/// Whether the status proves that no CreateInstance was ever sent for the object: no
+/// instance recorded, no CreateInstance answer recorded, and every condition written says
+/// the object was refused by its account (or had not started).
+fn never_sent_create(inputs: &Inputs<'_>) -> bool {
+    let status = inputs.status;
+    status.instance_id.is_none()
+        && status.create_requested_time.is_none()
+        && status.conditions.iter().all(|c| {
+            c.type_ != crate::conditions::types::READY
+                || matches!(c.reason.as_str(), "AccountNotFound" | "AccountNotAllowed")
+        })
 }
 
 /// Whether an instance AWS does not show may only be not visible yet: CreateInstance

@@ -28,6 +28,7 @@ fn spec(policy: DeletionPolicy) -> ConnectInstanceSpec {
         deletion_protection: false,
         instance_id: None,
         management_policy: None,
+        account_ref: None,
     }
 }
 
@@ -159,6 +160,8 @@ struct Row {
     adjust: fn(&mut ConnectInstanceSpec),
     /// The paused annotation.
     paused: bool,
+    /// The account's refusal, if it refuses the object.
+    account: Option<State>,
 }
 
 fn rows() -> Vec<Row> {
@@ -180,6 +183,11 @@ fn rows() -> Vec<Row> {
         counts,
         adjust: |_| {},
         paused: false,
+        account: None,
+    };
+    let refused = |mut row: Row, state: State| {
+        row.account = Some(state);
+        row
     };
     let with = |mut row: Row, adjust: fn(&mut ConnectInstanceSpec)| {
         row.adjust = adjust;
@@ -831,6 +839,93 @@ fn rows() -> Vec<Row> {
             ),
             30,
         ),
+        // ---- Accounts: a refusing account means no AWS call at all
+        unrecorded(refused(
+            row(
+                "the account does not exist: AccountNotFound, nothing asked of AWS",
+                Path::Apply,
+                Observation::NotAsked,
+                Some("AccountNotFound"),
+                &[],
+                spread(drift),
+                Failures::Keep,
+            ),
+            State::AccountNotFound,
+        )),
+        refused(
+            row(
+                "the account does not select the namespace: AccountNotAllowed, no write",
+                Path::Apply,
+                Observation::NotAsked,
+                Some("AccountNotAllowed"),
+                &[],
+                spread(drift),
+                Failures::Keep,
+            ),
+            State::AccountNotAllowed,
+        ),
+        paused(refused(
+            row(
+                "paused and refused by the account: paused wins",
+                Path::Apply,
+                Observation::NotAsked,
+                None,
+                &[],
+                Then::Idle,
+                Failures::Keep,
+            ),
+            State::AccountNotFound,
+        )),
+        unrecorded(refused(
+            row(
+                "deleting an object its account always refused: released, nothing existed",
+                Path::Cleanup,
+                Observation::NotAsked,
+                None,
+                &[],
+                Then::Release,
+                Failures::Reset,
+            ),
+            State::AccountNotAllowed,
+        )),
+        refused(
+            row(
+                "deleting a recorded instance the account now refuses: waits, finalizer kept",
+                Path::Cleanup,
+                Observation::NotAsked,
+                Some("AccountNotAllowed"),
+                &[],
+                pending(drift),
+                Failures::Keep,
+            ),
+            State::AccountNotAllowed,
+        ),
+        retained(refused(
+            row(
+                "Retain while the account refuses: released without AWS",
+                Path::Cleanup,
+                Observation::NotAsked,
+                None,
+                &[],
+                Then::Release,
+                Failures::Keep,
+            ),
+            State::AccountNotFound,
+        )),
+        // ---- The attempt budget
+        unrecorded(row(
+            "the budget refused the create: AttemptBudgetExhausted, retried when the oldest expires",
+            Path::Apply,
+            Observation::BudgetRefused {
+                used: 80,
+                budget: 80,
+                oldest_expires_at: rfc3339(NOW + 600),
+            },
+            Some("QuotaExceeded"),
+            &[],
+            Then::Requeue(secs(601), Jitter::None),
+            Failures::Keep,
+        )),
     ]
 }
 
@@ -851,6 +946,7 @@ fn decide_row(row: &Row) -> Decision {
         paused: row.paused,
         creations_in_flight: 1,
         creation_polls_per_second: 1.0,
+        account: row.account.map(|state| (state, "the account refuses")),
     };
     match row.path {
         Path::Apply => apply(&inputs, &row.observation),
@@ -884,7 +980,11 @@ fn every_row_of_the_behaviour_table() {
 #[test]
 fn create_sends_the_uid_token_and_tag_and_records_the_id_at_once() {
     let rows = rows();
-    let create = decide_row(&rows[0]);
+    let first_create = rows
+        .iter()
+        .find(|r| r.what.starts_with("no instance recorded, none found"))
+        .unwrap_or_else(|| panic!("the table has the first-create row"));
+    let create = decide_row(first_create);
     let Some(Write::CreateInstance(request)) = create.writes.first() else {
         panic!("expected CreateInstance, got {:?}", create.writes);
     };
@@ -963,6 +1063,7 @@ fn convergence_writes_carry_tokens_and_the_event_lists_what_changed() {
         paused: false,
         creations_in_flight: 1,
         creation_polls_per_second: 1.0,
+        account: None,
     };
     let done = apply(&inputs, &Observation::Converged(before.clone()));
     assert_eq!(done.events.len(), 1);
@@ -1019,6 +1120,7 @@ fn decide_row_clone(row: &Row) -> Row {
         counts: row.counts,
         adjust: row.adjust,
         paused: row.paused,
+        account: row.account,
     }
 }
 
@@ -1041,6 +1143,7 @@ fn this_process_resending_recently_only_polls() {
         paused: false,
         creations_in_flight: 1,
         creation_polls_per_second: 1.0,
+        account: None,
     };
     let decision = cleanup(&inputs, &in_sync());
     assert!(decision.writes.is_empty(), "{:?}", decision.writes);
@@ -1194,6 +1297,7 @@ fn creation_polls_stretch_with_the_creations_in_flight_not_with_elapsed_time() {
         paused: false,
         creations_in_flight: in_flight,
         creation_polls_per_second: 1.0,
+        account: None,
     };
     let creating = described(InstanceState::CreationInProgress, true, &[]);
     // Ten minutes into a creation, alone: still every 5 s (ACTIVE seen within 5 s).

@@ -156,7 +156,7 @@ fn yaml_stream<'a>(docs: impl Iterator<Item = &'a Value>) -> String {
         .join("---\n")
 }
 
-fn parse_yaml_stream(text: &str) -> Vec<Value> {
+pub(super) fn parse_yaml_stream(text: &str) -> Vec<Value> {
     serde_yaml::Deserializer::from_str(text)
         .map(|document| Value::deserialize(document).expect("helm rendered valid YAML"))
         .filter(|doc| !doc.is_null())
@@ -181,7 +181,13 @@ pub(super) async fn render(
     }
 }
 
-async fn render_raw(release: &str, namespace: &str, values: &Value, extra: &[&str]) -> Run {
+/// `helm template` as [`render`] runs it, whether it succeeds or not.
+pub(super) async fn render_raw(
+    release: &str,
+    namespace: &str,
+    values: &Value,
+    extra: &[&str],
+) -> Run {
     let file = tempfile::Builder::new()
         .prefix("chart-values-")
         .suffix(".yaml")

@@ -138,6 +138,19 @@ pub(super) fn can_sub(
     }
 }
 
+/// A question about a subresource of a cluster-scoped resource (asked cluster-wide).
+pub(super) fn can_sub_cluster(
+    verb: &'static str,
+    resource: &str,
+    subresource: &'static str,
+    allowed: bool,
+) -> CanI {
+    CanI {
+        subresource: Some(subresource),
+        ..can(verb, resource, None, allowed)
+    }
+}
+
 /// Asks every question as the identity; fails listing every wrong answer. Returns the
 /// answers as a printable table.
 pub(super) async fn assert_can_i(identity: &ChartIdentity, questions: &[CanI]) -> String {
@@ -256,6 +269,9 @@ pub(super) fn options_from_deployment(
             "CONNECT_OPERATOR_WATCH_NAMESPACE" => assert_eq!(value, watch_namespace),
             "AWS_ENDPOINT_URL" => assert_eq!(value, sim_url),
             "CONNECT_OPERATOR_METRICS_ADDR" => {}
+            // The harness serves each test its own accounts and the shared default one
+            // (`--account-selector`, which wins over the environment).
+            "CONNECT_OPERATOR_ACCOUNT_SELECTOR" => {}
             _ => match AS_FLAGS.iter().find(|(env, _)| *env == name) {
                 Some((_, flag)) => options = options.flag(flag, &value),
                 None => options.envs.push((name.to_owned(), value)),

@@ -168,6 +168,73 @@ async fn chart_rejects_bad_values_with_a_clear_message() {
             [&region[..], &["--set", "terminationGracePeriodSeconds=30"]].concat(),
             vec!["terminationGracePeriodSeconds (30) must be greater than aws.timeout (30s)"],
         ),
+        (
+            "default account roleArn with an 11-digit account id",
+            [
+                &region[..],
+                &[
+                    "--set",
+                    "defaultAccount.roleArn=arn:aws:iam::11112222333:role/connect-operator",
+                ],
+            ]
+            .concat(),
+            vec!["/defaultAccount/roleArn", "does not match pattern"],
+        ),
+        (
+            "default account roleArn of a user",
+            [
+                &region[..],
+                &[
+                    "--set",
+                    "defaultAccount.roleArn=arn:aws:iam::111122223333:user/connect-operator",
+                ],
+            ]
+            .concat(),
+            vec!["/defaultAccount/roleArn", "does not match pattern"],
+        ),
+        (
+            "default account budget 0",
+            [
+                &region[..],
+                &["--set", "defaultAccount.lifecycleAttemptBudget=0"],
+            ]
+            .concat(),
+            vec![
+                "/defaultAccount/lifecycleAttemptBudget",
+                "minimum: got 0, want 1",
+            ],
+        ),
+        (
+            "default account budget 101",
+            [
+                &region[..],
+                &["--set", "defaultAccount.lifecycleAttemptBudget=101"],
+            ]
+            .concat(),
+            vec![
+                "/defaultAccount/lifecycleAttemptBudget",
+                "maximum: got 101, want 100",
+            ],
+        ),
+        (
+            "default account externalId without roleArn",
+            [&region[..], &["--set", "defaultAccount.externalId=team-a"]].concat(),
+            vec!["defaultAccount.externalId requires defaultAccount.roleArn"],
+        ),
+        (
+            "default account namespaceSelector with an unknown operator",
+            [
+                &region[..],
+                &[
+                    "--set",
+                    "defaultAccount.namespaceSelector.matchExpressions[0].key=team",
+                    "--set",
+                    "defaultAccount.namespaceSelector.matchExpressions[0].operator=Equals",
+                ],
+            ]
+            .concat(),
+            vec!["/defaultAccount/namespaceSelector/matchExpressions/0/operator"],
+        ),
     ];
     let mut report = vec![];
     for (what, values, expected) in &cases {
@@ -215,7 +282,9 @@ async fn chart_rejects_bad_values_with_a_clear_message() {
             install.stderr.lines().collect::<Vec<_>>().join(" | ")
         ));
     }
-    // Control: the same helm install with good values passes the same path.
+    // Control: the same helm install with good values passes the same path. The shared
+    // control plane already has a ConnectAccount/default that Helm did not create (which a
+    // real install refuses to take over; accounts.rs), so the control names its own.
     let good = helm(&[
         "install",
         "good",
@@ -229,6 +298,8 @@ async fn chart_rejects_bad_values_with_a_clear_message() {
         image[1],
         "--set",
         "aws.region=us-east-1",
+        "--set",
+        "defaultAccount.name=chart-values-control",
     ])
     .await;
     assert!(

@@ -6,6 +6,8 @@
 //! - `render.rs`: rendered value sets applied with a server-side dry run into a namespace
 //!   enforcing the `restricted` Pod Security Standard;
 //! - `rbac.rs`: the chart's least-privilege RBAC, and the operator run with that identity;
+//! - `accounts.rs`: the default `ConnectAccount` the chart renders, the account values
+//!   refused exactly where the CRD refuses them, and the account kept on uninstall;
 //! - `leader_election.rs`: two replicas sharing the chart's Lease, and the handover after
 //!   the leader is killed.
 //!
@@ -19,6 +21,7 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+mod accounts;
 mod helm;
 pub(crate) use helm::template_only;
 mod identity;

@@ -143,6 +143,10 @@ async fn chart_renders_apply_server_side_under_restricted_pod_security() {
     });
     let digest = format!("sha256:{}", "0123456789abcdef".repeat(4));
     let ha_values = chart_dir().join("ci/ha-values.yaml").display().to_string();
+    let accounts_values = chart_dir()
+        .join("ci/accounts-values.yaml")
+        .display()
+        .to_string();
     let watch_override = format!("watchNamespace={watched}");
     let sets: Vec<(&str, Value, Vec<&str>)> = vec![
         ("default", region.clone(), vec![]),
@@ -180,6 +184,7 @@ async fn chart_renders_apply_server_side_under_restricted_pod_security() {
             json!({}),
             vec!["-f", &ha_values, "--set", &watch_override],
         ),
+        ("ci-accounts", json!({}), vec!["-f", &accounts_values]),
     ];
 
     let mut summary = vec![];
@@ -203,6 +208,21 @@ async fn chart_renders_apply_server_side_under_restricted_pod_security() {
                 );
                 assert!(!kinds.contains("PodDisruptionBudget"), "{kinds:?}");
                 assert_eq!(env["CONNECT_OPERATOR_LEADER_ELECTION"], "false");
+                // ConnectAccount/default (also applied, with a server-side dry run, below).
+                assert_eq!(
+                    rendered.one("ConnectAccount")["metadata"]["name"],
+                    "default"
+                );
+            }
+            "ci-accounts" => {
+                assert_eq!(
+                    rendered.one("ConnectAccount")["metadata"]["name"],
+                    "payments"
+                );
+                assert_eq!(
+                    env["CONNECT_OPERATOR_ACCOUNT_SELECTOR"],
+                    "connect.operators.dev/operator=payments"
+                );
             }
             "replicas-2" => {
                 assert!(kinds.contains("PodDisruptionBudget"), "{kinds:?}");
@@ -210,8 +230,24 @@ async fn chart_renders_apply_server_side_under_restricted_pod_security() {
                 assert_eq!(env["CONNECT_OPERATOR_LEADER_ELECTION"], "true");
             }
             "watch-namespace" | "ci-ha" => {
-                assert!(!kinds.contains("ClusterRole"), "{kinds:?}");
-                assert!(!kinds.contains("ClusterRoleBinding"), "{kinds:?}");
+                // The only cluster-wide rights: the account rules (cluster-scoped
+                // resources), see rbac.rs.
+                for kind in ["ClusterRole", "ClusterRoleBinding"] {
+                    let names: Vec<String> = rendered
+                        .of_kind(kind)
+                        .into_iter()
+                        .map(|doc| {
+                            doc["metadata"]["name"]
+                                .as_str()
+                                .unwrap_or_default()
+                                .to_owned()
+                        })
+                        .collect();
+                    assert!(
+                        names.len() == 1 && names[0].ends_with("-accounts"),
+                        "{kind}: {names:?}"
+                    );
+                }
                 let watched_roles: Vec<&Value> = rendered
                     .of_kind("Role")
                     .into_iter()

@@ -167,7 +167,7 @@ async fn invalid_manifests_are_rejected_naming_the_field_and_never_reach_aws() {
     // The operator is watching this namespace: prove it with a valid object, which must
     // reach the simulator while nothing did before.
     assert!(
-        s.sim.calls().await.is_empty(),
+        s.connect_calls().await.is_empty(),
         "Connect calls before any valid object existed"
     );
     let object = create(&s.api, &manifest("valid", basic_spec("valid-alias")))
@@ -312,18 +312,31 @@ async fn examples_are_accepted_by_the_api_server() {
         "--dry-run=server",
         "-n",
         &namespace,
+        "-R",
         "-f",
         examples,
     ])
     .await;
+    // Every manifest, in every folder (accounts are in examples/accounts/).
+    fn yaml_files(dir: &std::path::Path) -> usize {
+        std::fs::read_dir(dir)
+            .expect("examples/")
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+            .map(|path| {
+                if path.is_dir() {
+                    yaml_files(&path)
+                } else {
+                    usize::from(path.extension().is_some_and(|ext| ext == "yaml"))
+                }
+            })
+            .sum()
+    }
+    let expected = yaml_files(std::path::Path::new(examples));
+    assert!(expected >= 5, "examples/ holds {expected} manifests");
     assert_eq!(
         output.matches("created (server dry run)").count(),
-        std::fs::read_dir(examples)
-            .expect("examples/")
-            .filter(|entry| entry
-                .as_ref()
-                .is_ok_and(|entry| entry.path().extension().is_some_and(|ext| ext == "yaml")))
-            .count(),
+        expected,
         "{output}"
     );
 }

@@ -89,7 +89,7 @@ async fn imported_manifest_adopts_a_live_instance_writing_only_the_uid_tag() {
             .and_then(Value::as_str),
         Some(live.id.as_str())
     );
-    let calls = s.sim.calls().await;
+    let calls = s.connect_calls().await;
     let writes = mutating(&calls);
     assert_eq!(writes.len(), 1, "only the uid tag: {:?}", tally(&calls));
     assert_eq!(writes[0].operation, "TagResource");
@@ -184,7 +184,7 @@ async fn adoption_refuses_missing_mismatched_and_foreign_owned_instances() {
         .await;
         assert!(output.success, "{output:?}");
     }
-    let calls = s.sim.calls().await;
+    let calls = s.connect_calls().await;
     assert!(mutating(&calls).is_empty(), "{:?}", tally(&calls));
     assert_eq!(s.sim.instances().await.len(), 2, "both instances untouched");
 }
@@ -223,7 +223,7 @@ async fn observe_only_never_writes_reports_drift_and_switches_to_manage_and_back
     assert_eq!(drift, "INBOUND_CALLS: AWS false, spec true");
     assert_eq!(ready_reason(&object).as_deref(), Some("Observed"));
     tokio::time::sleep(Duration::from_secs(4)).await; // several drift intervals
-    let calls = s.sim.calls().await;
+    let calls = s.connect_calls().await;
     assert!(
         mutating(&calls).is_empty(),
         "ObserveOnly wrote: {:?}",
@@ -278,7 +278,7 @@ async fn observe_only_never_writes_reports_drift_and_switches_to_manage_and_back
     set_inbound(&s, &live.id, false).await;
     s.sim.clear_calls().await;
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let calls = s.sim.calls().await;
+    let calls = s.connect_calls().await;
     assert!(mutating(&calls).is_empty(), "{:?}", tally(&calls));
     let instance = s.sim.instance(&live.id).await.expect("instance");
     assert_eq!(

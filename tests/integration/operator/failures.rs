@@ -62,7 +62,7 @@ async fn throttling_and_server_errors_converge_without_retry_storm() {
     }
     let outage = Duration::from_secs(10);
     tokio::time::sleep(outage).await;
-    let during = s.sim.calls().await;
+    let during = s.connect_calls().await;
     let throttled = during
         .iter()
         .filter(|call| call.error_type.as_deref() == Some("ThrottlingException"))
@@ -102,7 +102,7 @@ async fn throttling_and_server_errors_converge_without_retry_storm() {
         let object = s.wait_ready(name).await;
         assert_ready_and_settled(&object);
     }
-    let calls = s.sim.calls().await;
+    let calls = s.connect_calls().await;
     eprintln!(
         "fault scenario, total: {} calls: {:?}",
         calls.len(),
@@ -190,7 +190,7 @@ pub(super) async fn killed_after_create_instance(test: &str, sim_args: &[&str]) 
         Some(instances[0].id.as_str())
     );
     assert_eq!(instances[0].tags.get(connect::UID_TAG), Some(&uid));
-    let calls = s.sim.calls().await;
+    let calls = s.connect_calls().await;
     let token = create_token(&uid);
     assert!(
         calls
@@ -252,7 +252,7 @@ async fn creation_failed_is_stalled_without_a_second_create() {
 
     // Several poll intervals later, still a single attempt.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let calls = s.sim.calls().await;
+    let calls = s.connect_calls().await;
     assert_eq!(count(&calls, "CreateInstance"), 1, "{:?}", tally(&calls));
     assert!(
         s.event_summaries(name)
@@ -308,7 +308,7 @@ async fn alias_held_by_foreign_instance_is_alias_conflict_and_left_untouched() {
     .await;
     wait_gone(&s.api, name, DEADLINE).await;
 
-    let calls = s.sim.calls().await;
+    let calls = s.connect_calls().await;
     let writes: Vec<&SimCall> = calls
         .iter()
         .filter(|call| MUTATING.contains(&call.operation.as_str()))

@@ -97,7 +97,7 @@ async fn create_becomes_ready_with_one_uid_token_create_instance() {
     );
     assert_eq!(instance.tags.get(connect::UID_TAG), Some(&uid));
 
-    let calls = s.sim.calls().await;
+    let calls = s.connect_calls().await;
     let creates: Vec<&SimCall> = calls
         .iter()
         .filter(|call| call.operation == "CreateInstance")
@@ -125,7 +125,10 @@ async fn create_becomes_ready_with_one_uid_token_create_instance() {
     );
 
     assert_steady(&s, name, Duration::from_secs(3)).await;
-    eprintln!("create scenario calls: {:?}", tally(&s.sim.calls().await));
+    eprintln!(
+        "create scenario calls: {:?}",
+        tally(&s.connect_calls().await)
+    );
 
     // The operator's own endpoints: AWS calls counted by operation, ready after sync.
     let metrics = s.operator.metrics().await;
@@ -173,7 +176,7 @@ async fn spec_change_sends_only_the_needed_attribute_and_tag_calls() {
     assert_ready_and_settled(&after);
     assert_eq!(status_str(&after, "instanceId"), Some(instance_id.clone()));
 
-    let calls = s.sim.calls().await;
+    let calls = s.connect_calls().await;
     assert_eq!(
         count_ok(&calls, "UpdateInstanceAttribute"),
         2,
@@ -248,7 +251,7 @@ async fn kubectl_delete_sends_uid_token_and_keeps_finalizer_until_not_found() {
         match (&object, &instance) {
             (None, Some(instance)) => panic!(
                 "the object is gone while the instance still exists: {instance:?}\n{:?}",
-                tally(&s.sim.calls().await)
+                tally(&s.connect_calls().await)
             ),
             (None, None) => break,
             (Some(object), Some(_)) => {
@@ -279,7 +282,7 @@ async fn kubectl_delete_sends_uid_token_and_keeps_finalizer_until_not_found() {
         "{gone:?}"
     );
 
-    let calls = s.sim.calls().await;
+    let calls = s.connect_calls().await;
     let deletes: Vec<&SimCall> = calls
         .iter()
         .filter(|call| call.operation == "DeleteInstance")
@@ -340,7 +343,7 @@ async fn retain_policy_removes_object_and_keeps_instance() {
         .await
         .expect("instance retained");
     assert_eq!(instance.status, "ACTIVE");
-    let calls = s.sim.calls().await;
+    let calls = s.connect_calls().await;
     assert_eq!(count(&calls, "DeleteInstance"), 0, "{:?}", tally(&calls));
     assert_eq!(s.sim.state().await.lifecycle_attempts, 1);
     let events = s.event_summaries(name).await;

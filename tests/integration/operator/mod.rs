@@ -12,14 +12,19 @@
 //! errors, a crash right after CreateInstance, a failed creation, an alias held by a foreign
 //! instance), `admission.rs` (what the API server refuses, and the examples it accepts),
 //! `brownfield.rs` (import, adoption, ObserveOnly), `safety.rs` (pause, deletion
-//! protection and its admission policies) and `undocumented.rs` (the lifecycle and the
-//! crash with the simulator answering what AWS leaves undocumented the other way).
+//! protection and its admission policies), `undocumented.rs` (the lifecycle and the
+//! crash with the simulator answering what AWS leaves undocumented the other way) and
+//! `accounts.rs` (several AWS accounts, who may use which, refused roles, per-account
+//! throttling) and `ledger.rs` (the 30-day attempt ledger and budget, under crashes and
+//! leader changes).
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+mod accounts;
 mod admission;
 mod brownfield;
 mod failures;
+mod ledger;
 mod lifecycle;
 mod quota;
 mod safety;
@@ -78,6 +83,16 @@ struct Scenario {
 
 impl Scenario {
     async fn start(test: &str, sim_args: &[&str], operator_flags: &[(&str, &str)]) -> Self {
+        Self::start_watching(test, sim_args, operator_flags, &[]).await
+    }
+
+    /// A scenario whose operator also watches `more_namespaces`.
+    async fn start_watching(
+        test: &str,
+        sim_args: &[&str],
+        operator_flags: &[(&str, &str)],
+        more_namespaces: &[&str],
+    ) -> Self {
         let slot = heavy_slot().await;
         let client = client().await;
         let namespace = TestNamespace::create(&client, &namespace_prefix(test))
@@ -97,6 +112,9 @@ impl Scenario {
         for (name, value) in operator_flags {
             options = options.flag(name, value);
         }
+        for namespace in more_namespaces {
+            options = options.also_watch(namespace);
+        }
         let operator = OperatorProcess::start(&logs, options).await;
         let api = connect::api(&client, &namespace);
         Self {
@@ -107,6 +125,17 @@ impl Scenario {
             api,
             _slot: slot,
         }
+    }
+
+    /// The simulator's Connect calls: what the objects asked of AWS. The STS calls that
+    /// verify the accounts' credentials are the accounts' own, and are left out.
+    async fn connect_calls(&self) -> Vec<SimCall> {
+        self.sim
+            .calls()
+            .await
+            .into_iter()
+            .filter(|call| OPERATIONS.contains(&call.operation.as_str()))
+            .collect()
     }
 
     async fn get(&self, name: &str) -> DynamicObject {
@@ -248,7 +277,7 @@ fn assert_ready_and_settled(object: &DynamicObject) {
 /// object (steady state: no hot loop from its own status writes).
 async fn assert_steady(scenario: &Scenario, name: &str, window: Duration) {
     let before = scenario.get(name).await;
-    let calls_before = scenario.sim.calls().await.len();
+    let calls_before = scenario.connect_calls().await.len();
     tokio::time::sleep(window).await;
     let after = scenario.get(name).await;
     assert_eq!(
@@ -257,7 +286,7 @@ async fn assert_steady(scenario: &Scenario, name: &str, window: Duration) {
         "the object was written in steady state: {}",
         describe(&after)
     );
-    let calls = scenario.sim.calls().await;
+    let calls = scenario.connect_calls().await;
     let new_writes: Vec<&SimCall> = calls[calls_before.min(calls.len())..]
         .iter()
         .filter(|call| MUTATING.contains(&call.operation.as_str()))

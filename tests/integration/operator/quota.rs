@@ -64,7 +64,7 @@ async fn instance_quota_sets_quota_exceeded_and_recovers_when_raised() {
 
     // Over a window of several retry intervals, at most one attempt per interval.
     tokio::time::sleep(Duration::from_secs(7)).await;
-    let calls = s.sim.calls().await;
+    let calls = s.connect_calls().await;
     let creates: Vec<&SimCall> = calls
         .iter()
         .filter(|call| call.operation == "CreateInstance")
@@ -98,7 +98,7 @@ async fn instance_quota_sets_quota_exceeded_and_recovers_when_raised() {
         .await;
     let object = s.wait_ready(name).await;
     assert_ready_and_settled(&object);
-    let calls = s.sim.calls().await;
+    let calls = s.connect_calls().await;
     assert_eq!(count_ok(&calls, "CreateInstance"), 1, "{:?}", tally(&calls));
     let token = create_token(&uid);
     assert!(
@@ -178,7 +178,7 @@ async fn lifecycle_limit_on_delete_keeps_finalizer_until_switched_to_retain() {
         describe(&object)
     );
     assert!(s.sim.instance(&instance_id).await.is_some());
-    let calls = s.sim.calls().await;
+    let calls = s.connect_calls().await;
     let deletes: Vec<&SimCall> = calls
         .iter()
         .filter(|call| call.operation == "DeleteInstance")
@@ -216,6 +216,6 @@ async fn lifecycle_limit_on_delete_keeps_finalizer_until_switched_to_retain() {
     );
     eprintln!(
         "lifecycle-limit scenario calls: {:?}",
-        tally(&s.sim.calls().await)
+        tally(&s.connect_calls().await)
     );
 }

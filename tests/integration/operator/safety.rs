@@ -74,7 +74,7 @@ async fn paused_objects_make_no_aws_call_and_resume_when_unpaused() {
     s.merge_patch("quiet", json!({ "spec": { "tags": { "team": "paused" } } }))
         .await;
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let calls = s.sim.calls().await;
+    let calls = s.connect_calls().await;
     assert!(
         calls.is_empty(),
         "a paused object called AWS: {:?}",
@@ -283,7 +283,7 @@ async fn admission_policies_deny_deleting_protected_objects_and_the_crd() {
     assert!(!crd.success, "{crd:?}");
     assert!(crd.stderr.contains("allow-crd-deletion"), "{crd:?}");
 
-    let calls = s.sim.calls().await;
+    let calls = s.connect_calls().await;
     let deletes: Vec<_> = calls
         .iter()
         .filter(|c| c.operation == "DeleteInstance")

@@ -111,7 +111,7 @@ async fn lifecycle_stays_exact_when_aws_answers_the_undocumented_questions_the_o
     wait_gone_after_delete(&s, "doomed").await;
     wait_gone_after_delete(&s, "late").await;
 
-    let calls = s.sim.calls().await;
+    let calls = s.connect_calls().await;
     let summary = tally(&calls);
     assert_eq!(
         count(&calls, "CreateInstance"),

@@ -264,7 +264,20 @@ async fn control_config_merges_partially_and_rejects_invalid_values() -> TestRes
         "rejected updates change nothing"
     );
     let state = control_get(&sim, "/_sim/state").await?;
-    assert_eq!(state, json!({ "lifecycleAttempts": 0, "instanceCount": 0 }));
+    assert_eq!(
+        state,
+        json!({
+            "lifecycleAttempts": 0,
+            "instanceCount": 0,
+            "accounts": [{
+                "accountId": "123456789012",
+                "region": "us-east-1",
+                "lifecycleAttempts": 0,
+                "instanceCount": 0,
+            }],
+        }),
+        "the default account and region exist from the start"
+    );
     Ok(())
 }
 

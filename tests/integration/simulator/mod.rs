@@ -7,7 +7,9 @@
 //! control-endpoint calls. The tests, by area: `lifecycle.rs`, `attributes_and_tags.rs`,
 //! `quotas.rs` (instance quota, lifecycle attempt limit, rate limits), `faults.rs`,
 //! `validation.rs` (requests Connect refuses), `control.rs` (the `/_sim/` endpoints),
-//! `undocumented.rs` (knobs for behaviour AWS does not document) and `boto3_and_binary.rs`.
+//! `undocumented.rs` (knobs for behaviour AWS does not document), `sts_and_accounts.rs`
+//! (STS with `aws-sdk-sts` and `aws-config`'s AssumeRoleProvider; state per account and
+//! region) and `boto3_and_binary.rs`.
 
 mod attributes_and_tags;
 mod boto3_and_binary;
@@ -15,6 +17,7 @@ mod control;
 mod faults;
 mod lifecycle;
 mod quotas;
+mod sts_and_accounts;
 mod undocumented;
 mod validation;
 

@@ -16,11 +16,11 @@ struct Args {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:0")]
     listen: SocketAddr,
-    /// Region used in ARNs.
+    /// Default region: of requests whose SigV4 credential scope names none.
     #[arg(long, default_value = "us-east-1")]
     region: String,
-    /// Account id used in ARNs.
-    #[arg(long, default_value = "123456789012")]
+    /// Default account: of every access key the simulator's AssumeRole did not issue.
+    #[arg(long, default_value = connect_sim::DEFAULT_ACCOUNT_ID)]
     account_id: String,
     /// How long new instances stay CREATION_IN_PROGRESS (e.g. `2s`, `500ms`).
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
@@ -52,6 +52,16 @@ struct Args {
     /// value "false". Repeatable.
     #[arg(long = "extra-attribute-type", value_name = "NAME")]
     extra_attribute_types: Vec<String>,
+    /// Answer unsigned requests 403 MissingAuthenticationToken… as AWS does (by default
+    /// they are served as the default account).
+    #[arg(long)]
+    require_authentication: bool,
+    /// A role ARN AssumeRole refuses with AccessDenied. Repeatable.
+    #[arg(long = "refuse-assume-role", value_name = "ROLE_ARN")]
+    refuse_assume_role: Vec<String>,
+    /// `ROLE_ARN=EXTERNAL_ID`: AssumeRole of that role requires that ExternalId. Repeatable.
+    #[arg(long = "role-external-id", value_name = "ROLE_ARN=EXTERNAL_ID")]
+    role_external_ids: Vec<String>,
     /// Rate limit override `Operation=RATE[/BURST]` (requests/second; `none` = unlimited).
     /// Repeatable.
     #[arg(long = "rate-limit", value_name = "OP=RATE[/BURST]")]
@@ -66,7 +76,8 @@ fn apply_rate_limit(config: &mut SimConfig, spec: &str) -> Result<(), String> {
         .split_once('=')
         .ok_or_else(|| format!("--rate-limit {spec}: expected OP=RATE[/BURST]"))?;
     let op = Operation::from_name(name)
-        .ok_or_else(|| format!("--rate-limit {spec}: unknown operation {name}"))?;
+        .filter(|op| !op.is_sts())
+        .ok_or_else(|| format!("--rate-limit {spec}: unknown Connect operation {name}"))?;
     let (rate, burst) = match limit.split_once('/') {
         Some((rate, burst)) => (rate, Some(burst)),
         None => (limit, None),
@@ -138,9 +149,25 @@ async fn main() -> ExitCode {
         refuse_delete_while_creating: args.refuse_delete_while_creating,
         failed_instance_retention: args.failed_instance_retention,
         extra_attribute_types: args.extra_attribute_types,
+        require_authentication: args.require_authentication,
+        refuse_assume_role: args.refuse_assume_role,
         seed: args.seed,
         ..SimConfig::default()
     };
+    for spec in &args.role_external_ids {
+        // The ARN contains no '=', so the first one separates it from the id.
+        match spec.split_once('=') {
+            Some((arn, external_id)) => {
+                config
+                    .role_external_ids
+                    .insert(arn.to_owned(), external_id.to_owned());
+            }
+            None => {
+                eprintln!("connect-sim: --role-external-id {spec}: expected ROLE_ARN=EXTERNAL_ID");
+                return ExitCode::from(2);
+            }
+        }
+    }
     for spec in &args.rate_limits {
         if let Err(message) = apply_rate_limit(&mut config, spec) {
             eprintln!("connect-sim: {message}");

@@ -1,4 +1,4 @@
-//! The `connect.operators.dev/v1alpha1` `ConnectInstance` API.
+//! The `ConnectInstance` resource.
 //!
 //! Validation lives in the schema (OpenAPI constraints and CEL rules) so that the API server
 //! rejects bad input at admission, before anything can reach AWS.
@@ -64,6 +64,12 @@ pub const ALLOW_CRD_DELETION_ANNOTATION: &str = "connect.operators.dev/allow-crd
         json_path = ".metadata.creationTimestamp"
     ),
     printcolumn(
+        name = "Account",
+        type_ = "string",
+        json_path = ".status.accountId",
+        priority = 1
+    ),
+    printcolumn(
         name = "ARN",
         type_ = "string",
         json_path = ".status.arn",
@@ -105,6 +111,9 @@ pub const ALLOW_CRD_DELETION_ANNOTATION: &str = "connect.operators.dev/allow-crd
     validation = Rule::new("has(self.instanceId) == has(oldSelf.instanceId) && (!has(self.instanceId) || self.instanceId == oldSelf.instanceId)")
         .message("spec.instanceId is immutable: it can be neither added, changed nor removed after creation")
         .field_path(".instanceId"),
+    validation = Rule::new("(has(self.accountRef) ? self.accountRef.name : 'default') == (has(oldSelf.accountRef) ? oldSelf.accountRef.name : 'default')")
+        .message("spec.accountRef is immutable: an instance stays in the account it was created or adopted in")
+        .field_path(".accountRef"),
     validation = Rule::new("!has(self.instanceId) || has(self.deletionPolicy)")
         .message("spec.deletionPolicy must be set explicitly (Delete or Retain) when spec.instanceId adopts an existing instance")
         .field_path(".deletionPolicy"),
@@ -198,7 +207,28 @@ pub struct ConnectInstanceSpec {
     /// and `deletionPolicy: Retain`. May be changed at any time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub management_policy: Option<ManagementPolicy>,
+
+    /// The `ConnectAccount` whose credentials, rate limits and attempt budget this instance
+    /// uses. Defaults to the account named `default`. The account must select this object's
+    /// namespace (its `spec.namespaceSelector`); otherwise nothing is sent to AWS. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_ref: Option<AccountRef>,
 }
+
+/// A reference to a cluster-scoped `ConnectAccount`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountRef {
+    /// The name of the `ConnectAccount`.
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
+    pub name: String,
+}
+
+/// The account an object names when its spec names none.
+pub const DEFAULT_ACCOUNT: &str = "default";
 
 /// Whether the operator writes to AWS for an object.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
@@ -360,6 +390,14 @@ impl AttributeType {
 }
 
 impl ConnectInstanceSpec {
+    /// The name of the `ConnectAccount` in force: `default` unless the spec says otherwise.
+    #[must_use]
+    pub fn account_name(&self) -> &str {
+        self.account_ref
+            .as_ref()
+            .map_or(DEFAULT_ACCOUNT, |r| r.name.as_str())
+    }
+
     /// The deletion policy in force: `Delete` unless the spec says otherwise.
     #[must_use]
     pub fn effective_deletion_policy(&self) -> DeletionPolicy {
@@ -452,6 +490,10 @@ pub struct ConnectInstanceStatus {
     /// The AWS region the instance lives in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// The AWS account the instance lives in (the id the `ConnectAccount`'s credentials
+    /// verified).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
     /// When CreateInstance first answered for this object (RFC 3339). Written once: within
     /// a grace period after it, an instance AWS does not show yet is "not visible yet"
     /// (AWS is eventually consistent), never "gone".
@@ -517,7 +559,7 @@ fn tags_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     })
 }
 
-fn conditions_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+pub(super) fn conditions_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
     let item = generator.subschema_for::<Condition>();
     schemars::json_schema!({
         "type": "array",
@@ -527,54 +569,28 @@ fn conditions_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Sch
     })
 }
 
-/// The CustomResourceDefinition, as installed (`crds/` holds its YAML).
-///
-/// `nullable` is removed from the schema: without it the API server prunes an explicit
-/// `null` instead of storing it, so `has(self.field)` in the CEL rules means "set to a value"
-/// and a `null` cannot slip past the immutability rules.
-#[must_use]
-pub fn crd()
--> k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition {
-    use kube::CustomResourceExt;
-    let mut crd = ConnectInstance::crd();
-    for version in &mut crd.spec.versions {
-        if let Some(schema) = version
-            .schema
-            .as_mut()
-            .and_then(|s| s.open_api_v3_schema.as_mut())
-        {
-            strip_nullable(schema);
-        }
-    }
-    crd
-}
-
-fn strip_nullable(
-    schema: &mut k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaProps,
-) {
-    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaPropsOrArray;
-    schema.nullable = None;
-    for child in schema.properties.iter_mut().flat_map(|p| p.values_mut()) {
-        strip_nullable(child);
-    }
-    if let Some(JSONSchemaPropsOrArray::Schema(items)) = schema.items.as_mut() {
-        strip_nullable(items);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn committed_crd_matches_the_generated_one() {
-        let generated = crate::cli::crd_yaml().unwrap_or_default();
-        let committed = include_str!("../crds/connectinstances.connect.operators.dev.yaml");
-        assert!(
-            generated == committed,
-            "crds/ is stale: run `cargo run -- crd > crds/connectinstances.connect.operators.dev.yaml`"
-        );
-        assert!(!committed.contains("nullable"));
+        // In file-name order, as `crds()` gives them.
+        let committed = [
+            include_str!("../../crds/connectaccounts.connect.operators.dev.yaml"),
+            include_str!("../../crds/connectattemptledgers.connect.operators.dev.yaml"),
+            include_str!("../../crds/connectinstances.connect.operators.dev.yaml"),
+        ];
+        let generated = super::super::crds();
+        assert_eq!(generated.len(), committed.len());
+        for ((file, crd), committed) in generated.iter().zip(committed) {
+            let generated = serde_yaml::to_string(crd).unwrap_or_default();
+            assert!(
+                generated == committed,
+                "crds/{file} is stale: run `cargo run -- crd --output-dir crds && hack/sync-chart-crds.sh`"
+            );
+            assert!(!committed.contains("nullable"));
+        }
     }
 
     #[test]
