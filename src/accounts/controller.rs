@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, ListParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{self, Event as FinalizerEvent};
 use kube::runtime::utils::PredicateConfig;
 use kube::runtime::{WatchStreamExt, watcher};
@@ -24,7 +24,7 @@ use crate::api::{
 };
 use crate::aws::{CredentialsFailure, ErrorKind};
 use crate::conditions::{self, types};
-use crate::reconciler::{Context, FIELD_MANAGER, plan};
+use crate::reconciler::{Context, plan, status};
 
 /// Why an account reconcile ended early.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +32,9 @@ pub enum AccountError {
     /// A Kubernetes API call failed.
     #[error("Kubernetes API call failed: {0}")]
     Kube(#[source] kube::Error),
+    /// The status write failed or timed out.
+    #[error("status write: {0}")]
+    Status(#[source] crate::reconciler::Error),
     /// The attempt ledgers could not be read.
     #[error("{0}")]
     Ledger(#[source] LedgerError),
@@ -97,7 +100,7 @@ async fn attempts(
     account: &ConnectAccount,
 ) -> Result<Vec<RegionAttempts>, AccountError> {
     let name = account.name_any();
-    let budget = u32::try_from(account.spec.lifecycle_attempt_budget.clamp(1, 100)).unwrap_or(1);
+    let budget = account.budget();
     let now = jiff::Timestamp::now();
     let ledgers = ctx
         .ledgers
@@ -326,24 +329,9 @@ async fn write_status(
     status: &ConnectAccountStatus,
 ) -> Result<(), AccountError> {
     let api: Api<ConnectAccount> = Api::all(ctx.client.clone());
-    let patch = serde_json::json!({
-        "apiVersion": ConnectAccount::api_version(&()),
-        "kind": ConnectAccount::kind(&()),
-        "status": status,
-    });
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    let timeout = ctx.settings.kube_write_timeout;
-    match tokio::time::timeout(
-        timeout,
-        api.patch_status(&account.name_any(), &params, &Patch::Apply(&patch)),
-    )
-    .await
-    {
-        Ok(result) => result.map(|_| ()).map_err(AccountError::Kube),
-        Err(_) => Err(AccountError::Kube(kube::Error::Service(
-            format!("status write timed out after {timeout:?}").into(),
-        ))),
-    }
+    status::apply_status(ctx, &api, &account.name_any(), status)
+        .await
+        .map_err(AccountError::Status)
 }
 
 async fn publish(
@@ -353,16 +341,8 @@ async fn publish(
     reason: &str,
     note: &str,
 ) {
-    let event = Event {
-        type_,
-        reason: reason.to_owned(),
-        note: Some(note.chars().take(1024).collect()),
-        action: "VerifyCredentials".to_owned(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &account.object_ref(&())).await {
-        tracing::warn!(error = %e, reason, "could not publish event");
-    }
+    let reference = account.object_ref(&());
+    status::publish(ctx, &reference, type_, reason, note, "VerifyCredentials").await;
 }
 
 /// What wakes an account: a spec change, the start of deletion, a change of finalizers.

@@ -340,7 +340,7 @@ impl Directory {
             name: name.to_owned(),
             access: access_of(&account),
             account_id: account.status.as_ref().and_then(|s| s.account_id.clone()),
-            budget: u32::try_from(account.spec.lifecycle_attempt_budget.clamp(1, 100)).unwrap_or(1),
+            budget: account.budget(),
         }
     }
 }

@@ -179,6 +179,12 @@ impl ConnectAccount {
             .and_then(|s| s.conditions.iter().find(|c| c.type_ == type_))
     }
 
+    /// `spec.lifecycleAttemptBudget`, held to its 1–100 range.
+    #[must_use]
+    pub fn budget(&self) -> u32 {
+        u32::try_from(self.spec.lifecycle_attempt_budget.clamp(1, 100)).unwrap_or(1)
+    }
+
     /// The account id, once the credentials have been verified for the current spec.
     #[must_use]
     pub fn verified_account_id(&self) -> Option<&str> {

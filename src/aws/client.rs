@@ -13,14 +13,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
-use aws_config::sts::AssumeRoleProvider;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_connect::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_connect::types::{DirectoryType, InstanceAttributeType};
 use aws_smithy_runtime_api::http::Response as HttpResponse;
 
+pub use super::credentials::{Access, CredentialsFailure};
 use super::error::{AwsError, ErrorKind, Operation};
 use super::ratelimit::{Admission, RateLimitSettings, RateLimits};
 use crate::api::AttributeType;
@@ -39,16 +39,6 @@ pub struct AwsSettings {
     pub rate_limits: RateLimitSettings,
 }
 
-/// How an account is reached: the operator's own credentials, or a role assumed on top of
-/// them.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Access {
-    /// The role to assume; `None`: the operator's own credentials.
-    pub role_arn: Option<String>,
-    /// The external id the role's trust policy asks for.
-    pub external_id: Option<String>,
-}
-
 /// Where a call goes: whose credentials, which account (the key of its rate limits), which
 /// region.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -59,17 +49,6 @@ pub struct Target {
     pub account_id: String,
     /// The region.
     pub region: String,
-}
-
-/// Why an account's credentials could not be verified.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum CredentialsFailure {
-    /// STS AssumeRole of the account's role failed (refused, or STS unreachable).
-    AssumeRoleFailed(String),
-    /// The operator's own credentials could not be loaded.
-    NoCredentials(String),
-    /// GetCallerIdentity failed.
-    Call(AwsError),
 }
 
 /// The instance lifecycle states AWS reports.
@@ -168,10 +147,10 @@ pub struct CreateInstanceRequest {
 
 /// The Connect client shared by all reconciles.
 pub struct ConnectClient {
-    base: SdkConfig,
-    default_region: String,
-    providers: Mutex<HashMap<Access, SharedCredentialsProvider>>,
-    clients: Mutex<HashMap<(Access, String), aws_sdk_connect::Client>>,
+    pub(super) base: SdkConfig,
+    pub(super) default_region: String,
+    pub(super) providers: Mutex<HashMap<Access, SharedCredentialsProvider>>,
+    pub(super) clients: Mutex<HashMap<(Access, String), aws_sdk_connect::Client>>,
     limits: RateLimits,
     metrics: Arc<Metrics>,
 }
@@ -227,30 +206,6 @@ impl ConnectClient {
         &self.default_region
     }
 
-    /// The credentials provider of an account: the operator's own, or the role's on top.
-    async fn provider(&self, access: &Access) -> Option<SharedCredentialsProvider> {
-        let Some(role_arn) = &access.role_arn else {
-            return self.base.credentials_provider();
-        };
-        if let Some(provider) = lock(&self.providers).get(access) {
-            return Some(provider.clone());
-        }
-        let mut builder = AssumeRoleProvider::builder(role_arn.clone())
-            .session_name("connect-operator")
-            .configure(&self.base);
-        if let Some(external_id) = &access.external_id {
-            builder = builder.external_id(external_id.clone());
-        }
-        let provider = SharedCredentialsProvider::new(builder.build().await);
-        // Two reconciles may build one at the same moment; the first stored wins.
-        Some(
-            lock(&self.providers)
-                .entry(access.clone())
-                .or_insert(provider)
-                .clone(),
-        )
-    }
-
     async fn client(&self, access: &Access, region: &str) -> aws_sdk_connect::Client {
         let key = (access.clone(), region.to_owned());
         if let Some(client) = lock(&self.clients).get(&key) {
@@ -263,61 +218,6 @@ impl ConnectClient {
         }
         let client = aws_sdk_connect::Client::from_conf(config.build());
         lock(&self.clients).entry(key).or_insert(client).clone()
-    }
-
-    /// Forgets the cached credentials and clients of an access (its account changed or is
-    /// gone), so that the next call assumes the role afresh.
-    pub fn forget(&self, access: &Access) {
-        lock(&self.providers).remove(access);
-        lock(&self.clients).retain(|(a, _), _| a != access);
-    }
-
-    /// Verifies an account's credentials: obtains them (assuming the role, if any), then
-    /// asks STS GetCallerIdentity which account they reach. Returns the account id.
-    pub async fn verify(&self, access: &Access) -> Result<String, CredentialsFailure> {
-        let provider = self.provider(access).await.ok_or_else(|| {
-            CredentialsFailure::NoCredentials("no AWS credentials are configured".to_owned())
-        })?;
-        // Obtained explicitly first so that a refused AssumeRole is told apart from a
-        // refused GetCallerIdentity. The credentials themselves go no further than the SDK.
-        if let Err(e) = provider.provide_credentials().await {
-            return Err(match (&access.role_arn, sts_refusal(&e)) {
-                // STS answered, and refused: the role's trust or the operator's permission.
-                (Some(_), Some(refusal)) => CredentialsFailure::AssumeRoleFailed(refusal),
-                // STS could not be reached (or answered nothing usable): passing, retried.
-                (Some(_), None) => CredentialsFailure::Call(AwsError {
-                    operation: Operation::AssumeRole,
-                    kind: ErrorKind::Transient,
-                    code: None,
-                    message: error_chain(&e),
-                    request_id: None,
-                    retry_after: None,
-                }),
-                (None, _) => CredentialsFailure::NoCredentials(error_chain(&e)),
-            });
-        }
-        let config = aws_sdk_sts::config::Builder::from(&self.base)
-            .credentials_provider(provider)
-            .build();
-        let sts = aws_sdk_sts::Client::from_conf(config);
-        let region = self.default_region.clone();
-        let out = self
-            .call_with(
-                (access.role_arn.as_deref().unwrap_or("own"), region.as_str()),
-                Operation::GetCallerIdentity,
-                sts.get_caller_identity().send(),
-            )
-            .await
-            .map_err(CredentialsFailure::Call)?;
-        out.account()
-            .filter(|a| !a.is_empty())
-            .map(str::to_owned)
-            .ok_or_else(|| {
-                CredentialsFailure::Call(malformed(
-                    Operation::GetCallerIdentity,
-                    "the answer has no Account",
-                ))
-            })
     }
 
     async fn call<T, E, F, Fut>(
@@ -375,7 +275,7 @@ impl ConnectClient {
     }
 
     /// One call through the limiter of (account, region, operation), counted and classified.
-    async fn call_with<T, E, Fut>(
+    pub(super) async fn call_with<T, E, Fut>(
         &self,
         (account, region): (&str, &str),
         operation: Operation,
@@ -642,51 +542,11 @@ impl ConnectClient {
     }
 }
 
-/// STS's own refusal inside a credentials provider's failure: its code and message.
-fn sts_refusal(err: &(dyn std::error::Error + 'static)) -> Option<String> {
-    use aws_sdk_sts::operation::assume_role::AssumeRoleError;
-    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = current {
-        if let Some(SdkError::ServiceError(service)) =
-            e.downcast_ref::<SdkError<AssumeRoleError, HttpResponse>>()
-        {
-            let inner = service.err();
-            let code = inner.code().unwrap_or("an error");
-            let message = inner.message().unwrap_or_default();
-            let request = err_request_id(service.raw());
-            return Some(format!("STS answered {code}: {message}{request}"));
-        }
-        current = e.source();
-    }
-    None
-}
-
-fn err_request_id(raw: &HttpResponse) -> String {
-    raw.headers()
-        .get("x-amzn-requestid")
-        .map(|id| format!(" (request id {id})"))
-        .unwrap_or_default()
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut current = err.source();
-    while let Some(e) = current {
-        let text = e.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        current = e.source();
-    }
-    out
-}
-
-fn malformed(operation: Operation, message: &str) -> AwsError {
+pub(super) fn malformed(operation: Operation, message: &str) -> AwsError {
     AwsError {
         operation,
         kind: ErrorKind::Other,

@@ -256,6 +256,11 @@ fn credentials_failed(err: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
+/// An error and its sources, as one line.
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
+    sdk_error_chain(err, None)
+}
+
 fn sdk_error_chain(
     err: &dyn std::error::Error,
     connector: Option<&dyn std::error::Error>,

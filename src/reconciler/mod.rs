@@ -10,7 +10,7 @@ mod cleanup;
 pub mod decide;
 pub mod memory;
 pub mod plan;
-mod status;
+pub(crate) mod status;
 mod step;
 
 use std::sync::Arc;

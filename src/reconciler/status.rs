@@ -160,38 +160,71 @@ impl<'a> Reconciliation<'a> {
     }
 
     async fn write(&self, status: &ConnectInstanceStatus) -> Result<(), Error> {
-        let patch = serde_json::json!({
-            "apiVersion": ConnectInstance::api_version(&()),
-            "kind": ConnectInstance::kind(&()),
-            "status": status,
-        });
-        let params = PatchParams::apply(FIELD_MANAGER).force();
-        let timeout = self.ctx.settings.kube_write_timeout;
-        let name = self.obj.name_any();
-        tokio::time::timeout(
-            timeout,
-            self.api.patch_status(&name, &params, &Patch::Apply(&patch)),
-        )
-        .await
-        .map_err(|_| Error::KubeTimeout(timeout))?
-        .map_err(Error::Kube)?;
-        self.ctx.metrics.status_patched();
-        Ok(())
+        apply_status(self.ctx, &self.api, &self.obj.name_any(), status).await
     }
 
     /// Publishes an event on the object. A failure is logged, never fails the reconcile.
     pub async fn event(&self, type_: EventType, reason: &str, note: &str) {
-        let event = Event {
+        publish(
+            self.ctx,
+            &self.obj.object_ref(&()),
             type_,
-            reason: reason.to_owned(),
-            note: Some(truncate(note, 1024)),
-            action: "Reconcile".to_owned(),
-            secondary: None,
-        };
-        let reference = self.obj.object_ref(&());
-        if let Err(e) = self.ctx.recorder.publish(&event, &reference).await {
-            tracing::warn!(error = %e, reason, "could not publish event");
-        }
+            reason,
+            note,
+            "Reconcile",
+        )
+        .await;
+    }
+}
+
+/// Writes an object's status by server-side apply with the operator's field manager,
+/// bounded by the write timeout, and counts it.
+pub(crate) async fn apply_status<K>(
+    ctx: &Context,
+    api: &Api<K>,
+    name: &str,
+    status: &impl serde::Serialize,
+) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let patch = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let timeout = ctx.settings.kube_write_timeout;
+    tokio::time::timeout(
+        timeout,
+        api.patch_status(name, &params, &Patch::Apply(&patch)),
+    )
+    .await
+    .map_err(|_| Error::KubeTimeout(timeout))?
+    .map_err(Error::Kube)?;
+    ctx.metrics.status_patched();
+    Ok(())
+}
+
+/// Publishes an event through the process's one recorder. A failure is logged, never fails
+/// the reconcile.
+pub(crate) async fn publish(
+    ctx: &Context,
+    reference: &k8s_openapi::api::core::v1::ObjectReference,
+    type_: EventType,
+    reason: &str,
+    note: &str,
+    action: &str,
+) {
+    let event = Event {
+        type_,
+        reason: reason.to_owned(),
+        note: Some(truncate(note, 1024)),
+        action: action.to_owned(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, reference).await {
+        tracing::warn!(error = %e, reason, "could not publish event");
     }
 }
 

@@ -162,15 +162,15 @@ fn ledger_account(r: &Reconciliation<'_>) -> Option<(String, u32)> {
 
 /// What an attempt's answer tells the ledger: AWS answered (an error code) or it was never
 /// sent: not accepted; no answer at all: unknown.
-fn ledger_outcome<T>(result: &Result<T, AwsError>) -> (Outcome, bool) {
-    match result {
-        Ok(_) => (Outcome::Accepted, false),
-        Err(e) if e.kind == ErrorKind::RateLimited => (Outcome::NotAccepted, false),
-        Err(e) if e.code.is_some() => (
+fn ledger_outcome(error: Option<&AwsError>) -> (Outcome, bool) {
+    match error {
+        None => (Outcome::Accepted, false),
+        Some(e) if e.kind == ErrorKind::RateLimited => (Outcome::NotAccepted, false),
+        Some(e) if e.code.is_some() => (
             Outcome::NotAccepted,
             e.kind == ErrorKind::LifecycleAttemptLimitExceeded,
         ),
-        Err(_) => (Outcome::Unknown, false),
+        Some(_) => (Outcome::Unknown, false),
     }
 }
 
@@ -261,7 +261,7 @@ async fn act(
                     });
                 }
                 let result = connect.create_instance(target, request).await;
-                ledger_settle(r, region, &attempt, ledger_outcome(&result)).await;
+                ledger_settle(r, region, &attempt, ledger_outcome(result.as_ref().err())).await;
                 match result {
                     Ok((id, arn)) => {
                         r.ctx.memory.forget_lookup(&r.uid);
@@ -303,7 +303,7 @@ async fn act(
                     Ok(true) => (Outcome::Accepted, false),
                     // NotFound: nothing was deleted, not an accepted attempt.
                     Ok(false) => (Outcome::NotAccepted, false),
-                    Err(e) => ledger_outcome::<()>(&Err(e.clone())),
+                    Err(e) => ledger_outcome(Some(e)),
                 };
                 ledger_settle(r, region, &attempt, settled).await;
                 match result {
