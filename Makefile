@@ -6,7 +6,7 @@
 #                 the image: built and run with runc (make image-test)
 #   make image    the container image, without a container engine: target/image/
 #                 (OCI layout, oci-archive, SBOM; docs/image.md)
-#   make binaries build (or find cached) kube-apiserver, kubectl, etcd and helm
+#   make binaries build (or find cached) kube-apiserver, kubectl, etcd, helm and promtool
 #   make e2e-aws  opt-in smoke test against REAL Amazon Connect (CONNECT_OPERATOR_E2E_AWS=1,
 #                 AWS credentials and AWS_REGION; hack/e2e-aws.sh); never part of make test
 #
@@ -34,7 +34,7 @@ help:
 	@echo "make test   - fmt, clippy, unit tests, end-to-end suite, image proof"
 	@echo "make image  - build the container image (OCI layout + archive + SBOM in target/image/)"
 	@echo "make bench  - scale benchmark (release build): throughput, steady state, memory"
-	@echo "make binaries - build kube-apiserver, kubectl, etcd, helm (cached)"
+	@echo "make binaries - build kube-apiserver, kubectl, etcd, helm, promtool (cached)"
 	@echo "make e2e-aws - opt-in: create, update, delete one REAL Connect instance (CONNECT_OPERATOR_E2E_AWS=1)"
 
 demo:
@@ -77,9 +77,9 @@ python-deps:
 # The venv (if one was needed) goes first on PATH so the tests' `python3` finds boto3.
 cargo-test: python-deps
 	@eval "$$(hack/build-binaries.sh)"; \
-	export KUBEBUILDER_ASSETS HELM_BIN CONNECT_SIM_REQUIRE_BOTO3=1; \
+	export KUBEBUILDER_ASSETS HELM_BIN PROMTOOL_BIN MONITORING_CRDS CONNECT_SIM_REQUIRE_BOTO3=1; \
 	if [[ -x $(VENV)/bin/python3 ]] && ! python3 -c 'import boto3' 2>/dev/null; then export PATH="$(VENV)/bin:$$PATH"; fi; \
-	echo "KUBEBUILDER_ASSETS=$$KUBEBUILDER_ASSETS HELM_BIN=$$HELM_BIN"; \
+	echo "KUBEBUILDER_ASSETS=$$KUBEBUILDER_ASSETS HELM_BIN=$$HELM_BIN PROMTOOL_BIN=$$PROMTOOL_BIN"; \
 	$(CARGO) build --package connect-sim --bins; \
 	$(CARGO) test --workspace --lib --bins --tests
 

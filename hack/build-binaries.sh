@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
 # Builds the test environment's binaries from the Go module proxy:
 #   kube-apiserver and kubectl (k8s.io/kubernetes), etcd (go.etcd.io/etcd/server/v3),
-#   helm (helm.sh/helm/v3).
+#   helm (helm.sh/helm/v3), promtool (github.com/prometheus/prometheus/cmd/promtool); and
+#   copies the prometheus-operator CRDs out of its module (not built: YAML files).
 # Nothing is downloaded from anywhere but the Go module proxy.
 #
 # Output: $CACHE/k8s-<version>/{kube-apiserver,kubectl,etcd} (the KUBEBUILDER_ASSETS layout) and
-# $CACHE/helm-<version>/helm, where CACHE defaults to ~/.cache/connect-operator.
+# $CACHE/helm-<version>/helm, $CACHE/prometheus-<version>/promtool and
+# $CACHE/prometheus-operator-<version>/*.yaml, where CACHE defaults to ~/.cache/connect-operator.
 # Builds are keyed by version and reused; pass --force to rebuild. Each binary has a
 # `<name>.stamp` beside it recording what it was built from; a different stamp rebuilds it
 # (a relink only, when the Go build cache is warm).
 # When KUBEBUILDER_ASSETS names a directory that already holds kube-apiserver and etcd,
 # those are used and nothing is built for them.
-# BUILD_ONLY=k8s|helm|all (default all) limits what is built.
+# BUILD_ONLY=k8s|helm|promtool|monitoring-crds|all (default all) limits what is built.
 #
 # Prints, as its last lines, the export statements a caller can eval:
-#   KUBEBUILDER_ASSETS=... and HELM_BIN=...
+#   KUBEBUILDER_ASSETS=..., HELM_BIN=..., PROMTOOL_BIN=... and MONITORING_CRDS=...
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -179,10 +181,52 @@ build_helm() {
   build "$output" "$stamp" "$work" helm.sh/helm/v3 "$HELM_VERSION" helm.sh/helm/v3/cmd/helm "$flags"
 }
 
+# promtool, with the version Prometheus' own release build stamps (v0.X.Y is 3.X.Y), so that
+# `promtool --version` names a real release.
+promtool_dir="$cache/prometheus-${PROMETHEUS_MODULE_VERSION}"
+build_promtool() {
+  # v0.316.0: minor 316 is 3.16, patch 0.
+  local minor_patch=${PROMETHEUS_MODULE_VERSION#v0.}
+  local minor=${minor_patch%%.*} patch=${minor_patch#*.}
+  local release="3.$((minor - 300)).${patch}"
+  build "$promtool_dir/promtool" "promtool ${PROMETHEUS_MODULE_VERSION}" \
+    "$cache/work/prometheus-${PROMETHEUS_MODULE_VERSION}" github.com/prometheus/prometheus \
+    "$PROMETHEUS_MODULE_VERSION" github.com/prometheus/prometheus/cmd/promtool \
+    "-X github.com/prometheus/common/version.Version=${release}"
+}
+
+# The ServiceMonitor and PrometheusRule CRDs, as prometheus-operator publishes them in its
+# module (example/prometheus-operator-crd/).
+crds_dir="$cache/prometheus-operator-${PROMETHEUS_OPERATOR_VERSION}"
+fetch_monitoring_crds() {
+  local stamp="prometheus-operator ${PROMETHEUS_OPERATOR_VERSION}"
+  if [[ $force -eq 0 && -f "$crds_dir/crds.stamp" && "$(cat "$crds_dir/crds.stamp")" == "$stamp" ]]; then
+    log "monitoring CRDs ($stamp): cached in $crds_dir"
+    return
+  fi
+  need_go
+  local module=github.com/prometheus-operator/prometheus-operator source
+  check_proxy "${module}@${PROMETHEUS_OPERATOR_VERSION}"
+  source=$(cd "$cache" && GOFLAGS=-mod=mod go mod download -json "${module}@${PROMETHEUS_OPERATOR_VERSION}" \
+    | sed -n 's/.*"Dir": "\(.*\)",*/\1/p')
+  [[ -d "$source/example/prometheus-operator-crd" ]] || die "no CRDs in ${module}@${PROMETHEUS_OPERATOR_VERSION}"
+  mkdir -p "$crds_dir"
+  local kind
+  for kind in servicemonitors prometheusrules; do
+    cp "$source/example/prometheus-operator-crd/monitoring.coreos.com_${kind}.yaml" "$crds_dir/${kind}.yaml"
+  done
+  chmod u+w "$crds_dir"/*.yaml
+  echo "$stamp" >"$crds_dir/crds.stamp"
+  log "monitoring CRDs ($stamp): $crds_dir"
+}
+
 what=${BUILD_ONLY:-all}
-case $what in all | k8s | helm) ;; *) die "BUILD_ONLY must be all, k8s or helm (got $what)" ;; esac
+case $what in
+  all | k8s | helm | promtool | monitoring-crds) ;;
+  *) die "BUILD_ONLY must be all, k8s, helm, promtool or monitoring-crds (got $what)" ;;
+esac
 assets=""
-if [[ "$what" != helm ]]; then
+if [[ "$what" == all || "$what" == k8s ]]; then
   if [[ -n "${KUBEBUILDER_ASSETS:-}" && -x "${KUBEBUILDER_ASSETS}/kube-apiserver" && -x "${KUBEBUILDER_ASSETS}/etcd" ]]; then
     log "using KUBEBUILDER_ASSETS=${KUBEBUILDER_ASSETS}"
     assets=$KUBEBUILDER_ASSETS
@@ -193,10 +237,22 @@ if [[ "$what" != helm ]]; then
     assets=$k8s_dir
   fi
 fi
-if [[ "$what" != k8s ]]; then
+if [[ "$what" == all || "$what" == helm ]]; then
   build_helm
 fi
+if [[ "$what" == all || "$what" == promtool ]]; then
+  build_promtool
+fi
+if [[ "$what" == all || "$what" == monitoring-crds ]]; then
+  fetch_monitoring_crds
+fi
 if [[ -n "$assets" ]]; then echo "export KUBEBUILDER_ASSETS=$assets"; fi
-if [[ "$what" != k8s ]]; then
+if [[ "$what" == all || "$what" == helm ]]; then
   echo "export HELM_BIN=$cache/helm-${HELM_VERSION}/helm"
+fi
+if [[ "$what" == all || "$what" == promtool ]]; then
+  echo "export PROMTOOL_BIN=$promtool_dir/promtool"
+fi
+if [[ "$what" == all || "$what" == monitoring-crds ]]; then
+  echo "export MONITORING_CRDS=$crds_dir"
 fi

@@ -6,11 +6,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
-use crate::telemetry::Metrics;
+use crate::telemetry::{Format, Metrics};
 
 /// What the handlers read.
 #[derive(Clone)]
@@ -30,13 +30,18 @@ pub fn router(state: ServerState) -> Router {
         .with_state(state)
 }
 
-async fn metrics(State(state): State<ServerState>) -> impl IntoResponse {
+/// `/metrics`, in OpenMetrics when the scraper asks for it (Prometheus does), else in the
+/// classic text format.
+async fn metrics(State(state): State<ServerState>, headers: HeaderMap) -> impl IntoResponse {
+    state.metrics.set_ready(state.ready.load(Ordering::SeqCst));
+    let format = Format::negotiate(
+        headers
+            .get(header::ACCEPT)
+            .and_then(|value| value.to_str().ok()),
+    );
     (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        state.metrics.encode(),
+        [(header::CONTENT_TYPE, format.content_type())],
+        state.metrics.encode_as(format),
     )
 }
 

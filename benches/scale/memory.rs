@@ -21,13 +21,17 @@ use crate::fixture::{
 };
 use crate::metrics::{memory_kib, mib};
 use crate::params::{Params, fmt_dur};
-use crate::report::{Report, Verdict};
+use crate::report::{Report, Verdict, stats};
 use crate::watch::Watch;
 
 /// "Tens of MiB for thousands of objects": read as below 100 MiB at 2,000 objects (the
 /// smallest "thousands"); 5,000 objects are projected for information.
 const MEMORY_LIMIT_MIB: f64 = 100.0;
 const MEMORY_TARGET_OBJECTS: f64 = 2000.0;
+/// Scrapes of `/metrics` timed at rest.
+const SCRAPES: usize = 20;
+/// The chart's ServiceMonitor `scrapeTimeout`.
+const SCRAPE_TIMEOUT_SECONDS: f64 = 10.0;
 const MEMORY_PROJECTED_OBJECTS: f64 = 5000.0;
 
 /// Runs the memory scenario with its own simulator, operator and namespace.
@@ -211,6 +215,53 @@ pub async fn run(params: &Params, clock: Clock, report: &mut Report) {
         hwm = hwm.max(now_hwm);
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+    // `/metrics` over M objects: the state gauges are computed from the store at each
+    // scrape, so the scrape's cost grows with M while its size must not.
+    let mut scrape_seconds = Vec::new();
+    let mut body = String::new();
+    for _ in 0..SCRAPES {
+        let started = Instant::now();
+        body = operator.metrics().await;
+        scrape_seconds.push(started.elapsed().as_secs_f64());
+    }
+    let scrape = stats(&scrape_seconds);
+    let samples = body
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .count();
+    let state_series = body
+        .lines()
+        .filter(|l| l.starts_with("connect_operator_instances{"))
+        .count();
+    println!(
+        "  /metrics: {samples} samples, {} bytes; {state_series} connect_operator_instances series",
+        body.len()
+    );
+    report.add(
+        &format!(
+            "3: /metrics scrape with {} objects (median/p95/max)",
+            params.m
+        ),
+        scrape.text(),
+        format!("< {SCRAPE_TIMEOUT_SECONDS:.0} s (the chart's scrapeTimeout)"),
+        Some(scrape.max / SCRAPE_TIMEOUT_SECONDS),
+        if scrape.max < SCRAPE_TIMEOUT_SECONDS {
+            Verdict::Ok
+        } else {
+            Verdict::Miss
+        },
+    );
+    report.add(
+        &format!("3: /metrics samples with {} objects", params.m),
+        format!("{samples} ({state_series} of connect_operator_instances)"),
+        "independent of M (no label per object)",
+        Some(state_series as f64 / params.m.max(1) as f64),
+        if state_series <= 4 {
+            Verdict::Ok
+        } else {
+            Verdict::Miss
+        },
+    );
     let calls: Vec<Call> = sim
         .calls()
         .await

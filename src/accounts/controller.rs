@@ -217,10 +217,6 @@ async fn apply(account: Arc<ConnectAccount>, ctx: &Context) -> Result<Action, Ac
         }
     };
     let lifecycle_attempts = attempts(ctx, &account).await?;
-    for region in &lifecycle_attempts {
-        ctx.metrics
-            .lifecycle_attempts(&name, &region.region, region.used, region.budget);
-    }
     let attempts_column = lifecycle_attempts
         .iter()
         .find(|r| r.region == ctx.connect.default_region())

@@ -339,6 +339,12 @@ pub async fn run(
         ctx.directory.account_selector().map(str::to_owned),
         shutdown.clone(),
     );
+    ctx.metrics.serve_state(crate::telemetry::Sources {
+        instances: reader.clone(),
+        accounts: ctx.directory.accounts().clone(),
+        default_region: ctx.connect.default_region().to_owned(),
+    });
+    let metrics = Arc::clone(&ctx.metrics);
     let instances = Controller::for_stream(stream, reader)
         .reconcile_on(wakes)
         .with_config(ControllerConfig::default().concurrency(concurrency))
@@ -351,4 +357,5 @@ pub async fn run(
             }
         });
     futures::join!(instances, accounts);
+    metrics.stop_serving_state();
 }

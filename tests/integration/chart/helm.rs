@@ -16,20 +16,20 @@ use super::{KUBE_VERSION, chart_dir};
 
 /// The outcome of one program run.
 #[derive(Debug)]
-pub(super) struct Run {
-    pub(super) success: bool,
+pub(crate) struct Run {
+    pub(crate) success: bool,
     pub(super) stdout: String,
     pub(super) stderr: String,
 }
 
 impl Run {
-    pub(super) fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         format!("{}{}", self.stdout, self.stderr)
     }
 }
 
 /// Runs a program to completion off the async runtime.
-async fn run_program(
+pub(super) async fn run_program(
     program: PathBuf,
     args: Vec<String>,
     stdin: Option<String>,
@@ -70,19 +70,24 @@ async fn run_program(
 /// `$HELM_BIN`, or the helm `hack/build-binaries.sh` builds (cached after the first build).
 fn helm_bin() -> &'static Path {
     static HELM: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    HELM.get_or_init(|| {
-        if let Some(helm) = std::env::var_os("HELM_BIN").filter(|helm| !helm.is_empty()) {
-            let helm = PathBuf::from(helm);
-            return if helm.is_file() {
-                Ok(helm)
-            } else {
-                Err(format!("HELM_BIN={} is not a file", helm.display()))
-            };
-        }
-        test_kit::control_plane::build_with_script("helm", "HELM_BIN")
-    })
-    .as_ref()
-    .unwrap_or_else(|error| panic!("helm unavailable: {error}"))
+    HELM.get_or_init(|| go_built_tool("HELM_BIN", "helm"))
+        .as_ref()
+        .unwrap_or_else(|error| panic!("helm unavailable: {error}"))
+}
+
+/// What the Go module proxy provides (a tool built from it, or files from a module): the
+/// path `$variable` names, or what `BUILD_ONLY=<only> hack/build-binaries.sh` prints
+/// (cached after the first build).
+pub(super) fn go_built_tool(variable: &str, only: &str) -> Result<PathBuf, String> {
+    if let Some(path) = std::env::var_os(variable).filter(|path| !path.is_empty()) {
+        let path = PathBuf::from(path);
+        return if path.exists() {
+            Ok(path)
+        } else {
+            Err(format!("{variable}={} does not exist", path.display()))
+        };
+    }
+    test_kit::control_plane::build_with_script(only, variable)
 }
 
 pub(super) async fn helm(args: &[&str]) -> Run {

@@ -7,9 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use test_kit::{OperatorOptions, kubectl_ok, kubectl_with_input};
+use test_kit::{OperatorOptions, kubectl_ok};
 
-use super::FIELD_MANAGER;
 use super::helm::{Rendered, kind_of, kubectl_as, name_of, operator_container, plane};
 
 /// The chart's ServiceAccount with its RBAC applied, and a kubeconfig with its token.
@@ -31,17 +30,7 @@ const RBAC_KINDS: &[&str] = &[
 /// the ServiceAccount with `kubectl create token` and writes a kubeconfig using it.
 pub(super) async fn install_identity(rendered: &Rendered, dir: &Path) -> ChartIdentity {
     let yaml = rendered.yaml(|doc| RBAC_KINDS.contains(&kind_of(doc).as_str()));
-    let applied = kubectl_with_input(
-        &[
-            "apply",
-            "--server-side",
-            &format!("--field-manager={FIELD_MANAGER}"),
-            "-f",
-            "-",
-        ],
-        Some(&yaml),
-    )
-    .await;
+    let applied = super::apply_server_side(&yaml).await;
     assert!(
         applied.success,
         "applying the chart's RBAC failed: {applied:?}\n{yaml}"

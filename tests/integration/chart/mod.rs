@@ -9,7 +9,9 @@
 //! - `accounts.rs`: the default `ConnectAccount` the chart renders, the account values
 //!   refused exactly where the CRD refuses them, and the account kept on uninstall;
 //! - `leader_election.rs`: two replicas sharing the chart's Lease, and the handover after
-//!   the leader is killed.
+//!   the leader is killed;
+//! - `alerts.rs`: the alert rules, checked and unit-tested with promtool;
+//! - `dashboard.rs`: the Grafana dashboard and its ConfigMap.
 //!
 //! This file holds what they share: the chart's location, release names, and the simulator
 //! and values of a scenario. `helm.rs` runs helm and kubectl and reads what `helm template`
@@ -22,6 +24,8 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 mod accounts;
+pub(crate) mod alerts;
+pub(crate) mod dashboard;
 mod helm;
 pub(crate) use helm::template_only;
 mod identity;
@@ -95,6 +99,21 @@ fn scenario_values(sim_url: &str) -> Value {
         "reconcile": { "creationPollInterval": "300ms" },
         "logging": { "level": "info,connect_operator=debug" },
     })
+}
+
+/// `kubectl apply --server-side` of a YAML stream, as this suite's field manager.
+async fn apply_server_side(yaml: &str) -> test_kit::KubectlOutput {
+    test_kit::kubectl_with_input(
+        &[
+            "apply",
+            "--server-side",
+            &format!("--field-manager={FIELD_MANAGER}"),
+            "-f",
+            "-",
+        ],
+        Some(yaml),
+    )
+    .await
 }
 
 /// Merges `patch` into `base` (objects recursively; anything else replaced).

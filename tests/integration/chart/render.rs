@@ -11,29 +11,20 @@ use test_kit::{TestNamespace, client, kubectl_ok, kubectl_with_input};
 use super::helm::{Rendered, Run, kind_of, operator_container, render, rendered_env};
 use super::{FIELD_MANAGER, IMAGE_REPOSITORY, chart_dir, merged, release_name};
 
-/// A ServiceMonitor CRD that only makes the kind exist (schema: anything), so rendered
-/// ServiceMonitors can be applied in a cluster without prometheus-operator.
-const SERVICE_MONITOR_STUB_CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata:
-  name: servicemonitors.monitoring.coreos.com
-spec:
-  group: monitoring.coreos.com
-  names:
-    kind: ServiceMonitor
-    listKind: ServiceMonitorList
-    plural: servicemonitors
-    singular: servicemonitor
-  scope: Namespaced
-  versions:
-    - name: v1
-      served: true
-      storage: true
-      schema:
-        openAPIV3Schema:
-          type: object
-          x-kubernetes-preserve-unknown-fields: true
-"#;
+/// prometheus-operator's own ServiceMonitor and PrometheusRule CRDs (`$MONITORING_CRDS`, or
+/// what `hack/build-binaries.sh` copies out of its Go module), so the chart's monitoring
+/// objects are validated against their real schemas without prometheus-operator running.
+fn monitoring_crds() -> Vec<String> {
+    let dir = super::helm::go_built_tool("MONITORING_CRDS", "monitoring-crds")
+        .unwrap_or_else(|error| panic!("the prometheus-operator CRDs are unavailable: {error}"));
+    ["servicemonitors", "prometheusrules"]
+        .iter()
+        .map(|kind| {
+            std::fs::read_to_string(dir.join(format!("{kind}.yaml")))
+                .unwrap_or_else(|error| panic!("{kind}.yaml in {}: {error}", dir.display()))
+        })
+        .collect()
+}
 
 /// A Pod made of the Deployment's pod template, as the ReplicaSet controller would create.
 fn pod_from_template(deployment: &Value, name: &str) -> Value {
@@ -68,17 +59,7 @@ async fn dry_run_in(namespace: &str, rendered: &Rendered, label: &str) -> (Run, 
     )
     .await;
     let service_accounts = rendered.yaml(|doc| kind_of(doc) == "ServiceAccount");
-    let created = kubectl_with_input(
-        &[
-            "apply",
-            "--server-side",
-            &format!("--field-manager={FIELD_MANAGER}"),
-            "-f",
-            "-",
-        ],
-        Some(&service_accounts),
-    )
-    .await;
+    let created = super::apply_server_side(&service_accounts).await;
     assert!(created.success, "creating the ServiceAccount: {created:?}");
     let pod = pod_from_template(rendered.one("Deployment"), &format!("psa-check-{label}"));
     let pod = kubectl_with_input(
@@ -117,25 +98,19 @@ async fn chart_renders_apply_server_side_under_restricted_pod_security() {
         "--overwrite",
     ])
     .await;
-    let stub = kubectl_with_input(
-        &[
-            "apply",
-            "--server-side",
-            &format!("--field-manager={FIELD_MANAGER}"),
-            "-f",
-            "-",
-        ],
-        Some(SERVICE_MONITOR_STUB_CRD),
-    )
-    .await;
-    assert!(stub.success, "ServiceMonitor stub CRD: {stub:?}");
-    kubectl_ok(&[
-        "wait",
-        "--for=condition=Established",
-        "crd/servicemonitors.monitoring.coreos.com",
-        "--timeout=60s",
-    ])
-    .await;
+    for crd in monitoring_crds() {
+        let applied = super::apply_server_side(&crd).await;
+        assert!(applied.success, "a prometheus-operator CRD: {applied:?}");
+    }
+    for crd in ["servicemonitors", "prometheusrules"] {
+        kubectl_ok(&[
+            "wait",
+            "--for=condition=Established",
+            &format!("crd/{crd}.monitoring.coreos.com"),
+            "--timeout=60s",
+        ])
+        .await;
+    }
 
     let region = json!({
         "image": { "repository": IMAGE_REPOSITORY },
@@ -165,7 +140,11 @@ async fn chart_renders_apply_server_side_under_restricted_pod_security() {
             merged(
                 region.clone(),
                 json!({
-                    "metrics": { "serviceMonitor": { "enabled": true } },
+                    "metrics": {
+                        "serviceMonitor": { "enabled": true },
+                        "prometheusRule": { "enabled": true },
+                        "dashboard": { "enabled": true },
+                    },
                     "networkPolicy": { "enabled": true },
                 }),
             ),
@@ -275,8 +254,14 @@ async fn chart_renders_apply_server_side_under_restricted_pod_security() {
             ),
         }
         if *label == "monitoring" || *label == "ci-ha" {
-            assert!(kinds.contains("ServiceMonitor"), "{kinds:?}");
-            assert!(kinds.contains("NetworkPolicy"), "{kinds:?}");
+            for kind in [
+                "ServiceMonitor",
+                "NetworkPolicy",
+                "PrometheusRule",
+                "ConfigMap",
+            ] {
+                assert!(kinds.contains(kind), "{label}: no {kind} in {kinds:?}");
+            }
         }
         let deployment = rendered.one("Deployment");
         let container = operator_container(deployment);

@@ -35,7 +35,7 @@ fn accounts_api(client: &Client) -> Api<DynamicObject> {
 }
 
 /// Applies a ConnectAccount that only this scenario's operator serves.
-async fn apply_account(s: &Scenario, name: &str, spec: Value) -> DynamicObject {
+pub(super) async fn apply_account(s: &Scenario, name: &str, spec: Value) -> DynamicObject {
     let account: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "connect.operators.dev/v1alpha1",
         "kind": "ConnectAccount",
@@ -53,7 +53,7 @@ async fn apply_account(s: &Scenario, name: &str, spec: Value) -> DynamicObject {
         .unwrap_or_else(|error| panic!("applying ConnectAccount {name}: {error}"))
 }
 
-async fn wait_account(
+pub(super) async fn wait_account(
     s: &Scenario,
     name: &str,
     what: &str,

@@ -15,8 +15,9 @@
 //! protection and its admission policies), `undocumented.rs` (the lifecycle and the
 //! crash with the simulator answering what AWS leaves undocumented the other way) and
 //! `accounts.rs` (several AWS accounts, who may use which, refused roles, per-account
-//! throttling) and `ledger.rs` (the 30-day attempt ledger and budget, under crashes and
-//! leader changes).
+//! throttling), `ledger.rs` (the 30-day attempt ledger and budget, under crashes and
+//! leader changes) and `observability.rs` (the metrics in every state an alert is about, and
+//! every metric the alert rules and the dashboard use).
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
@@ -26,6 +27,7 @@ mod brownfield;
 mod failures;
 mod ledger;
 mod lifecycle;
+mod observability;
 mod quota;
 mod safety;
 mod undocumented;
@@ -136,6 +138,26 @@ impl Scenario {
             .into_iter()
             .filter(|call| OPERATIONS.contains(&call.operation.as_str()))
             .collect()
+    }
+
+    /// Polls the operator's `/metrics` until every line is in it; returns the text.
+    async fn metrics_with(&self, lines: &[String]) -> String {
+        let deadline = std::time::Instant::now() + DEADLINE;
+        loop {
+            let text = self.operator.metrics().await;
+            let missing: Vec<&String> = lines
+                .iter()
+                .filter(|line| !text.contains(line.as_str()))
+                .collect();
+            if missing.is_empty() {
+                return text;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "missing from /metrics: {missing:#?}\n{text}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
     }
 
     async fn get(&self, name: &str) -> DynamicObject {

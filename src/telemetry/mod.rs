@@ -15,6 +15,10 @@ use prometheus_client::registry::Registry;
 
 use crate::aws::Operation;
 
+pub mod state;
+
+pub use state::{Snapshot, Sources, StateGauges};
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CategoryLabels {
     category: String,
@@ -31,11 +35,9 @@ struct OperationLabels {
     operation: String,
 }
 
-/// An account (a ConnectAccount: a bounded, cluster-level set, not objects) and a region.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct AccountRegionLabels {
-    account: String,
-    region: String,
+struct BuildLabels {
+    version: String,
 }
 
 /// The operator's metrics and the registry that exposes them.
@@ -48,8 +50,9 @@ pub struct Metrics {
     rate_limit_waits: Family<OperationLabels, Counter>,
     rate_limit_wait_seconds: Family<OperationLabels, Histogram>,
     status_patches: Counter,
-    lifecycle_attempts: Family<AccountRegionLabels, Gauge>,
-    lifecycle_attempt_budget: Family<AccountRegionLabels, Gauge>,
+    ready: Gauge,
+    leader: Gauge,
+    state: Arc<StateGauges>,
 }
 
 impl Default for Metrics {
@@ -104,22 +107,34 @@ impl Metrics {
             "Status writes to the Kubernetes API",
             status_patches.clone(),
         );
-        let lifecycle_attempts = Family::<AccountRegionLabels, Gauge>::default();
-        let lifecycle_attempt_budget = Family::<AccountRegionLabels, Gauge>::default();
+        let ready = Gauge::default();
+        let leader = Gauge::default();
         registry.register(
-            "lifecycle_attempts",
-            "Instance create and delete attempts in the last 30 days, from the attempt ledger",
-            lifecycle_attempts.clone(),
+            "ready",
+            "1 when this replica is ready (its watch has synced, or it waits for the lease)",
+            ready.clone(),
         );
         registry.register(
-            "lifecycle_attempt_budget",
-            "The account's budget of create and delete attempts in 30 days",
-            lifecycle_attempt_budget.clone(),
+            "leader",
+            "1 when this replica runs the controllers (holds the lease, or runs alone)",
+            leader.clone(),
         );
+        // A gauge rather than OpenMetrics' info type, which the classic text format (and
+        // tools that read only it, such as `promtool check metrics`) does not know.
+        let build = Family::<BuildLabels, Gauge>::default();
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+            })
+            .set(1);
+        registry.register("build_info", "The operator's version; always 1", build);
+        let state = Arc::new(StateGauges::default());
+        registry.register_collector(Box::new(Arc::clone(&state)));
         Self {
-            lifecycle_attempts,
-            lifecycle_attempt_budget,
             registry,
+            ready,
+            leader,
+            state,
             reconciles,
             failures,
             reconcile_duration,
@@ -140,18 +155,22 @@ impl Metrics {
         }
     }
 
-    /// The attempt ledger's count and the budget of an account in a region.
-    pub fn lifecycle_attempts(&self, account: &str, region: &str, used: u32, budget: u32) {
-        let labels = AccountRegionLabels {
-            account: account.to_owned(),
-            region: region.to_owned(),
-        };
-        self.lifecycle_attempts
-            .get_or_create(&labels)
-            .set(i64::from(used));
-        self.lifecycle_attempt_budget
-            .get_or_create(&labels)
-            .set(i64::from(budget));
+    /// Starts exporting the gauges computed from the controllers' stores; this replica
+    /// now runs the controllers.
+    pub fn serve_state(&self, sources: Sources) {
+        self.state.set_sources(Some(sources));
+        self.leader.set(1);
+    }
+
+    /// Stops exporting them: the controllers have stopped.
+    pub fn stop_serving_state(&self) {
+        self.state.set_sources(None);
+        self.leader.set(0);
+    }
+
+    /// Whether this replica reports ready.
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.set(i64::from(ready));
     }
 
     /// Counts a reconcile failure of this category.
@@ -192,11 +211,56 @@ impl Metrics {
     /// The metrics in the OpenMetrics text format.
     #[must_use]
     pub fn encode(&self) -> String {
+        self.encode_as(Format::OpenMetrics)
+    }
+
+    /// The metrics in the given text format.
+    #[must_use]
+    pub fn encode_as(&self, format: Format) -> String {
         let mut out = String::new();
-        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+        let encoded = match format {
+            Format::OpenMetrics => {
+                prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            }
+            Format::Prometheus => {
+                prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)
+            }
+        };
+        if encoded.is_err() {
             out.clear();
         }
         out
+    }
+}
+
+/// The text formats `/metrics` speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// OpenMetrics 1.0.0, what Prometheus asks for.
+    OpenMetrics,
+    /// The classic Prometheus text format 0.0.4, for clients that do not ask for OpenMetrics.
+    Prometheus,
+}
+
+impl Format {
+    /// The format an `Accept` header asks for: OpenMetrics when it names it, else the
+    /// classic text format (as Prometheus' own client libraries negotiate).
+    #[must_use]
+    pub fn negotiate(accept: Option<&str>) -> Self {
+        if accept.is_some_and(|accept| accept.contains("application/openmetrics-text")) {
+            Self::OpenMetrics
+        } else {
+            Self::Prometheus
+        }
+    }
+
+    /// The `Content-Type` of the format.
+    #[must_use]
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            Self::Prometheus => "text/plain; version=0.0.4; charset=utf-8",
+        }
     }
 }
 
