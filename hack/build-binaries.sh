@@ -207,15 +207,17 @@ fetch_monitoring_crds() {
   need_go
   local module=github.com/prometheus-operator/prometheus-operator source
   check_proxy "${module}@${PROMETHEUS_OPERATOR_VERSION}"
-  source=$(cd "$cache" && GOFLAGS=-mod=mod go mod download -json "${module}@${PROMETHEUS_OPERATOR_VERSION}" \
-    | sed -n 's/.*"Dir": "\(.*\)",*/\1/p')
+  local download
+  download=$(cd "$cache" && GOFLAGS=-mod=mod go mod download -json "${module}@${PROMETHEUS_OPERATOR_VERSION}") \
+    || die "the Go module proxy did not serve ${module}@${PROMETHEUS_OPERATOR_VERSION}: ${download:-}"
+  source=$(sed -n 's/.*"Dir": "\(.*\)",*/\1/p' <<<"$download")
   [[ -d "$source/example/prometheus-operator-crd" ]] || die "no CRDs in ${module}@${PROMETHEUS_OPERATOR_VERSION}"
   mkdir -p "$crds_dir"
   local kind
   for kind in servicemonitors prometheusrules; do
-    cp "$source/example/prometheus-operator-crd/monitoring.coreos.com_${kind}.yaml" "$crds_dir/${kind}.yaml"
+    # The module cache is read-only; the copies are not.
+    install -m 0644 "$source/example/prometheus-operator-crd/monitoring.coreos.com_${kind}.yaml" "$crds_dir/${kind}.yaml"
   done
-  chmod u+w "$crds_dir"/*.yaml
   echo "$stamp" >"$crds_dir/crds.stamp"
   log "monitoring CRDs ($stamp): $crds_dir"
 }

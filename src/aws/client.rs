@@ -285,8 +285,11 @@ impl ConnectClient {
         Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
-        // CreateInstance and DeleteInstance took their slot before (`lifecycle_slot`).
-        if !operation.is_lifecycle() {
+        // CreateInstance and DeleteInstance took their slot before (`lifecycle_slot`); they
+        // keep their period from the previous one as they leave.
+        if operation.is_lifecycle() {
+            self.limits.pace(account, region, operation).await;
+        } else {
             self.admit(account, region, operation).await?;
         }
         let result = call.await;

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,8 +22,10 @@ pub struct RateLimitSettings {
     pub other_per_second: f64,
     /// The longest a reconcile waits in line for capacity for a non-lifecycle call; a
     /// longer wait becomes a requeue, so no reconcile holds a worker while it waits.
-    /// CreateInstance and DeleteInstance never wait in line: their slots are seconds apart,
-    /// and objects queued for one must not hold the workers that others need for a poll.
+    /// CreateInstance and DeleteInstance wait in line only for the last
+    /// [`LIFECYCLE_IN_LINE`] before their slot, and only one caller per bucket: their slots
+    /// are seconds apart, and objects queued for one must not hold the workers that others
+    /// need for a poll.
     pub max_wait: Duration,
 }
 
@@ -39,6 +42,25 @@ impl Default for RateLimitSettings {
 /// Added to every period so that calls never arrive at AWS faster than its limit.
 const PERIOD_MARGIN: Duration = Duration::from_millis(20);
 
+/// How close to its slot one CreateInstance or DeleteInstance caller per bucket waits in
+/// line, so that the slot is taken the moment it opens. Callers further away (or behind
+/// that one) are sent away to come back within this window before their slot: a requeue
+/// alone would take the slot late by the requeue's jitter and scheduling, and with a
+/// burst of one every late start is throughput lost for good.
+pub const LIFECYCLE_IN_LINE: Duration = Duration::from_millis(100);
+
+/// How far before its slot a lifecycle caller sent away is asked to come back; the
+/// requeue adds up to [`SLOT_JITTER`], so it comes back 25–75 ms before the slot, inside
+/// the in-line window.
+const COME_BACK_BEFORE: Duration = Duration::from_millis(75);
+
+/// The most a requeue for a limiter slot adds at random (so that the objects sent away
+/// for one slot do not all come back in the same millisecond).
+pub const SLOT_JITTER: Duration = Duration::from_millis(50);
+
+/// The shortest requeue the limiter asks for.
+const MIN_RETRY: Duration = Duration::from_millis(100);
+
 /// The outcome of asking for capacity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Admission {
@@ -48,10 +70,45 @@ pub enum Admission {
     RetryAfter(Duration),
 }
 
+/// One (account, region, operation)'s limiter, and for CreateInstance and DeleteInstance
+/// whether a caller is already waiting in line for its next slot.
+struct Bucket {
+    limiter: DefaultDirectRateLimiter,
+    period: Duration,
+    in_line: AtomicBool,
+    /// When the last CreateInstance or DeleteInstance of this bucket was sent.
+    last_sent: Mutex<Option<std::time::Instant>>,
+}
+
+/// The place in line of a bucket; given up when dropped (also when the waiting future is
+/// cancelled).
+struct Place<'a>(&'a AtomicBool);
+
+impl Drop for Place<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+impl Bucket {
+    fn take_place(&self) -> Option<Place<'_>> {
+        self.in_line
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+            .then_some(Place(&self.in_line))
+    }
+}
+
+/// A requeue that brings a lifecycle caller back within the in-line window before a slot
+/// `wait` from now (the caller adds up to [`SLOT_JITTER`]).
+fn just_before(wait: Duration) -> Duration {
+    wait.saturating_sub(COME_BACK_BEFORE).max(MIN_RETRY)
+}
+
 /// The set of limiters, created on first use of each (account, region, operation).
 pub struct RateLimits {
     settings: RateLimitSettings,
-    limiters: Mutex<HashMap<(String, String, Operation), Arc<DefaultDirectRateLimiter>>>,
+    limiters: Mutex<HashMap<(String, String, Operation), Arc<Bucket>>>,
 }
 
 impl RateLimits {
@@ -64,7 +121,12 @@ impl RateLimits {
         }
     }
 
+    #[cfg(test)]
     fn quota_for(&self, operation: Operation) -> Quota {
+        self.quota_and_period(operation).0
+    }
+
+    fn quota_and_period(&self, operation: Operation) -> (Quota, Duration) {
         let rate = if operation.is_lifecycle() {
             self.settings.lifecycle_per_second
         } else {
@@ -88,48 +150,79 @@ impl RateLimits {
             u32::try_from(rate.ceil() as u64).unwrap_or(u32::MAX).max(1)
         };
         let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
-        Quota::with_period(period)
+        let quota = Quota::with_period(period)
             .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
-            .allow_burst(burst)
+            .allow_burst(burst);
+        (quota, period)
     }
 
-    fn limiter(
-        &self,
-        account: &str,
-        region: &str,
-        operation: Operation,
-    ) -> Arc<DefaultDirectRateLimiter> {
+    fn bucket(&self, account: &str, region: &str, operation: Operation) -> Arc<Bucket> {
         let mut map = self
             .limiters
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         map.entry((account.to_owned(), region.to_owned(), operation))
-            .or_insert_with(|| Arc::new(RateLimiter::direct(self.quota_for(operation))))
+            .or_insert_with(|| {
+                let (quota, period) = self.quota_and_period(operation);
+                Arc::new(Bucket {
+                    limiter: RateLimiter::direct(quota),
+                    period,
+                    in_line: AtomicBool::new(false),
+                    last_sent: Mutex::new(None),
+                })
+            })
             .clone()
     }
 
-    /// Waits for capacity for one call, up to the maximum wait.
+    /// Right before a CreateInstance or DeleteInstance whose slot was taken is sent: waits
+    /// until a period has passed since the previous one was sent. The slot is taken before
+    /// the attempt is written to the ledger, and that write's time varies; without this, a
+    /// quick write after a slow one would bring two calls closer than AWS's period.
+    pub async fn pace(&self, account: &str, region: &str, operation: Operation) {
+        let bucket = self.bucket(account, region, operation);
+        let wait = {
+            let mut last = bucket
+                .last_sent
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let now = std::time::Instant::now();
+            let at = last.map_or(now, |sent| (sent + bucket.period).max(now));
+            *last = Some(at);
+            at - now
+        };
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Waits for capacity for one call, up to the maximum wait (for CreateInstance and
+    /// DeleteInstance: the in-line window, one caller at a time).
     pub async fn acquire(&self, account: &str, region: &str, operation: Operation) -> Admission {
-        let limiter = self.limiter(account, region, operation);
+        let bucket = self.bucket(account, region, operation);
         let clock = DefaultClock::default();
         let mut waited = Duration::ZERO;
+        let mut place = None;
         loop {
-            match limiter.check() {
+            let wait = match bucket.limiter.check() {
                 Ok(()) => return Admission::Admitted(waited),
-                Err(not_until) => {
-                    let wait = not_until.wait_time_from(clock.now());
-                    let max_wait = if operation.is_lifecycle() {
-                        Duration::ZERO
-                    } else {
-                        self.settings.max_wait
-                    };
-                    if waited + wait > max_wait {
-                        return Admission::RetryAfter(wait.max(Duration::from_millis(100)));
-                    }
-                    tokio::time::sleep(wait).await;
-                    waited += wait;
+                Err(not_until) => not_until.wait_time_from(clock.now()),
+            };
+            if operation.is_lifecycle() {
+                if wait > LIFECYCLE_IN_LINE {
+                    return Admission::RetryAfter(just_before(wait));
                 }
+                if place.is_none() {
+                    place = bucket.take_place();
+                }
+                if place.is_none() {
+                    // Someone is first in line for this slot: come back for the next.
+                    return Admission::RetryAfter(just_before(wait + bucket.period));
+                }
+            } else if waited + wait > self.settings.max_wait {
+                return Admission::RetryAfter(wait.max(MIN_RETRY));
             }
+            tokio::time::sleep(wait).await;
+            waited += wait;
         }
     }
 }
@@ -183,6 +276,67 @@ mod tests {
         ));
     }
 
+    #[tokio::test]
+    async fn one_lifecycle_caller_waits_in_line_for_a_near_slot_and_takes_it_on_time() {
+        // Period 50 ms + 5 ms margin: the next slot is within the in-line window.
+        let limits = Arc::new(RateLimits::new(settings(20.0, 2.0)));
+        let create = |limits: Arc<RateLimits>| async move {
+            limits
+                .acquire("111111111111", "us-east-1", Operation::CreateInstance)
+                .await
+        };
+        assert_eq!(
+            create(Arc::clone(&limits)).await,
+            Admission::Admitted(Duration::ZERO)
+        );
+        let first = tokio::spawn(create(Arc::clone(&limits)));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // A second caller for the same slot is sent away to the one after it, to come back
+        // shortly before it.
+        match create(Arc::clone(&limits)).await {
+            Admission::RetryAfter(w) => {
+                assert!(w >= MIN_RETRY && w < Duration::from_millis(200), "{w:?}");
+            }
+            other => panic!("a second caller got the same slot: {other:?}"),
+        }
+        match first.await.expect("the waiting caller") {
+            // It waited in line for the slot and took it, rather than being requeued.
+            Admission::Admitted(waited) => {
+                assert!(waited >= Duration::from_millis(30), "{waited:?}");
+            }
+            other => panic!("the caller in line was sent away: {other:?}"),
+        }
+        // The place in line is free again.
+        assert!(matches!(
+            create(Arc::clone(&limits)).await,
+            Admission::Admitted(w) if w > Duration::ZERO
+        ));
+    }
+
+    #[tokio::test]
+    async fn lifecycle_calls_leave_a_period_apart_however_late_the_previous_one_left() {
+        let limits = RateLimits::new(settings(10.0, 2.0));
+        let op = Operation::CreateInstance;
+        limits.pace("111111111111", "us-east-1", op).await;
+        let first = std::time::Instant::now();
+        // The next slot's holder was quick with its ledger write: it still leaves a period
+        // (100 ms + 10 ms margin) after the previous call.
+        limits.pace("111111111111", "us-east-1", op).await;
+        assert!(
+            first.elapsed() >= Duration::from_millis(105),
+            "{:?}",
+            first.elapsed()
+        );
+        // Another bucket is not held back.
+        let other = std::time::Instant::now();
+        limits.pace("222222222222", "us-east-1", op).await;
+        assert!(
+            other.elapsed() < Duration::from_millis(50),
+            "{:?}",
+            other.elapsed()
+        );
+    }
+
     #[test]
     fn the_margin_never_caps_a_high_rate() {
         let limits = RateLimits::new(settings(0.1, 2000.0));
@@ -231,12 +385,16 @@ mod tests {
             .await;
         assert_eq!(first, Admission::Admitted(Duration::ZERO));
         // At 2/s a burst of 2 would be allowed for reads; deletes are a full period plus the
-        // margin apart, and the caller is sent away instead of waiting in line.
+        // margin (530 ms) apart, and a caller that far from the slot is sent away, to come
+        // back within the in-line window before it.
         match limits
             .acquire("111111111111", "us-east-1", Operation::DeleteInstance)
             .await
         {
-            Admission::RetryAfter(w) => assert!(w >= Duration::from_millis(520), "{w:?}"),
+            Admission::RetryAfter(w) => assert!(
+                w >= Duration::from_millis(430) && w < Duration::from_millis(530),
+                "{w:?}"
+            ),
             other => panic!("{other:?}"),
         }
         let read = limits

@@ -117,7 +117,7 @@ fn jittered(d: Duration, jitter: decide::Jitter) -> Duration {
     match jitter {
         decide::Jitter::None => d,
         decide::Jitter::Spread => plan::jitter(d, fastrand::f64()),
-        decide::Jitter::Slot => d + Duration::from_millis(fastrand::u64(0..250)),
+        decide::Jitter::Slot => d + crate::aws::ratelimit::SLOT_JITTER.mul_f64(fastrand::f64()),
     }
 }
 
@@ -289,7 +289,15 @@ pub async fn run(
     let (reader, writer) = reflector::store();
     // Ready once the first full list has been received. (The store's own
     // `wait_until_ready` wakes only one waiter, and the controller is already that one.)
+    // The state gauges are exported from then on: before, the store is empty and they would
+    // say "no objects".
     let forget = ctx.clone();
+    let sources = crate::telemetry::Sources {
+        instances: reader.clone(),
+        accounts: ctx.directory.accounts().clone(),
+        default_region: ctx.connect.default_region().to_owned(),
+    };
+    let mut serving = false;
     let stream = watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
         .try_filter(move |event| {
@@ -305,8 +313,12 @@ pub async fn run(
             futures::future::ready(keep)
         })
         .inspect_ok(move |event| match event {
-            watcher::Event::InitDone if !ready.swap(true, Ordering::SeqCst) => {
-                tracing::info!("watch synced; ready");
+            watcher::Event::InitDone if !serving => {
+                serving = true;
+                forget.metrics.serve_state(sources.clone());
+                if !ready.swap(true, Ordering::SeqCst) {
+                    tracing::info!("watch synced; ready");
+                }
             }
             // Whatever the process remembered about an object goes with it.
             watcher::Event::Delete(obj) => forget.memory.forget(&object_key(obj)),
@@ -339,11 +351,6 @@ pub async fn run(
         ctx.directory.account_selector().map(str::to_owned),
         shutdown.clone(),
     );
-    ctx.metrics.serve_state(crate::telemetry::Sources {
-        instances: reader.clone(),
-        accounts: ctx.directory.accounts().clone(),
-        default_region: ctx.connect.default_region().to_owned(),
-    });
     let metrics = Arc::clone(&ctx.metrics);
     let instances = Controller::for_stream(stream, reader)
         .reconcile_on(wakes)

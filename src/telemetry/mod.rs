@@ -320,7 +320,7 @@ mod tests {
     fn metrics_are_exposed_with_bounded_labels() {
         let metrics = Arc::new(Metrics::new());
         drop(metrics.reconcile_started());
-        metrics.reconcile_failed("throttled");
+        metrics.reconcile_failed("kube_api");
         metrics.aws_call(Operation::CreateInstance, "success");
         metrics.rate_limited(Operation::CreateInstance, Duration::from_millis(40));
         let text = metrics.encode();
@@ -329,7 +329,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains(r#"connect_operator_reconcile_failures_total{category="throttled"} 1"#)
+            text.contains(r#"connect_operator_reconcile_failures_total{category="kube_api"} 1"#)
         );
         assert!(text.contains(
             r#"connect_operator_aws_calls_total{operation="CreateInstance",outcome="success"} 1"#

@@ -24,7 +24,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 
-use crate::api::{ConnectAccount, ConnectInstance};
+use crate::api::{ConnectAccount, ConnectInstance, FINALIZER};
 use crate::conditions::types;
 
 /// The Ready reason of an object the operator has not written a status for yet.
@@ -169,7 +169,10 @@ impl Snapshot {
                     })
                     .or_default() += 1;
             }
-            if let Some(since) = &obj.metadata.deletion_timestamp {
+            // Pending on the operator: deletion requested and its finalizer still held (an
+            // object held only by another controller's finalizer is not ours to report).
+            let ours = obj.finalizers().iter().any(|f| f == FINALIZER);
+            if let Some(since) = obj.metadata.deletion_timestamp.as_ref().filter(|_| ours) {
                 *snapshot
                     .deleting
                     .entry(AccountLabels {
@@ -392,6 +395,7 @@ mod tests {
             json!({"conditions": [ready("False", "Deleting")]}),
         ))
         .clone();
+        deleting_old.metadata.finalizers = Some(vec![FINALIZER.to_owned()]);
         deleting_old.metadata.deletion_timestamp =
             Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
                 "2026-06-01T10:00:00Z".parse().unwrap(),
@@ -402,7 +406,16 @@ mod tests {
             Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
                 "2026-06-01T11:59:00Z".parse().unwrap(),
             ));
+        // Released by the operator, held by another controller's finalizer: not pending on us.
+        let mut held_elsewhere = deleting_old.clone();
+        held_elsewhere.metadata.name = Some("elsewhere".into());
+        held_elsewhere.metadata.finalizers = Some(vec!["example.com/backup".into()]);
+        held_elsewhere.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                "2026-06-01T08:00:00Z".parse().unwrap(),
+            ));
         let instances = vec![
+            Arc::new(held_elsewhere),
             instance(
                 "a",
                 spec(None),
@@ -447,11 +460,12 @@ mod tests {
             snapshot.instances[&key("prod", "eu-west-2", "False", "QuotaExceeded")],
             1
         );
+        // Every object counts by its Ready reason, the one held elsewhere included.
         assert_eq!(
             snapshot.instances[&key("prod", "us-east-1", "False", "Deleting")],
-            2
+            3
         );
-        assert_eq!(snapshot.instances.values().sum::<i64>(), 6);
+        assert_eq!(snapshot.instances.values().sum::<i64>(), 7);
         assert_eq!(
             snapshot.quota_exceeded[&QuotaLabels {
                 account: "prod".into(),

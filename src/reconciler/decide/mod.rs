@@ -168,7 +168,7 @@ pub enum Jitter {
     None,
     /// Spread over [0.8, 1.2) of the wait, so objects do not march in step forever.
     Spread,
-    /// Up to a quarter second added (the client-side limiter's next slot).
+    /// A little added (the client-side limiter's next slot; `aws::ratelimit::SLOT_JITTER`).
     Slot,
 }
 

@@ -263,7 +263,7 @@ async fn rules_are_off_by_default_and_shaped_by_values() {
             "namespace": "monitoring",
             "labels": { "release": "kube-prometheus-stack" },
             "selector": "job=\"connect\"",
-            "additionalLabels": { "team": "platform" },
+            "additionalLabels": { "team": "platform", "severity": "page" },
             "disabled": ["ConnectOperatorNoLeader"],
             "pendingDeletionThresholdSeconds": 7200,
             "runbookBaseUrl": "https://wiki.example.com/connect/docs/operations.md",
@@ -283,6 +283,12 @@ async fn rules_are_off_by_default_and_shaped_by_values() {
         assert!(expr.contains("{job=\"connect\""), "{expr}");
         assert!(!expr.contains("connect-system"), "{expr}");
         assert_eq!(rule["labels"]["team"], "platform", "{rule}");
+        // The alert's own severity wins over a user label of that name (no duplicate key).
+        assert!(
+            ["warning", "critical"]
+                .contains(&rule["labels"]["severity"].as_str().unwrap_or_default()),
+            "{rule}"
+        );
         assert!(
             rule["annotations"]["runbook_url"]
                 .as_str()
@@ -320,4 +326,38 @@ async fn rules_are_off_by_default_and_shaped_by_values() {
         "{}",
         run.text()
     );
+}
+
+#[tokio::test]
+async fn rules_render_the_same_from_the_values_of_a_release_installed_before_them() {
+    // `helm upgrade --reuse-values` of a release installed from a chart without these keys
+    // gives the templates none of them; `null` removes a default the same way.
+    let keys = [
+        "namespace",
+        "labels",
+        "annotations",
+        "selector",
+        "runbookBaseUrl",
+        "additionalLabels",
+        "disabled",
+        "attemptBudgetWarningRatio",
+        "awsAttemptLimitWindowSeconds",
+        "instanceQuotaFor",
+        "pendingDeletionThresholdSeconds",
+        "accessDeniedFor",
+        "reconcileFailureRatio",
+        "reconcileFailureFor",
+        "operatorDownFor",
+    ];
+    let mut old = serde_json::Map::new();
+    old.insert("enabled".into(), json!(true));
+    for key in keys {
+        old.insert(key.into(), Value::Null);
+    }
+    let from_old = rendered_rule(json!({ "metrics": {
+        "prometheusRule": Value::Object(old),
+        "dashboard": null,
+    } }))
+    .await;
+    assert_eq!(from_old["spec"], default_rule_groups().await);
 }

@@ -140,14 +140,23 @@ impl Scenario {
             .collect()
     }
 
-    /// Polls the operator's `/metrics` until every line is in it; returns the text.
-    async fn metrics_with(&self, lines: &[String]) -> String {
+    /// Polls the operator's `/metrics` until every sample is in it; returns the text. A
+    /// sample is a whole line (`name{labels} value`), or `name{labels}` with any value.
+    async fn metrics_with(&self, samples: &[String]) -> String {
         let deadline = std::time::Instant::now() + DEADLINE;
         loop {
             let text = self.operator.metrics().await;
-            let missing: Vec<&String> = lines
+            let missing: Vec<&String> = samples
                 .iter()
-                .filter(|line| !text.contains(line.as_str()))
+                .filter(|sample| {
+                    !text.lines().any(|line| {
+                        line == sample.as_str()
+                            || (sample.ends_with('}')
+                                && line
+                                    .strip_prefix(sample.as_str())
+                                    .is_some_and(|rest| rest.starts_with(' ')))
+                    })
+                })
                 .collect();
             if missing.is_empty() {
                 return text;
