@@ -163,15 +163,19 @@ fn watched(namespaces: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// The lowest rate limit accepted.
+const MIN_RATE: f64 = 0.001;
+
 fn positive_rate(s: &str) -> Result<f64, String> {
     let v: f64 = s
         .parse()
         .map_err(|e| format!("{s:?} is not a number: {e}"))?;
-    if v.is_finite() && v > 0.0 {
+    // At least one call in about 17 minutes: below that a period no longer fits the clock.
+    if v.is_finite() && v >= MIN_RATE {
         Ok(v)
     } else {
         Err(format!(
-            "{s:?} must be a positive number of calls per second"
+            "{s:?} must be a number of calls per second of at least {MIN_RATE}"
         ))
     }
 }

@@ -298,6 +298,8 @@ pub async fn run(
         default_region: ctx.connect.default_region().to_owned(),
     };
     let mut serving = false;
+    let state_metrics = Arc::clone(&ctx.metrics);
+    ctx.metrics.set_leader(true);
     let stream = watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
         .try_filter(move |event| {
@@ -313,12 +315,8 @@ pub async fn run(
             futures::future::ready(keep)
         })
         .inspect_ok(move |event| match event {
-            watcher::Event::InitDone if !serving => {
-                serving = true;
-                forget.metrics.serve_state(sources.clone());
-                if !ready.swap(true, Ordering::SeqCst) {
-                    tracing::info!("watch synced; ready");
-                }
+            watcher::Event::InitDone if !ready.swap(true, Ordering::SeqCst) => {
+                tracing::info!("watch synced; ready");
             }
             // Whatever the process remembered about an object goes with it.
             watcher::Event::Delete(obj) => forget.memory.forget(&object_key(obj)),
@@ -327,6 +325,13 @@ pub async fn run(
         // managedFields are a third of each object and the operator never reads them.
         .modify(|obj: &mut ConnectInstance| obj.managed_fields_mut().clear())
         .reflect(writer)
+        // After the reflector, which fills the store on the first InitDone.
+        .inspect_ok(move |event| {
+            if matches!(event, watcher::Event::InitDone) && !serving {
+                serving = true;
+                state_metrics.serve_state(sources.clone());
+            }
+        })
         .applied_objects()
         .predicate_filter(trigger_hash, PredicateConfig::default());
     let wakes = {
@@ -365,4 +370,5 @@ pub async fn run(
         });
     futures::join!(instances, accounts);
     metrics.stop_serving_state();
+    metrics.set_leader(false);
 }

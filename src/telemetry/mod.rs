@@ -155,17 +155,20 @@ impl Metrics {
         }
     }
 
-    /// Starts exporting the gauges computed from the controllers' stores; this replica
-    /// now runs the controllers.
+    /// Whether this replica runs the controllers (holds the lease, or runs alone).
+    pub fn set_leader(&self, leader: bool) {
+        self.leader.set(i64::from(leader));
+    }
+
+    /// Starts exporting the gauges computed from the controllers' stores (once they have
+    /// listed what they watch).
     pub fn serve_state(&self, sources: Sources) {
         self.state.set_sources(Some(sources));
-        self.leader.set(1);
     }
 
     /// Stops exporting them: the controllers have stopped.
     pub fn stop_serving_state(&self) {
         self.state.set_sources(None);
-        self.leader.set(0);
     }
 
     /// Whether this replica reports ready.
