@@ -132,6 +132,14 @@ impl<'a> Reconciliation<'a> {
             next.conditions
                 .retain(|c| c.type_ != conditions::types::PAUSED);
         }
+        if next == ConnectInstanceStatus::default() && next != self.status {
+            // An object whose only status was `Paused` (paused from its creation), released
+            // unpaused: an empty applied status would make server-side apply drop every
+            // field it owns and leave `status: null`, which the schema refuses, so the
+            // finalizer could never be removed. The generation it describes keeps it an
+            // object.
+            next.observed_generation = generation;
+        }
         if next != self.status {
             self.write(&next).await?;
             self.status = next;

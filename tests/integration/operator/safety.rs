@@ -13,9 +13,9 @@ use kube::api::DynamicObject;
 use serde_json::{Value, json};
 
 use test_kit::connect::{
-    basic_spec, condition, describe, has_finalizer, is_true, manifest, wait_gone,
+    basic_spec, condition, create, describe, has_finalizer, is_true, manifest, wait_gone,
 };
-use test_kit::{DEADLINE, kubectl, kubectl_with_input, wait_until};
+use test_kit::{DEADLINE, kubectl, kubectl_ok, kubectl_with_input, wait_until};
 
 use super::{Scenario, set_attribute_behind_the_back, tally};
 
@@ -127,6 +127,47 @@ async fn paused_objects_make_no_aws_call_and_resume_when_unpaused() {
     annotate_paused(&s, "quiet", false).await;
     wait_gone(&s.api, "quiet", DEADLINE).await;
     assert_eq!(s.sim.calls_of("DeleteInstance").await.len(), 1);
+}
+
+#[tokio::test]
+async fn an_object_paused_from_its_creation_is_released_under_retain_without_aws() {
+    let s = Scenario::start(
+        "an_object_paused_from_its_creation_is_released_under_retain_without_aws",
+        &[],
+        &[],
+    )
+    .await;
+    // Paused before the operator ever saw it: its only status is the Paused condition.
+    let mut object = manifest("never-started", basic_spec("never-started-e2e"));
+    object["metadata"]["annotations"] = json!({ PAUSED: "true" });
+    object["spec"]["deletionPolicy"] = json!("Retain");
+    create(&s.api, &object).await.expect("create");
+    let paused = s
+        .wait_for("never-started", "Paused=True", |o| {
+            is_true(o, "Paused", None)
+        })
+        .await;
+    assert!(
+        condition(&paused, "Ready").is_none(),
+        "{}",
+        describe(&paused)
+    );
+    // Releasing under Retain needs no AWS call, so pausing does not hold it; the status
+    // written as it goes (without Paused) must still be one the schema accepts.
+    kubectl_ok(&[
+        "delete",
+        "-n",
+        &s.namespace,
+        "connectinstance",
+        "never-started",
+        "--wait=false",
+    ])
+    .await;
+    wait_gone(&s.api, "never-started", DEADLINE).await;
+    assert!(
+        s.connect_calls().await.is_empty(),
+        "a Retain object called AWS"
+    );
 }
 
 #[tokio::test]
