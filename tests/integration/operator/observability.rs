@@ -8,7 +8,6 @@
 //!   every label they select, group or template on.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 
 use connect_sim::ConfigPatch;
 use kube::api::DeleteParams;
@@ -249,6 +248,11 @@ spec:
         apiVersions: ["*"]
         operations: ["UPDATE"]
         resources: ["connectinstances/status"]
+      # A probe: a labelled ConfigMap refused at creation shows the policy is in force.
+      - apiGroups: [""]
+        apiVersions: ["v1"]
+        operations: ["CREATE"]
+        resources: ["configmaps"]
   validations:
     - expression: "!has(object.metadata.labels) || !('connect-test/refuse-status' in object.metadata.labels)"
       message: status writes of this object are refused by the test
@@ -347,8 +351,28 @@ async fn metrics_tell_every_state_and_cover_what_the_alerts_and_dashboard_use() 
     )
     .await;
     assert!(applied.success, "{applied:?}");
-    // The API server enforces a new policy once its informer has seen it (well under 2 s).
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The API server enforces a new policy once its informer has seen it: wait until a
+    // labelled ConfigMap (a server-side dry run) is refused.
+    let probe = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: probe\n  namespace: {}\n  labels:\n    connect-test/refuse-status: \"true\"\n",
+        s.namespace
+    );
+    test_kit::wait_until(
+        "the status-refusing policy to be in force",
+        DEADLINE,
+        || async {
+            let run =
+                kubectl_with_input(&["create", "--dry-run=server", "-f", "-"], Some(&probe)).await;
+            if run.stderr.contains("refused by the test") {
+                Ok(())
+            } else {
+                Err(format!(
+                    "a labelled ConfigMap is not refused by the policy: {run:?}"
+                ))
+            }
+        },
+    )
+    .await;
     let mut refused = manifest("refused", spec("refused"));
     refused["metadata"]["labels"] = json!({"connect-test/refuse-status": "true"});
     refused["metadata"]["annotations"] = json!({"connect.operators.dev/paused": "true"});
