@@ -539,6 +539,18 @@ impl ConnectInstance {
             .as_ref()
             .and_then(|s| s.conditions.iter().find(|c| c.type_ == type_))
     }
+
+    /// The object's AWS region: the one recorded at creation wins (the instance stays where
+    /// it was created even if the operator's default changes), then the spec's, then the
+    /// operator's default.
+    #[must_use]
+    pub fn region(&self, default_region: &str) -> String {
+        self.status
+            .as_ref()
+            .and_then(|s| s.region.clone())
+            .or_else(|| self.spec.region.clone())
+            .unwrap_or_else(|| default_region.to_owned())
+    }
 }
 
 fn tags_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {

@@ -37,13 +37,7 @@ impl<'a> Reconciliation<'a> {
             .ok_or(Error::MissingObjectKey("namespace"))?;
         let uid = obj.uid().ok_or(Error::MissingObjectKey("uid"))?;
         let status = obj.status.clone().unwrap_or_default();
-        // The region recorded at creation wins: the instance stays where it was created even
-        // if the operator's default region changes later.
-        let region = status
-            .region
-            .clone()
-            .or_else(|| obj.spec.region.clone())
-            .unwrap_or_else(|| ctx.connect.default_region().to_owned());
+        let region = obj.region(ctx.connect.default_region());
         let account = ctx.directory.resolve(&obj);
         let target = account.target(&region);
         Ok(Self {

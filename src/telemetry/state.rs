@@ -21,8 +21,7 @@ use kube::runtime::reflector::Store;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::MetricType;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::gauge::ConstGauge;
 
 use crate::api::{ConnectAccount, ConnectInstance, FINALIZER};
 use crate::conditions::types;
@@ -140,12 +139,7 @@ impl Snapshot {
         let mut snapshot = Self::default();
         for obj in instances {
             let account = obj.spec.account_name().to_owned();
-            let region = obj
-                .status
-                .as_ref()
-                .and_then(|s| s.region.clone())
-                .or_else(|| obj.spec.region.clone())
-                .unwrap_or_else(|| default_region.to_owned());
+            let region = obj.region(default_region);
             let (ready, reason) = condition_labels(obj.condition(types::READY));
             *snapshot
                 .instances
@@ -233,37 +227,8 @@ impl Snapshot {
     }
 }
 
-fn gauge_family<L, N>(values: impl IntoIterator<Item = (L, N)>) -> Family<L, Gauge<N, N::Atomic>>
-where
-    L: Clone + std::hash::Hash + Eq + EncodeLabelSet + std::fmt::Debug,
-    N: GaugeNumber,
-{
-    let family = Family::<L, Gauge<N, N::Atomic>>::default();
-    for (labels, value) in values {
-        family.get_or_create(&labels).set(value);
-    }
-    family
-}
-
-/// The two gauge value types used here (counts and seconds).
-pub trait GaugeNumber: Copy + std::fmt::Debug + Send + Sync + 'static {
-    /// The atomic that holds it.
-    type Atomic: prometheus_client::metrics::gauge::Atomic<Self>
-        + std::fmt::Debug
-        + Default
-        + Send
-        + Sync
-        + 'static;
-}
-
-impl GaugeNumber for i64 {
-    type Atomic = std::sync::atomic::AtomicI64;
-}
-
-impl GaugeNumber for f64 {
-    type Atomic = std::sync::atomic::AtomicU64;
-}
-
+/// One gauge family from computed values: each labelled sample encoded as a constant,
+/// nothing kept between scrapes.
 fn encode_gauges<L, N>(
     encoder: &mut DescriptorEncoder,
     name: &str,
@@ -271,13 +236,14 @@ fn encode_gauges<L, N>(
     values: impl IntoIterator<Item = (L, N)>,
 ) -> Result<(), std::fmt::Error>
 where
-    L: Clone + std::hash::Hash + Eq + EncodeLabelSet + std::fmt::Debug,
-    N: GaugeNumber,
-    Gauge<N, N::Atomic>: EncodeMetric,
+    L: EncodeLabelSet,
+    ConstGauge<N>: EncodeMetric,
 {
-    let family = gauge_family(values);
-    let metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
-    family.encode(metric)
+    let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (labels, value) in values {
+        ConstGauge::new(value).encode(metric.encode_family(&labels)?)?;
+    }
+    Ok(())
 }
 
 impl Snapshot {
