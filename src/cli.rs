@@ -2,18 +2,16 @@
 //! `connect-operator import`.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use tokio::sync::watch;
 
-use crate::accounts::Directory;
-use crate::aws::{AwsSettings, ConnectClient, RateLimitSettings};
-use crate::reconciler::{self, Context, RetryPolicy, Settings};
-use crate::server::{self, ServerState};
-use crate::telemetry::{self, LogFormat, Metrics};
+use crate::accounts;
+use crate::aws::{AwsSettings, RateLimitSettings};
+use crate::cluster::ClientSettings;
+use crate::reconciler::{RetryPolicy, Settings};
+use crate::runtime::{self, LeaseSettings, Options};
+use crate::telemetry::{self, LogFormat};
 
 /// Manages Amazon Connect instances from `ConnectInstance` resources.
 #[derive(Parser, Debug)]
@@ -117,6 +115,17 @@ pub struct RunArgs {
     #[arg(long, env = "CONNECT_OPERATOR_AWS_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub aws_timeout: Duration,
 
+    /// Deadline of every Kubernetes request, from sending it to the last byte of the
+    /// answer (for a watch: until the API server accepts it).
+    #[arg(long, env = "CONNECT_OPERATOR_KUBE_REQUEST_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub kube_request_timeout: Duration,
+
+    /// Server-side timeout of every watch: an idle watch is re-established this often, and
+    /// one whose connection died silently is given up 5 s after it. Keep it below the idle
+    /// timeout of any load balancer in front of the API server.
+    #[arg(long, env = "CONNECT_OPERATOR_WATCH_TIMEOUT", default_value = "20s", value_parser = humantime::parse_duration)]
+    pub watch_timeout: Duration,
+
     /// Log format; the level comes from RUST_LOG (default info).
     #[arg(long, env = "CONNECT_OPERATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -141,13 +150,20 @@ pub struct RunArgs {
     #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
     pub lease_namespace: String,
 
-    /// How long a lease is valid without renewal (seconds).
+    /// How long a lease is valid without renewal (seconds): other replicas take over this
+    /// long after they last saw it renewed.
     #[arg(long, env = "CONNECT_OPERATOR_LEASE_DURATION", default_value_t = 15)]
     pub lease_duration_seconds: u64,
 
-    /// How long before expiry the holder renews (seconds; less than the duration).
+    /// How long before the lease would expire a holder that could not renew stops every
+    /// write and its controllers (seconds; less than the duration): its renew deadline is
+    /// the duration minus this grace.
     #[arg(long, env = "CONNECT_OPERATOR_LEASE_GRACE", default_value_t = 5)]
     pub lease_grace_seconds: u64,
+
+    /// How often the holder renews the lease and followers look at it.
+    #[arg(long, env = "CONNECT_OPERATOR_LEASE_RETRY_PERIOD", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub lease_retry_period: Duration,
 
     /// This replica's identity for leader election and events (in a pod: its name).
     #[arg(long, env = "POD_NAME")]
@@ -183,18 +199,12 @@ fn positive_rate(s: &str) -> Result<f64, String> {
 /// Errors that stop the process.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    /// No Kubernetes configuration.
-    #[error("cannot configure the Kubernetes client: {0}")]
-    Kube(#[from] kube::Error),
     /// Bad flag combination.
     #[error("invalid flags: {0}")]
     Flags(String),
-    /// The HTTP server failed.
-    #[error("metrics/health server: {0}")]
-    Server(#[from] std::io::Error),
-    /// Leader election failed.
-    #[error("leader election: {0}")]
-    Lease(String),
+    /// The operator stopped with an error.
+    #[error(transparent)]
+    Run(#[from] runtime::RunError),
     /// A CRD could not be rendered.
     #[error("cannot render the CRDs: {0}")]
     Crd(#[from] serde_yaml::Error),
@@ -228,199 +238,90 @@ pub fn print_crds(args: &CrdArgs) -> Result<(), StartupError> {
     Ok(())
 }
 
+/// The process's options from the flags.
+pub fn options(args: &RunArgs) -> Result<Options, StartupError> {
+    let identity = args.identity.clone().unwrap_or_else(default_identity);
+    let lease = if args.leader_election {
+        if args.lease_grace_seconds == 0 || args.lease_grace_seconds >= args.lease_duration_seconds
+        {
+            return Err(StartupError::Flags(
+                "--lease-grace-seconds must be greater than zero and less than --lease-duration-seconds".into(),
+            ));
+        }
+        let lease = LeaseSettings {
+            name: args.lease_name.clone(),
+            namespace: args.lease_namespace.clone(),
+            identity: identity.clone(),
+            duration: Duration::from_secs(args.lease_duration_seconds),
+            renew_deadline: Duration::from_secs(
+                args.lease_duration_seconds - args.lease_grace_seconds,
+            ),
+            retry_period: args.lease_retry_period,
+        };
+        lease.validate().map_err(StartupError::Flags)?;
+        Some(lease)
+    } else {
+        None
+    };
+    if args.kube_request_timeout.is_zero() || args.watch_timeout < Duration::from_secs(1) {
+        return Err(StartupError::Flags(
+            "--kube-request-timeout must be greater than zero and --watch-timeout at least 1s"
+                .into(),
+        ));
+    }
+    let retry = RetryPolicy {
+        backoff_base: args.error_backoff,
+        backoff_max: args.error_backoff_max,
+        access_denied_retry: args.access_denied_retry_interval,
+        quota_retry: args.quota_retry_interval,
+        drift_interval: args.drift_interval,
+        ..RetryPolicy::default()
+    };
+    Ok(Options {
+        namespaces: watched(&args.namespace),
+        account_selector: args
+            .account_selector
+            .clone()
+            .filter(|s| !s.trim().is_empty()),
+        aws: AwsSettings {
+            default_region: args.region.clone(),
+            endpoint_url: args.aws_endpoint_url.clone(),
+            call_timeout: args.aws_timeout,
+            rate_limits: RateLimitSettings {
+                lifecycle_per_second: args.create_delete_rate,
+                other_per_second: args.api_rate,
+                ..RateLimitSettings::default()
+            },
+        },
+        kube: ClientSettings {
+            request_timeout: args.kube_request_timeout,
+            watch_timeout: args.watch_timeout,
+        },
+        reconciler: Settings {
+            retry,
+            creation_poll_interval: args.creation_poll_interval,
+            // Half of DescribeInstance's rate for creation polls; the rest for drift checks,
+            // lookups and deletions.
+            creation_polls_per_second: args.api_rate / 2.0,
+        },
+        accounts: accounts::controller::Settings {
+            verify_interval: args.drift_interval,
+            retry_failed: args.access_denied_retry_interval,
+            in_use_poll: args.creation_poll_interval,
+        },
+        concurrency: args.concurrency,
+        metrics_addr: args.metrics_addr,
+        lease,
+        identity,
+    })
+}
+
 /// Runs the operator until SIGTERM or Ctrl-C.
 pub async fn run(args: RunArgs) -> Result<(), StartupError> {
     telemetry::init_logging(args.log_format);
-    if args.leader_election
-        && (args.lease_grace_seconds == 0
-            || args.lease_grace_seconds >= args.lease_duration_seconds)
-    {
-        return Err(StartupError::Flags(
-            "--lease-grace-seconds must be greater than zero and less than --lease-duration-seconds".into(),
-        ));
-    }
-    let identity = args.identity.clone().unwrap_or_else(default_identity);
-    let client = kube::Client::try_default().await?;
-    let metrics = Arc::new(Metrics::new());
-    let aws = AwsSettings {
-        default_region: args.region.clone(),
-        endpoint_url: args.aws_endpoint_url.clone(),
-        call_timeout: args.aws_timeout,
-        rate_limits: RateLimitSettings {
-            lifecycle_per_second: args.create_delete_rate,
-            other_per_second: args.api_rate,
-            ..RateLimitSettings::default()
-        },
-    };
-    let connect = ConnectClient::from_env(&aws, Arc::clone(&metrics)).await;
-    let account_selector = args
-        .account_selector
-        .clone()
-        .filter(|s| !s.trim().is_empty());
-    let directory = Directory::start(client.clone(), &watched(&args.namespace), account_selector)
-        .await
-        .map_err(|e| StartupError::Flags(format!("cannot watch accounts and namespaces: {e}")))?;
-    let settings = Settings {
-        retry: RetryPolicy {
-            backoff_base: args.error_backoff,
-            backoff_max: args.error_backoff_max,
-            access_denied_retry: args.access_denied_retry_interval,
-            quota_retry: args.quota_retry_interval,
-            drift_interval: args.drift_interval,
-        },
-        creation_poll_interval: args.creation_poll_interval,
-        // Half of DescribeInstance's rate for creation polls; the rest for drift checks,
-        // lookups and deletions.
-        creation_polls_per_second: args.api_rate / 2.0,
-        ..Settings::default()
-    };
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        connect,
-        directory,
-        Arc::clone(&metrics),
-        settings,
-        Some(identity.clone()),
-    ));
-
-    // One shutdown signal for everything: SIGTERM or Ctrl-C.
-    let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("shutdown requested");
-        let _ = stop_tx.send(true);
-    });
-
-    let ready = Arc::new(AtomicBool::new(false));
-    let server = tokio::spawn(server::serve(
-        args.metrics_addr,
-        ServerState {
-            metrics,
-            ready: Arc::clone(&ready),
-        },
-        wait_true(stop_rx.clone()),
-    ));
-
-    tracing::info!(
-        namespaces = %if watched(&args.namespace).is_empty() { "<all>".to_owned() } else { watched(&args.namespace).join(",") },
-        region = %args.region,
-        endpoint = args.aws_endpoint_url.as_deref().unwrap_or("<aws>"),
-        identity = %identity,
-        leader_election = args.leader_election,
-        "starting connect-operator"
-    );
-    let result = if args.leader_election {
-        run_as_leader(&args, client, identity, ctx, ready, stop_rx.clone()).await
-    } else {
-        reconciler::run(
-            ctx,
-            watched(&args.namespace),
-            args.concurrency,
-            ready,
-            wait_true(stop_rx.clone()),
-        )
-        .await;
-        Ok(())
-    };
-    server.abort();
-    result
-}
-
-/// Waits for the lease, reconciles while holding it, and stops reconciling the moment it
-/// is lost (the process then exits with an error so that it restarts as a follower).
-async fn run_as_leader(
-    args: &RunArgs,
-    client: kube::Client,
-    identity: String,
-    ctx: Arc<Context>,
-    ready: Arc<AtomicBool>,
-    stop: watch::Receiver<bool>,
-) -> Result<(), StartupError> {
-    use kube_lease_manager::{LeaseManagerBuilder, LeaseParams};
-    let params = LeaseParams::new(
-        identity.clone(),
-        args.lease_duration_seconds,
-        args.lease_grace_seconds,
-    )
-    .with_field_manager(format!("connect-operator-lease-{identity}"));
-    let manager = LeaseManagerBuilder::new(client, &args.lease_name)
-        .with_namespace(&args.lease_namespace)
-        .with_parameters(params)
-        .build()
-        .await
-        .map_err(|e| StartupError::Lease(e.to_string()))?;
-    let (mut leading, task) = manager.watch().await;
-    // A follower is healthy and doing its job (waiting): it reports ready, or a rolling
-    // update and a PodDisruptionBudget would wait forever for a replica that never leads.
-    ready.store(true, std::sync::atomic::Ordering::SeqCst);
-    tracing::info!(lease = %args.lease_name, namespace = %args.lease_namespace, "waiting for the lease");
-    let mut stop_wait = stop.clone();
-    loop {
-        if *leading.borrow_and_update() {
-            break;
-        }
-        tokio::select! {
-            changed = leading.changed() => {
-                if changed.is_err() {
-                    return Err(StartupError::Lease("lease manager stopped".into()));
-                }
-            }
-            _ = stop_wait.changed() => {
-                drop(leading);
-                let _ = task.await;
-                return Ok(());
-            }
-        }
-    }
-    tracing::info!("acquired the lease; reconciling");
-    let (lost_tx, lost_rx) = watch::channel(false);
-    let mut leading_watch = leading.clone();
-    let lost_watcher = tokio::spawn(async move {
-        loop {
-            if leading_watch.changed().await.is_err() || !*leading_watch.borrow_and_update() {
-                let _ = lost_tx.send(true);
-                return;
-            }
-        }
-    });
-    let stop_or_lost = {
-        let stop = wait_true(stop);
-        let lost = wait_true(lost_rx.clone());
-        async move {
-            tokio::select! {
-                () = stop => {},
-                () = lost => {},
-            }
-        }
-    };
-    reconciler::run(
-        ctx,
-        watched(&args.namespace),
-        args.concurrency,
-        ready,
-        stop_or_lost,
-    )
-    .await;
-    lost_watcher.abort();
-    let lost = *lost_rx.borrow();
-    // Closing the channel makes the lease task release the lease and return.
-    drop(leading);
-    let _ = task.await;
-    if lost {
-        return Err(StartupError::Lease(
-            "lost the lease; stopped reconciling".into(),
-        ));
-    }
+    let options = options(&args)?;
+    runtime::run(options, wait_for_signal()).await?;
     Ok(())
-}
-
-async fn wait_true(mut rx: watch::Receiver<bool>) {
-    while !*rx.borrow_and_update() {
-        if rx.changed().await.is_err() {
-            // The sender is gone: nobody can ask for a stop any more; wait forever.
-            std::future::pending::<()>().await;
-        }
-    }
 }
 
 async fn wait_for_signal() {

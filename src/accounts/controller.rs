@@ -13,18 +13,45 @@ use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{self, Event as FinalizerEvent};
 use kube::runtime::utils::PredicateConfig;
-use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Resource, ResourceExt};
+use kube::runtime::{WatchStreamExt, reflector};
+use kube::{Client, Resource, ResourceExt};
 
-use super::access_of;
-use super::ledger::{LedgerError, rules};
+use super::ledger::{LedgerError, Ledgers, rules};
+use super::{Directory, access_of};
 use crate::api::{
     ACCOUNT_FINALIZER, ConnectAccount, ConnectAccountStatus, ConnectAttemptLedger, ConnectInstance,
     RegionAttempts,
 };
-use crate::aws::{CredentialsFailure, ErrorKind};
+use crate::aws::{ConnectClient, CredentialsFailure, ErrorKind};
+use crate::cluster::{ReportError, Reporter, Watches};
 use crate::conditions::{self, types};
-use crate::reconciler::{Context, plan, status};
+
+/// The account controller's timing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// How often credentials that were verified are verified again (jittered).
+    pub verify_interval: Duration,
+    /// How soon credentials that failed verification are tried again.
+    pub retry_failed: Duration,
+    /// How often an account being deleted looks whether objects still use it.
+    pub in_use_poll: Duration,
+}
+
+/// What every account reconcile of one leadership term shares.
+pub struct Context {
+    /// Kubernetes client.
+    pub client: Client,
+    /// The AWS client (STS, to verify credentials).
+    pub connect: Arc<ConnectClient>,
+    /// The accounts and namespaces, and the wakes of objects waiting on an account.
+    pub directory: Directory,
+    /// The attempt ledgers, whose summary the account's status shows.
+    pub ledgers: Ledgers,
+    /// Status writes and events.
+    pub reporter: Reporter,
+    /// Timing.
+    pub settings: Settings,
+}
 
 /// Why an account reconcile ended early.
 #[derive(Debug, thiserror::Error)]
@@ -34,7 +61,7 @@ pub enum AccountError {
     Kube(#[source] kube::Error),
     /// The status write failed or timed out.
     #[error("status write: {0}")]
-    Status(#[source] crate::reconciler::Error),
+    Status(#[source] ReportError),
     /// The attempt ledgers could not be read.
     #[error("{0}")]
     Ledger(#[source] LedgerError),
@@ -184,7 +211,7 @@ async fn apply(account: Arc<ConnectAccount>, ctx: &Context) -> Result<Action, Ac
     let previous = account.status.clone().unwrap_or_default();
     let generation = account.metadata.generation;
     let now = Time(jiff::Timestamp::now());
-    let retry = &ctx.settings.retry;
+    let settings = &ctx.settings;
     let current_ready = account
         .condition(types::READY)
         .filter(|c| c.observed_generation == generation)
@@ -193,7 +220,7 @@ async fn apply(account: Arc<ConnectAccount>, ctx: &Context) -> Result<Action, Ac
     // ledger only refreshes the attempts.
     let due = ctx
         .directory
-        .verification_due(&name, generation, retry.drift_interval);
+        .verification_due(&name, generation, settings.verify_interval);
     // A failed verification is tried again at every retry.
     let (ready, verdict) = match current_ready.filter(|c| c.status == "True" && !due) {
         Some(ready) => (ready, None),
@@ -253,10 +280,10 @@ async fn apply(account: Arc<ConnectAccount>, ctx: &Context) -> Result<Action, Ac
         publish(ctx, &account, EventType::Warning, reason, &note).await;
     }
     let after = if ready.status == "True" {
-        plan::jitter(retry.drift_interval, fastrand::f64())
+        crate::retry::jitter(settings.verify_interval, fastrand::f64())
     } else {
         tracing::warn!(account = %name, reason = %ready.reason, message = %ready.message, "account credentials not verified");
-        retry.access_denied_retry
+        settings.retry_failed
     };
     Ok(Action::requeue(after))
 }
@@ -313,7 +340,7 @@ fn error_policy(account: Arc<ConnectAccount>, err: &AccountError, ctx: Arc<Conte
     let in_use = matches!(err, AccountError::Finalizer(inner)
         if matches!(inner.as_ref(), finalizer::Error::CleanupFailed(AccountError::InUse(_))));
     if in_use {
-        return Action::requeue(ctx.settings.creation_poll_interval);
+        return Action::requeue(ctx.settings.in_use_poll);
     }
     tracing::warn!(account = %account.name_any(), error = %err, "account reconcile failed; retrying");
     Action::requeue(Duration::from_secs(5))
@@ -325,8 +352,10 @@ async fn write_status(
     status: &ConnectAccountStatus,
 ) -> Result<(), AccountError> {
     let api: Api<ConnectAccount> = Api::all(ctx.client.clone());
-    status::apply_status(ctx, &api, &account.name_any(), status)
+    ctx.reporter
+        .apply_status(&api, &account.name_any(), status, None)
         .await
+        .map(|_: ConnectAccount| ())
         .map_err(AccountError::Status)
 }
 
@@ -338,7 +367,9 @@ async fn publish(
     note: &str,
 ) {
     let reference = account.object_ref(&());
-    status::publish(ctx, &reference, type_, reason, note, "VerifyCredentials").await;
+    ctx.reporter
+        .publish(&reference, type_, reason, note, "VerifyCredentials")
+        .await;
 }
 
 /// What wakes an account: a spec change, the start of deletion, a change of finalizers.
@@ -358,26 +389,29 @@ fn trigger_hash(account: &ConnectAccount) -> Option<u64> {
 /// Runs the account controller until `shutdown` resolves.
 pub async fn run(
     ctx: Arc<Context>,
-    account_selector: Option<String>,
+    watches: &Watches,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let api: Api<ConnectAccount> = Api::all(ctx.client.clone());
-    let mut config = watcher::Config::default().any_semantic();
-    if let Some(selector) = &account_selector {
+    let mut config = watches.config();
+    if let Some(selector) = ctx.directory.account_selector() {
         config = config.labels(selector);
     }
-    let (reader, writer) = kube::runtime::reflector::store();
-    let stream = watcher(api, config)
-        .default_backoff()
+    let (reader, writer) = reflector::store();
+    let stream = watches
+        .open(api, config, "ConnectAccount")
         .modify(|a: &mut ConnectAccount| a.managed_fields_mut().clear())
         .reflect(writer)
         .applied_objects()
         .predicate_filter(trigger_hash, PredicateConfig::default());
     // A change of a ledger refreshes its account's summary.
     let ledgers: Api<ConnectAttemptLedger> = Api::all(ctx.client.clone());
+    let ledger_changes = watches
+        .open(ledgers, watches.config(), "ConnectAttemptLedger")
+        .touched_objects();
     Controller::for_stream(stream, reader)
-        .watches(ledgers, watcher::Config::default(), |ledger| {
-            Some(kube::runtime::reflector::ObjectRef::<ConnectAccount>::new(
+        .watches_stream(ledger_changes, |ledger: ConnectAttemptLedger| {
+            Some(reflector::ObjectRef::<ConnectAccount>::new(
                 &ledger.spec.account,
             ))
         })

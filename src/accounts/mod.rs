@@ -25,6 +25,7 @@ use tokio::sync::mpsc;
 
 use crate::api::{ConnectAccount, ConnectInstance};
 use crate::aws::{Access, Target};
+use crate::cluster::Watches;
 use crate::conditions::State;
 
 /// Something that may let waiting objects move on.
@@ -115,14 +116,42 @@ pub fn access_of(account: &ConnectAccount) -> Access {
 /// The generation of an account last verified, and when.
 type Verified = (Option<i64>, std::time::Instant);
 
+/// Where wakes go: to the instance controller of the current leadership term, if any. A
+/// new term subscribes anew; wakes sent while no controller listens are dropped (a new
+/// term lists every object anyway).
+#[derive(Clone, Default)]
+struct WakeHub {
+    sender: Arc<Mutex<Option<mpsc::UnboundedSender<Wake>>>>,
+}
+
+impl WakeHub {
+    fn send(&self, wake: Wake) {
+        let sender = self
+            .sender
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(sender) = sender.as_ref() {
+            let _ = sender.send(wake);
+        }
+    }
+
+    fn subscribe(&self) -> mpsc::UnboundedReceiver<Wake> {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        *self
+            .sender
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(sender);
+        receiver
+    }
+}
+
 /// The operator's view of accounts and namespaces.
 #[derive(Clone)]
 pub struct Directory {
     accounts: Store<ConnectAccount>,
     namespaces: Store<PartialObjectMeta<Namespace>>,
     account_selector: Option<String>,
-    wakes: mpsc::UnboundedSender<Wake>,
-    receiver: Arc<Mutex<Option<mpsc::UnboundedReceiver<Wake>>>>,
+    wakes: WakeHub,
     /// Per account being deleted, the users last announced (so the event is not repeated).
     announced_users: Arc<Mutex<BTreeMap<String, String>>>,
     /// Per account, the generation last verified and when.
@@ -135,19 +164,24 @@ impl Directory {
     /// that one when the operator watches one), and returns once both are listed.
     pub async fn start(
         client: Client,
+        watches: &Watches,
         namespaces: &[String],
         account_selector: Option<String>,
     ) -> Result<Self, DirectoryError> {
-        let (wakes, receiver) = mpsc::unbounded_channel();
-        let mut account_config = watcher::Config::default().any_semantic();
+        let wakes = WakeHub::default();
+        let mut account_config = watches.config();
         if let Some(selector) = &account_selector {
             account_config = account_config.labels(selector);
         }
         let (accounts, writer) = reflector::store();
         let tx = wakes.clone();
         let seen = accounts.clone();
-        let account_stream = watcher(Api::<ConnectAccount>::all(client.clone()), account_config)
-            .default_backoff()
+        let account_stream = watches
+            .open(
+                Api::<ConnectAccount>::all(client.clone()),
+                account_config,
+                "ConnectAccount (directory)",
+            )
             // Only what objects depend on wakes them: the spec (selector, role, budget), the
             // verified account id, and the account's coming and going. The attempts summary
             // changes with every attempt and concerns no object.
@@ -162,11 +196,11 @@ impl Directory {
                             || ready_status(&b) != ready_status(a)
                     });
                     if relevant {
-                        let _ = tx.send(Wake::Account(a.name_any()));
+                        tx.send(Wake::Account(a.name_any()));
                     }
                 }
                 watcher::Event::Delete(a) => {
-                    let _ = tx.send(Wake::Account(a.name_any()));
+                    tx.send(Wake::Account(a.name_any()));
                 }
                 _ => {}
             })
@@ -180,38 +214,39 @@ impl Directory {
             });
         tokio::spawn(account_stream);
 
-        let mut namespace_config = watcher::Config::default().any_semantic();
+        let mut namespace_config = watches.config();
         if let [ns] = namespaces {
             namespace_config = namespace_config.fields(&format!("metadata.name={ns}"));
         }
         let (namespaces, writer) = reflector::store();
         let tx = wakes.clone();
         let seen = namespaces.clone();
-        let namespace_stream = watcher(
-            Api::<PartialObjectMeta<Namespace>>::all(client),
-            namespace_config,
-        )
-        .default_backoff()
-        // Only labels matter here; a change of anything else wakes nobody.
-        .inspect_ok(move |event| {
-            if let watcher::Event::Apply(ns) = event {
-                let before = seen.get(&reflector::ObjectRef::from_obj(ns));
-                if before.is_none_or(|b| b.labels() != ns.labels()) {
-                    let _ = tx.send(Wake::Namespace(ns.name_any()));
+        let namespace_stream = watches
+            .open(
+                Api::<PartialObjectMeta<Namespace>>::all(client),
+                namespace_config,
+                "Namespace",
+            )
+            // Only labels matter here; a change of anything else wakes nobody.
+            .inspect_ok(move |event| {
+                if let watcher::Event::Apply(ns) = event {
+                    let before = seen.get(&reflector::ObjectRef::from_obj(ns));
+                    if before.is_none_or(|b| b.labels() != ns.labels()) {
+                        tx.send(Wake::Namespace(ns.name_any()));
+                    }
                 }
-            }
-        })
-        .modify(|ns: &mut PartialObjectMeta<Namespace>| {
-            ns.managed_fields_mut().clear();
-            ns.annotations_mut().clear();
-        })
-        .reflect(writer)
-        .for_each(|event| {
-            if let Err(e) = event {
-                tracing::warn!(error = %e, "namespace watch failed; retrying");
-            }
-            futures::future::ready(())
-        });
+            })
+            .modify(|ns: &mut PartialObjectMeta<Namespace>| {
+                ns.managed_fields_mut().clear();
+                ns.annotations_mut().clear();
+            })
+            .reflect(writer)
+            .for_each(|event| {
+                if let Err(e) = event {
+                    tracing::warn!(error = %e, "namespace watch failed; retrying");
+                }
+                futures::future::ready(())
+            });
         tokio::spawn(namespace_stream);
 
         accounts
@@ -227,7 +262,6 @@ impl Directory {
             namespaces,
             account_selector,
             wakes,
-            receiver: Arc::new(Mutex::new(Some(receiver))),
             announced_users: Arc::default(),
             verified: Arc::default(),
         })
@@ -286,15 +320,14 @@ impl Directory {
 
     /// Announces something that may let waiting objects move on.
     pub fn wake(&self, wake: Wake) {
-        let _ = self.wakes.send(wake);
+        self.wakes.send(wake);
     }
 
-    /// The stream of wakes; only the first caller gets it (the instance controller).
-    pub fn take_wakes(&self) -> Option<mpsc::UnboundedReceiver<Wake>> {
-        self.receiver
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take()
+    /// The stream of wakes, for the instance controller of a new term; the previous
+    /// term's stream ends.
+    #[must_use]
+    pub fn subscribe_wakes(&self) -> mpsc::UnboundedReceiver<Wake> {
+        self.wakes.subscribe()
     }
 
     /// The account named `name`, if this operator serves it.

@@ -3,6 +3,11 @@
 //! rate limiter of that account, region and operation, has a timeout (the SDK's operation
 //! timeout), is counted in metrics, and fails with one classified [`AwsError`].
 //!
+//! Only a replica whose fence permits writes sends one: the check is made after the rate
+//! limiter (a write may wait there for seconds) and again by an SDK interceptor the moment
+//! before the request is transmitted (after credentials were resolved and the request
+//! signed, which may take an STS round trip).
+//!
 //! An account reached through a role uses the SDK's `AssumeRoleProvider` on top of the
 //! operator's own credentials; the SDK caches the assumed credentials and refreshes them
 //! before they expire. Credentials never leave the SDK: nothing here logs or stores them.
@@ -24,6 +29,7 @@ pub use super::credentials::{Access, CredentialsFailure};
 use super::error::{AwsError, ErrorKind, Operation};
 use super::ratelimit::{Admission, RateLimitSettings, RateLimits};
 use crate::api::AttributeType;
+use crate::fence::Fence;
 use crate::telemetry::Metrics;
 
 /// How the client reaches AWS.
@@ -153,6 +159,34 @@ pub struct ConnectClient {
     pub(super) clients: Mutex<HashMap<(Access, String), aws_sdk_connect::Client>>,
     limits: RateLimits,
     metrics: Arc<Metrics>,
+    fence: Arc<Fence>,
+}
+
+/// Refuses a write at the last moment before it is transmitted when the fence is closed.
+#[derive(Debug)]
+struct FenceInterceptor {
+    fence: Arc<Fence>,
+}
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for FenceInterceptor {
+    fn name(&self) -> &'static str {
+        "connect-operator-fence"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef<'_>,
+        _components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        let write = cfg
+            .load::<aws_smithy_runtime_api::client::orchestrator::Metadata>()
+            .is_none_or(|metadata| super::error::is_write_operation(metadata.name()));
+        if write {
+            self.fence.check()?;
+        }
+        Ok(())
+    }
 }
 
 impl ConnectClient {
@@ -197,7 +231,22 @@ impl ConnectClient {
             clients: Mutex::new(HashMap::new()),
             limits: RateLimits::new(rate_limits),
             metrics,
+            fence: Arc::new(Fence::open()),
         }
+    }
+
+    /// Writes go out only while `fence` permits them (by default the fence is open: no
+    /// leader election).
+    #[must_use]
+    pub fn with_fence(mut self, fence: Arc<Fence>) -> Self {
+        self.fence = fence;
+        self
+    }
+
+    /// The fence writes pass.
+    #[must_use]
+    pub fn fence(&self) -> &Arc<Fence> {
+        &self.fence
     }
 
     /// The region used for objects that name none.
@@ -216,6 +265,13 @@ impl ConnectClient {
         if access.role_arn.is_some() {
             config.set_credentials_provider(self.provider(access).await);
         }
+        config.push_interceptor(
+            aws_smithy_runtime_api::client::interceptors::SharedInterceptor::new(
+                FenceInterceptor {
+                    fence: Arc::clone(&self.fence),
+                },
+            ),
+        );
         let client = aws_sdk_connect::Client::from_conf(config.build());
         lock(&self.clients).entry(key).or_insert(client).clone()
     }
@@ -291,6 +347,10 @@ impl ConnectClient {
             self.limits.pace(account, region, operation).await;
         } else {
             self.admit(account, region, operation).await?;
+        }
+        // Not sent, so not counted as a call (as a rate-limited one is not).
+        if operation.is_write() && !self.fence.permits() {
+            return Err(AwsError::not_leader(operation));
         }
         let result = call.await;
         match result {

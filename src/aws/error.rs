@@ -73,6 +73,22 @@ impl Operation {
     pub fn is_lifecycle(self) -> bool {
         matches!(self, Self::CreateInstance | Self::DeleteInstance)
     }
+
+    /// Whether the operation changes something in AWS: only the leader may send it.
+    #[must_use]
+    pub fn is_write(self) -> bool {
+        self != Self::AssumeRole && is_write_operation(self.as_str())
+    }
+}
+
+/// Whether an AWS operation, by its name, changes something: every one but the reads
+/// (`Describe…`, `List…`, `Get…`, `Search…`). Decided by name so that an operation added
+/// later is a write until it is known to be a read.
+#[must_use]
+pub fn is_write_operation(name: &str) -> bool {
+    !["Describe", "List", "Get", "Search"]
+        .iter()
+        .any(|read| name.starts_with(read))
 }
 
 impl fmt::Display for Operation {
@@ -100,6 +116,9 @@ pub enum ErrorKind {
     Transient,
     /// The client-side rate limiter has no capacity now; nothing was sent to AWS.
     RateLimited,
+    /// This replica may not write (it does not lead, or could not renew its lease in
+    /// time); nothing was sent to AWS.
+    NotLeader,
     /// Anything else AWS answered.
     Other,
 }
@@ -117,6 +136,7 @@ impl ErrorKind {
             Self::NotFound => "not_found",
             Self::Transient => "transient",
             Self::RateLimited => "rate_limited",
+            Self::NotLeader => "not_leader",
             Self::Other => "other",
         }
     }
@@ -161,6 +181,9 @@ impl AwsError {
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
+        if chain_holds::<crate::fence::NotLeader>(err) {
+            return Self::not_leader(operation);
+        }
         match err {
             SdkError::ServiceError(service) => {
                 let inner = service.err();
@@ -230,6 +253,19 @@ impl AwsError {
         }
     }
 
+    /// The fence refused the call: this replica may not write now.
+    #[must_use]
+    pub fn not_leader(operation: Operation) -> Self {
+        Self {
+            operation,
+            kind: ErrorKind::NotLeader,
+            code: None,
+            message: crate::fence::NotLeader.to_string(),
+            request_id: None,
+            retry_after: None,
+        }
+    }
+
     /// The client-side rate limiter refused the call for now.
     #[must_use]
     pub fn rate_limited(operation: Operation, retry_after: std::time::Duration) -> Self {
@@ -246,9 +282,14 @@ impl AwsError {
 
 /// Whether an error's chain holds a credentials provider's failure.
 fn credentials_failed(err: &(dyn std::error::Error + 'static)) -> bool {
+    chain_holds::<aws_credential_types::provider::error::CredentialsError>(err)
+}
+
+/// Whether an error, or one of its sources, is a `T`.
+fn chain_holds<T: std::error::Error + 'static>(err: &(dyn std::error::Error + 'static)) -> bool {
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = current {
-        if e.is::<aws_credential_types::provider::error::CredentialsError>() {
+        if e.is::<T>() {
             return true;
         }
         current = e.source();
@@ -393,6 +434,36 @@ mod tests {
                 *want,
                 "{code:?} {message} {status:?}"
             );
+        }
+    }
+
+    #[test]
+    fn only_reads_are_sent_by_a_replica_that_does_not_lead() {
+        for op in Operation::ALL {
+            let read = matches!(
+                op,
+                Operation::DescribeInstance
+                    | Operation::ListInstances
+                    | Operation::ListInstanceAttributes
+                    | Operation::ListTagsForResource
+                    | Operation::GetCallerIdentity
+            );
+            assert_eq!(op.is_write(), !read, "{op}");
+        }
+        // Operations the operator may call later are writes until known to be reads.
+        for name in [
+            "AssociateApprovedOrigin",
+            "ReplicateInstance",
+            "UpdateTrafficDistribution",
+        ] {
+            assert!(is_write_operation(name), "{name}");
+        }
+        for name in [
+            "ListBots",
+            "DescribeInstanceStorageConfig",
+            "GetTrafficDistribution",
+        ] {
+            assert!(!is_write_operation(name), "{name}");
         }
     }
 

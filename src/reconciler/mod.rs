@@ -20,7 +20,6 @@ use std::time::Duration;
 use futures::{StreamExt, TryStreamExt};
 use kube::api::Api;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::finalizer::{self, Event as FinalizerEvent};
 use kube::runtime::utils::PredicateConfig;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
@@ -29,12 +28,12 @@ use kube::{Client, Resource, ResourceExt};
 use crate::accounts::{Directory, Wake};
 use crate::api::{ConnectInstance, FINALIZER};
 use crate::aws::ConnectClient;
+use crate::cluster::{ReportError, Reporter, Watches};
 use crate::telemetry::Metrics;
 use memory::Memory;
 pub use plan::RetryPolicy;
 
-/// The field manager of every write the operator makes.
-pub const FIELD_MANAGER: &str = "connect-operator";
+pub use crate::cluster::report::FIELD_MANAGER;
 
 /// Reconciler settings.
 #[derive(Clone, Debug)]
@@ -43,8 +42,6 @@ pub struct Settings {
     pub retry: RetryPolicy,
     /// The first poll interval while an instance is being created or deleted.
     pub creation_poll_interval: Duration,
-    /// How long a status write may take.
-    pub kube_write_timeout: Duration,
     /// DescribeInstance calls per second that the polls of all creations in one account
     /// and region may use together (a share of that operation's rate limit).
     pub creation_polls_per_second: f64,
@@ -55,20 +52,20 @@ impl Default for Settings {
         Self {
             retry: RetryPolicy::default(),
             creation_poll_interval: Duration::from_secs(5),
-            kube_write_timeout: Duration::from_secs(15),
             creation_polls_per_second: 1.0,
         }
     }
 }
 
-/// What every reconcile shares.
+/// What every reconcile of one leadership term shares (a new term starts from a new one:
+/// nothing a previous term remembered in memory carries over).
 pub struct Context {
     /// Kubernetes client.
     pub client: Client,
-    /// Amazon Connect client.
-    pub connect: ConnectClient,
-    /// Events recorder (one for the process).
-    pub recorder: Recorder,
+    /// Amazon Connect client (shared by every term: its rate limiters carry over).
+    pub connect: Arc<ConnectClient>,
+    /// Status writes and events.
+    pub reporter: Reporter,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Settings.
@@ -82,26 +79,19 @@ pub struct Context {
 }
 
 impl Context {
-    /// A context for one controller.
+    /// A context for one term of the instance controller.
     #[must_use]
     pub fn new(
         client: Client,
-        connect: ConnectClient,
+        connect: Arc<ConnectClient>,
         directory: Directory,
+        reporter: Reporter,
         metrics: Arc<Metrics>,
         settings: Settings,
-        reporter_instance: Option<String>,
     ) -> Self {
-        let reporter = Reporter {
-            controller: FIELD_MANAGER.to_owned(),
-            instance: reporter_instance,
-        };
         Self {
-            ledgers: crate::accounts::ledger::Ledgers::new(
-                client.clone(),
-                settings.kube_write_timeout,
-            ),
-            recorder: Recorder::new(client.clone(), reporter),
+            ledgers: crate::accounts::ledger::Ledgers::new(client.clone()),
+            reporter,
             client,
             connect,
             metrics,
@@ -124,12 +114,16 @@ fn jittered(d: Duration, jitter: decide::Jitter) -> Duration {
 /// Reconcile failures that reach the controller's error policy.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A Kubernetes API call failed.
+    /// A Kubernetes API call failed (or did not answer within its deadline).
     #[error("Kubernetes API call failed: {0}")]
     Kube(#[source] kube::Error),
-    /// A status write took longer than its timeout.
-    #[error("status write timed out after {0:?}")]
-    KubeTimeout(Duration),
+    /// The object changed since the version this reconcile decided from; it decides again
+    /// from the current one.
+    #[error("the object changed since it was read")]
+    Stale,
+    /// This replica no longer leads: nothing more is written.
+    #[error(transparent)]
+    NotLeader(#[from] crate::fence::NotLeader),
     /// The object lacks something the API server always sets.
     #[error("object has no {0}")]
     MissingObjectKey(&'static str),
@@ -155,8 +149,10 @@ impl Error {
     #[must_use]
     pub fn category(&self) -> &'static str {
         match self {
+            Self::Kube(e) if crate::cluster::client::is_deadline(e) => "kube_timeout",
             Self::Kube(_) => "kube_api",
-            Self::KubeTimeout(_) => "kube_timeout",
+            Self::Stale => "stale",
+            Self::NotLeader(_) => "not_leader",
             Self::MissingObjectKey(_) => "invalid_object",
             Self::CleanupPending { .. } => "cleanup_pending",
             Self::Ledger(_) => "ledger",
@@ -164,9 +160,30 @@ impl Error {
                 finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => {
                     e.category()
                 }
+                finalizer::Error::AddFinalizer(e) | finalizer::Error::RemoveFinalizer(e)
+                    if crate::cluster::client::is_deadline(e) =>
+                {
+                    "kube_timeout"
+                }
                 _ => "finalizer",
             },
         }
+    }
+
+    /// Whether the failure is the Kubernetes API's (unreachable, slow, refusing), not
+    /// AWS's or the object's: retried on a short backoff, since nothing is spent by trying
+    /// again and the API server may be back any moment.
+    fn is_kube_api(&self) -> bool {
+        matches!(
+            self.category(),
+            "kube_api" | "kube_timeout" | "finalizer" | "ledger"
+        )
+    }
+
+    /// Whether the reconcile ended without a fault of its own: it must decide again from a
+    /// newer version of the object, or this replica stopped leading.
+    fn is_stale_or_not_leader(&self) -> bool {
+        matches!(self.category(), "stale" | "not_leader")
     }
 
     /// The requeue asked for by a pending cleanup, through the finalizer wrapper.
@@ -202,16 +219,41 @@ pub async fn reconcile(obj: Arc<ConnectInstance>, ctx: Arc<Context>) -> Result<A
     .map_err(|e| Error::Finalizer(Box::new(e)))
 }
 
-/// What happens after a reconcile error: a pending cleanup comes back when it asked to;
-/// anything else is retried with per-object exponential backoff and jitter.
+impl From<ReportError> for Error {
+    fn from(e: ReportError) -> Self {
+        match e {
+            ReportError::Kube(e) => Self::Kube(e),
+            ReportError::Stale => Self::Stale,
+            ReportError::NotLeader(e) => Self::NotLeader(e),
+        }
+    }
+}
+
+/// How soon an object whose version was stale is looked at again: the watch delivers the
+/// newer version in moments.
+const STALE_RETRY: Duration = Duration::from_secs(1);
+
+/// What happens after a reconcile error: a pending cleanup comes back when it asked to; a
+/// stale version or a lost lease are not failures; a failure of the Kubernetes API is
+/// retried on a backoff capped at `RetryPolicy::kube_backoff_max`, anything else with the
+/// per-object exponential backoff and jitter.
 pub fn error_policy(obj: Arc<ConnectInstance>, err: &Error, ctx: Arc<Context>) -> Action {
     if let Some(after) = err.pending_after() {
         return Action::requeue(after);
     }
+    if err.is_stale_or_not_leader() {
+        tracing::debug!(error = %err, "reconcile ended early; looking again");
+        return Action::requeue(plan::jitter(STALE_RETRY, fastrand::f64()));
+    }
     ctx.metrics.reconcile_failed(err.category());
     let key = object_key(&obj);
     let attempt = ctx.memory.count_failure(&key);
-    let delay = plan::jitter(plan::backoff(&ctx.settings.retry, attempt), fastrand::f64());
+    let retry = &ctx.settings.retry;
+    let mut delay = plan::backoff(retry, attempt);
+    if err.is_kube_api() {
+        delay = delay.min(retry.kube_backoff_max);
+    }
+    let delay = plan::jitter(delay, fastrand::f64());
     tracing::warn!(error = %err, category = err.category(), ?delay, "reconcile failed; retrying");
     Action::requeue(delay)
 }
@@ -268,10 +310,11 @@ fn woken(
         .collect()
 }
 
-/// Runs the controllers (instances and accounts) until `shutdown` resolves. `ready` flips
-/// to true once the instance watch has listed every object (the store is synced).
+/// Runs the instance controller until `shutdown` resolves. `ready` flips to true once the
+/// watch has listed every object (the store is synced).
 pub async fn run(
     ctx: Arc<Context>,
+    watches: &Watches,
     namespaces: Vec<String>,
     concurrency: u16,
     ready: Arc<AtomicBool>,
@@ -299,9 +342,8 @@ pub async fn run(
     };
     let mut serving = false;
     let state_metrics = Arc::clone(&ctx.metrics);
-    ctx.metrics.set_leader(true);
-    let stream = watcher(api, watcher::Config::default().any_semantic())
-        .default_backoff()
+    let stream = watches
+        .open(api, watches.config(), "ConnectInstance")
         .try_filter(move |event| {
             let keep = match (&wanted, event) {
                 (
@@ -336,11 +378,10 @@ pub async fn run(
         .predicate_filter(trigger_hash, PredicateConfig::default());
     let wakes = {
         let store = reader.clone();
-        let receiver = ctx.directory.take_wakes();
-        futures::stream::unfold(receiver, |receiver| async move {
-            let mut receiver = receiver?;
+        let receiver = ctx.directory.subscribe_wakes();
+        futures::stream::unfold(receiver, |mut receiver| async move {
             let wake = receiver.recv().await?;
-            Some((wake, Some(receiver)))
+            Some((wake, receiver))
         })
         .flat_map(move |wake| {
             let refs = woken(&store, &wake);
@@ -350,14 +391,8 @@ pub async fn run(
             futures::stream::iter(refs)
         })
     };
-    let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown));
-    let accounts = crate::accounts::controller::run(
-        ctx.clone(),
-        ctx.directory.account_selector().map(str::to_owned),
-        shutdown.clone(),
-    );
     let metrics = Arc::clone(&ctx.metrics);
-    let instances = Controller::for_stream(stream, reader)
+    Controller::for_stream(stream, reader)
         .reconcile_on(wakes)
         .with_config(ControllerConfig::default().concurrency(concurrency))
         .graceful_shutdown_on(shutdown)
@@ -367,8 +402,7 @@ pub async fn run(
                 Ok((obj, action)) => tracing::debug!(object = %obj, ?action, "reconciled"),
                 Err(e) => tracing::debug!(error = %e, "reconcile ended in error"),
             }
-        });
-    futures::join!(instances, accounts);
+        })
+        .await;
     metrics.stop_serving_state();
-    metrics.set_leader(false);
 }

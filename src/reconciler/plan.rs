@@ -152,6 +152,9 @@ pub struct RetryPolicy {
     pub quota_retry: Duration,
     /// The steady-state drift-check interval, also used to re-check stalled objects.
     pub drift_interval: Duration,
+    /// Backoff ceiling after a failure of the Kubernetes API (unreachable, slow): trying
+    /// again costs nothing, and the API server may be back any moment.
+    pub kube_backoff_max: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -162,6 +165,7 @@ impl Default for RetryPolicy {
             access_denied_retry: Duration::from_secs(300),
             quota_retry: Duration::from_secs(2 * 3600),
             drift_interval: Duration::from_secs(600),
+            kube_backoff_max: Duration::from_secs(10),
         }
     }
 }
@@ -201,12 +205,7 @@ pub fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
         .min(policy.backoff_max)
 }
 
-/// Spreads `d` over [0.8 d, 1.2 d) so that objects created together do not call AWS
-/// together forever after.
-#[must_use]
-pub fn jitter(d: Duration, unit_random: f64) -> Duration {
-    d.mul_f64(0.8 + 0.4 * unit_random.clamp(0.0, 1.0))
-}
+pub use crate::retry::jitter;
 
 #[cfg(test)]
 mod tests {

@@ -1,16 +1,23 @@
-//! One reconcile's view of its object: the status it last wrote, the decision's status and
-//! conditions committed by server-side apply (only when something changed, bounded by a
-//! timeout), and events.
+//! One reconcile's view of its object: the version it decides from, the status it last
+//! wrote, the decision's status and conditions committed by server-side apply (only when
+//! something changed, and only onto the version decided from), and events.
+//!
+//! Decisions are made from the watch's cache, which may be behind (a watch that missed
+//! events until it was re-established, a list served by a lagging API server). So a status
+//! write names the `resourceVersion` it was computed from and is refused if the object
+//! changed since, and before anything irreversible (CreateInstance, DeleteInstance) the
+//! object is read afresh from the API server: a reconcile whose version is not the current
+//! one starts over from the current one ([`Error::Stale`]).
 
 use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::events::{Event, EventType};
+use kube::api::Api;
+use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 
 use super::decide::{Decision, Inputs};
-use super::{Context, Error, FIELD_MANAGER};
+use super::{Context, Error};
 use crate::accounts::Resolution;
 use crate::api::{ConnectInstance, ConnectInstanceStatus};
 use crate::aws::Target;
@@ -28,6 +35,8 @@ pub(super) struct Reconciliation<'a> {
     /// Where the object's AWS calls go (`None` when the account refuses it).
     pub target: Option<Target>,
     pub status: ConnectInstanceStatus,
+    /// The version decided from: the object's as read, then that of each status written.
+    resource_version: Option<String>,
 }
 
 impl<'a> Reconciliation<'a> {
@@ -43,6 +52,7 @@ impl<'a> Reconciliation<'a> {
         Ok(Self {
             ctx,
             api: Api::namespaced(ctx.client.clone(), &namespace),
+            resource_version: obj.resource_version(),
             obj,
             uid,
             region,
@@ -161,72 +171,53 @@ impl<'a> Reconciliation<'a> {
         self.commit(&decision).await
     }
 
-    async fn write(&self, status: &ConnectInstanceStatus) -> Result<(), Error> {
-        apply_status(self.ctx, &self.api, &self.obj.name_any(), status).await
+    async fn write(&mut self, status: &ConnectInstanceStatus) -> Result<(), Error> {
+        let written = self
+            .ctx
+            .reporter
+            .apply_status(
+                &self.api,
+                &self.obj.name_any(),
+                status,
+                self.resource_version.as_deref(),
+            )
+            .await?;
+        self.resource_version = written.resource_version();
+        Ok(())
+    }
+
+    /// Reads the object from the API server and fails with [`Error::Stale`] unless it is
+    /// still at the version this reconcile decided from (or has gone). Called before an
+    /// irreversible write: a decision to create or delete an instance is never made from a
+    /// cache that missed an update.
+    pub async fn ensure_current(&self) -> Result<(), Error> {
+        let current = self
+            .api
+            .get_opt(&self.obj.name_any())
+            .await
+            .map_err(Error::Kube)?;
+        let Some(current) = current else {
+            tracing::info!("the object is gone; nothing more to do for it");
+            return Err(Error::Stale);
+        };
+        if current.resource_version() == self.resource_version && current.uid() == self.obj.uid() {
+            Ok(())
+        } else {
+            tracing::info!(
+                decided_from = self.resource_version.as_deref().unwrap_or_default(),
+                current = current.resource_version().unwrap_or_default(),
+                "the object changed since this reconcile read it; deciding again"
+            );
+            Err(Error::Stale)
+        }
     }
 
     /// Publishes an event on the object. A failure is logged, never fails the reconcile.
     pub async fn event(&self, type_: EventType, reason: &str, note: &str) {
-        publish(
-            self.ctx,
-            &self.obj.object_ref(&()),
-            type_,
-            reason,
-            note,
-            "Reconcile",
-        )
-        .await;
-    }
-}
-
-/// Writes an object's status by server-side apply with the operator's field manager,
-/// bounded by the write timeout, and counts it.
-pub(crate) async fn apply_status<K>(
-    ctx: &Context,
-    api: &Api<K>,
-    name: &str,
-    status: &impl serde::Serialize,
-) -> Result<(), Error>
-where
-    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    let patch = serde_json::json!({
-        "apiVersion": K::api_version(&()),
-        "kind": K::kind(&()),
-        "status": status,
-    });
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    let timeout = ctx.settings.kube_write_timeout;
-    tokio::time::timeout(
-        timeout,
-        api.patch_status(name, &params, &Patch::Apply(&patch)),
-    )
-    .await
-    .map_err(|_| Error::KubeTimeout(timeout))?
-    .map_err(Error::Kube)?;
-    ctx.metrics.status_patched();
-    Ok(())
-}
-
-/// Publishes an event through the process's one recorder. A failure is logged, never fails
-/// the reconcile.
-pub(crate) async fn publish(
-    ctx: &Context,
-    reference: &k8s_openapi::api::core::v1::ObjectReference,
-    type_: EventType,
-    reason: &str,
-    note: &str,
-    action: &str,
-) {
-    let event = Event {
-        type_,
-        reason: reason.to_owned(),
-        note: Some(truncate(note, 1024)),
-        action: action.to_owned(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, reference).await {
-        tracing::warn!(error = %e, reason, "could not publish event");
+        self.ctx
+            .reporter
+            .publish(&self.obj.object_ref(&()), type_, reason, note, "Reconcile")
+            .await;
     }
 }
 
@@ -242,15 +233,4 @@ fn event_type(state: State) -> EventType {
     } else {
         EventType::Normal
     }
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_owned();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
 }

@@ -54,6 +54,11 @@ pub(super) async fn run(r: &mut Reconciliation<'_>, path: Path) -> Result<Then, 
             }
         }
         if !decision.writes.is_empty() {
+            // Creating or deleting an instance is never decided from a cache that missed
+            // an update of the object (a changed deletion policy, an id recorded since).
+            if decision.writes.iter().any(Write::is_lifecycle) {
+                r.ensure_current().await?;
+            }
             observation = act(r, &decision.writes, &observation).await?;
             continue;
         }
@@ -165,7 +170,9 @@ fn ledger_account(r: &Reconciliation<'_>) -> Option<(String, u32)> {
 fn ledger_outcome(error: Option<&AwsError>) -> (Outcome, bool) {
     match error {
         None => (Outcome::Accepted, false),
-        Some(e) if e.kind == ErrorKind::RateLimited => (Outcome::NotAccepted, false),
+        Some(e) if matches!(e.kind, ErrorKind::RateLimited | ErrorKind::NotLeader) => {
+            (Outcome::NotAccepted, false)
+        }
         Some(e) if e.code.is_some() => (
             Outcome::NotAccepted,
             e.kind == ErrorKind::LifecycleAttemptLimitExceeded,
@@ -224,7 +231,8 @@ fn attempt(r: &Reconciliation<'_>, operation: &'static str, client_token: &str) 
     }
 }
 
-/// Sends the writes in order; the first failure stops the rest. Returns their outcome.
+/// Sends the writes in order; the first failure stops the rest. Returns their outcome; a
+/// write the fence refused ends the reconcile (this replica no longer leads).
 async fn act(
     r: &Reconciliation<'_>,
     writes: &[Write],
@@ -244,6 +252,7 @@ async fn act(
     for write in writes {
         let result = match write {
             Write::CreateInstance(request) => {
+                r.ctx.reporter.fence().check()?;
                 let attempt = attempt(r, "CreateInstance", &request.client_token);
                 // The rate limiter first: an attempt that cannot go now is not written.
                 if let Err(e) = connect
@@ -287,6 +296,7 @@ async fn act(
                 instance_id,
                 client_token,
             } => {
+                r.ctx.reporter.fence().check()?;
                 let attempt = attempt(r, "DeleteInstance", client_token);
                 if let Err(e) = connect
                     .lifecycle_slot(target, Operation::DeleteInstance)
@@ -321,8 +331,12 @@ async fn act(
                 }
             }
         };
-        if let Err(e) = result {
-            return Ok(Observation::Failed(e));
+        match result {
+            Err(e) if e.kind == ErrorKind::NotLeader => {
+                return Err(Error::NotLeader(crate::fence::NotLeader));
+            }
+            Err(e) => return Ok(Observation::Failed(e)),
+            Ok(()) => {}
         }
     }
     Ok(outcome.unwrap_or_else(|| match before {

@@ -116,7 +116,7 @@ impl Metrics {
         );
         registry.register(
             "leader",
-            "1 when this replica runs the controllers (holds the lease, or runs alone)",
+            "1 when this replica leads: its controllers run and it may write (it holds the lease within its renew deadline, or runs alone)",
             leader.clone(),
         );
         // A gauge rather than OpenMetrics' info type, which the classic text format (and
@@ -155,9 +155,11 @@ impl Metrics {
         }
     }
 
-    /// Whether this replica runs the controllers (holds the lease, or runs alone).
+    /// Whether this replica leads (runs the controllers and may write); only a leader
+    /// exports the gauges computed from the stores.
     pub fn set_leader(&self, leader: bool) {
         self.leader.set(i64::from(leader));
+        self.state.set_exported(leader);
     }
 
     /// Starts exporting the gauges computed from the controllers' stores (once they have

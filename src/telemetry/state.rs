@@ -41,9 +41,20 @@ pub struct Sources {
 }
 
 /// The collector registered with the metrics registry.
-#[derive(Default)]
 pub struct StateGauges {
     sources: Mutex<Option<Sources>>,
+    /// Off while this replica does not lead (its fence closed before its controllers
+    /// stopped): the new leader's gauges are the ones to sum.
+    exported: std::sync::atomic::AtomicBool,
+}
+
+impl Default for StateGauges {
+    fn default() -> Self {
+        Self {
+            sources: Mutex::default(),
+            exported: std::sync::atomic::AtomicBool::new(true),
+        }
+    }
 }
 
 impl std::fmt::Debug for StateGauges {
@@ -60,7 +71,16 @@ impl StateGauges {
         }
     }
 
+    /// Whether this replica leads, so that its gauges count.
+    pub fn set_exported(&self, exported: bool) {
+        self.exported
+            .store(exported, std::sync::atomic::Ordering::SeqCst);
+    }
+
     fn sources(&self) -> Option<Sources> {
+        if !self.exported.load(std::sync::atomic::Ordering::SeqCst) {
+            return None;
+        }
         self.sources.lock().ok().and_then(|guard| guard.clone())
     }
 }

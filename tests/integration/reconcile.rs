@@ -17,6 +17,8 @@ use connect_operator::accounts::Directory;
 use connect_operator::api::{ConnectInstance, FINALIZER, UID_TAG};
 use connect_operator::aws::token::{create_token, delete_token};
 use connect_operator::aws::{ConnectClient, RateLimitSettings};
+use connect_operator::cluster::{ClientSettings, Reporter, Watches};
+use connect_operator::liveness::Liveness;
 use connect_operator::reconciler::{self, Context, Settings};
 use connect_operator::telemetry::Metrics;
 use connect_sim::SimConfig;
@@ -88,11 +90,31 @@ async fn context(
         "{} in (shared,{namespace})",
         test_kit::control_plane::ACCOUNT_SCOPE_LABEL
     );
-    let directory = Directory::start(directory_client, &[namespace.to_owned()], Some(selector))
-        .await
-        .expect("watching accounts and namespaces");
+    let watches = Watches::new(
+        &ClientSettings::default(),
+        Liveness::new(Duration::from_secs(60), Duration::from_secs(60)),
+    );
+    let directory = Directory::start(
+        directory_client,
+        &watches,
+        &[namespace.to_owned()],
+        Some(selector),
+    )
+    .await
+    .expect("watching accounts and namespaces");
+    let reporter = Reporter::new(
+        client.clone(),
+        Arc::clone(&metrics),
+        Arc::clone(connect.fence()),
+        None,
+    );
     Arc::new(Context::new(
-        client, connect, directory, metrics, settings, None,
+        client,
+        Arc::new(connect),
+        directory,
+        reporter,
+        metrics,
+        settings,
     ))
 }
 
@@ -666,4 +688,86 @@ async fn quota_errors_requeue_after_hours_never_a_storm() {
         "retry after hours, not {after:?}"
     );
     assert_eq!(f.sim.calls_of("CreateInstance").await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_decision_from_an_outdated_version_neither_overwrites_status_nor_deletes() {
+    let f = Fixture::new("rec-stale").await;
+    let ctx = f.context().await;
+    f.create("center", "Delete").await;
+    f.reconcile_until(&ctx, "center", "Ready", 30, is_ready)
+        .await;
+
+    // A status computed from an older version is refused by the API server, and the
+    // status it would have replaced stays.
+    let old = f.get("center").await;
+    f.api
+        .patch(
+            "center",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({ "metadata": { "labels": { "touched": "yes" } } })),
+        )
+        .await
+        .expect("a change by someone else");
+    let emptied = connect_operator::api::ConnectInstanceStatus {
+        observed_generation: Some(1),
+        ..Default::default()
+    };
+    let refused = ctx
+        .reporter
+        .apply_status(
+            &f.api,
+            "center",
+            &emptied,
+            old.metadata.resource_version.as_deref(),
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(connect_operator::cluster::ReportError::Stale)),
+        "{refused:?}"
+    );
+    let current = f.get("center").await;
+    assert!(
+        current
+            .status
+            .as_ref()
+            .is_some_and(|s| s.instance_id.is_some()),
+        "the instance id survived: {:?}",
+        current.status
+    );
+
+    // A cache that missed the switch to Retain: the object is being deleted, and the
+    // reconcile is handed the version from before the switch. No DeleteInstance is sent.
+    f.api
+        .delete("center", &DeleteParams::default())
+        .await
+        .expect("delete");
+    let deleting_with_delete_policy = f.get("center").await;
+    f.api
+        .patch(
+            "center",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({ "spec": { "deletionPolicy": "Retain" } })),
+        )
+        .await
+        .expect("switching to Retain");
+    f.sim.clear_calls().await;
+    let stale = reconciler::reconcile(deleting_with_delete_policy, Arc::clone(&ctx)).await;
+    assert!(stale.is_err(), "{stale:?}");
+    let calls = f.sim.calls().await;
+    assert!(
+        calls.iter().all(|c| c.operation != "DeleteInstance"),
+        "{calls:?}"
+    );
+    // From the current version: released, the instance kept.
+    f.reconcile(&ctx, "center").await.expect("released");
+    assert!(f.api.get_opt("center").await.expect("get").is_none());
+    assert!(
+        f.sim
+            .calls()
+            .await
+            .iter()
+            .all(|c| c.operation != "DeleteInstance")
+    );
+    assert_eq!(f.sim.instances().await.len(), 1, "the instance stays");
 }

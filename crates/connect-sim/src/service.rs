@@ -34,6 +34,9 @@ pub(crate) struct CallRecord {
     pub(crate) account_id: String,
     /// The region of the caller's credential scope.
     pub(crate) region: String,
+    /// The access key id the request was signed with (an identifier, not a secret): it
+    /// tells apart two clients of the same account.
+    pub(crate) access_key_id: Option<String>,
     pub(crate) client_token: Option<String>,
     pub(crate) instance_id: Option<String>,
     /// AssumeRole: the role asked for.
@@ -49,6 +52,9 @@ pub(crate) struct CallRecord {
     pub(crate) replay: bool,
     /// Milliseconds since the simulator started.
     pub(crate) elapsed_ms: u64,
+    /// When the call was decided, in milliseconds since the Unix epoch: comparable with
+    /// times other processes on the machine write (a Lease's renewTime).
+    pub(crate) unix_ms: u64,
 }
 
 /// What a handler knows about a call before it runs.
@@ -414,11 +420,19 @@ impl Sim {
             .as_deref()
             .and_then(RoleArn::parse)
             .map_or_else(|| caller.account_id.clone(), |role| role.account_id);
+        let access_key_id = call
+            .auth
+            .0
+            .as_ref()
+            .ok()
+            .and_then(|credential| credential.as_ref())
+            .map(|credential| credential.access_key_id.clone());
         let record = CallRecord {
             seq: inner.next_call_seq,
             operation: call.operation.name(),
             account_id,
             region: caller.region.clone(),
+            access_key_id,
             client_token: call.client_token,
             instance_id,
             role_arn: call.role_arn,
@@ -428,6 +442,9 @@ impl Sim {
             replay,
             elapsed_ms: u64::try_from(now.duration_since(self.started).as_millis())
                 .unwrap_or(u64::MAX),
+            unix_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
         };
         inner.next_call_seq += 1;
         tracing::debug!(

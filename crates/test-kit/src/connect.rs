@@ -232,6 +232,16 @@ async fn await_object(
 /// Events about the named object in its namespace (core/v1 view, which also shows
 /// events.k8s.io events), oldest first.
 pub async fn events(client: &Client, namespace: &str, name: &str) -> Vec<Event> {
+    events_of(client, namespace, KIND, name).await
+}
+
+/// Events about a cluster-scoped object of `kind` (a `ConnectAccount`): they are recorded
+/// in the `default` namespace. Oldest first.
+pub async fn cluster_events(client: &Client, kind: &str, name: &str) -> Vec<Event> {
+    events_of(client, "default", kind, name).await
+}
+
+async fn events_of(client: &Client, namespace: &str, kind: &str, name: &str) -> Vec<Event> {
     let events: Api<Event> = Api::namespaced(client.clone(), namespace);
     let mut list: Vec<Event> = events
         .list(&ListParams::default())
@@ -240,7 +250,7 @@ pub async fn events(client: &Client, namespace: &str, name: &str) -> Vec<Event> 
         .items
         .into_iter()
         .filter(|event| {
-            event.involved_object.kind.as_deref() == Some(KIND)
+            event.involved_object.kind.as_deref() == Some(kind)
                 && event.involved_object.name.as_deref() == Some(name)
         })
         .collect();

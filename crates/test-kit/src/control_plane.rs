@@ -1,4 +1,5 @@
-//! One real etcd + kube-apiserver per test binary, started on first use.
+//! One real etcd + kube-apiserver per test binary, started on first use, and private ones
+//! for tests that crash and restart them.
 //!
 //! What it sets up, and why:
 //! - etcd and kube-apiserver on free loopback ports, data in a throwaway directory;
@@ -11,11 +12,16 @@
 //! The processes run under the watchdog of [`crate::process`], so they stop when the test
 //! binary exits (statics are never dropped); a janitor process then removes the data
 //! directory (kept when `CONNECT_OPERATOR_KEEP_TEST_DIR` is set).
+//!
+//! The shared control plane serves every test of the binary at once, so nothing may stop
+//! it. A test that SIGKILLs etcd or kube-apiserver takes a [`PrivateControlPlane`] from
+//! [`start_private`] instead: same set-up, its own ports and directory, and processes it may
+//! kill and restart with the same flags, ports, certificates and data.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -28,6 +34,10 @@ use crate::process::{ManagedProcess, Spawn, free_port, log_tail};
 
 /// Field manager for everything the harness applies.
 pub const FIELD_MANAGER: &str = "connect-operator-tests";
+
+/// How long start-up waits for `/readyz`: a cold kube-apiserver on two busy cores needs tens
+/// of seconds.
+const STARTUP_READY_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The started control plane. Lives in a static for the whole test binary.
 pub struct ControlPlane {
@@ -51,25 +61,50 @@ pub struct ControlPlane {
     pub startup: Duration,
     _etcd: ManagedProcess,
     _apiserver: ManagedProcess,
-    /// Write end of the janitor's stdin: EOF (the test binary exited) makes it wait for
-    /// etcd and kube-apiserver to stop and then remove `dir`.
-    _janitor: Option<std::process::ChildStdin>,
+    /// Removes `dir` once the test binary has exited and etcd and kube-apiserver stopped.
+    _janitor: Option<Janitor>,
 }
 
-/// Waits for EOF on stdin, then for the given pids to exit, then removes the directory.
+/// Waits for EOF on stdin, then for the pids recorded in `$dir/*.pid` to exit, then removes
+/// the directory. The pids are read only at EOF, so processes restarted since the janitor
+/// started are the ones waited for.
 const JANITOR: &str = r#"
-dir=$1; shift
+dir=$1
 cat >/dev/null 2>&1
-for pid in "$@"; do
+for file in "$dir"/*.pid; do
+  [ -f "$file" ] || continue
+  pid=$(cat "$file" 2>/dev/null)
+  [ -n "$pid" ] || continue
   i=0
   while kill -0 "$pid" 2>/dev/null && [ "$i" -lt 200 ]; do sleep 0.1; i=$((i+1)); done
 done
 rm -rf "$dir"
 "#;
 
+/// A janitor process. Our end of its stdin closes when the test binary exits, however it
+/// exits, which is what makes the directory go away even when no destructor runs.
+struct Janitor {
+    child: Child,
+    stdin: Option<ChildStdin>,
+}
+
+impl Drop for Janitor {
+    /// Reaps the janitor, so a test binary that starts many private control planes does not
+    /// collect zombies. Bounded: the janitor gives up on each pid after 20 s.
+    fn drop(&mut self) {
+        self.stdin.take();
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether to leave control-plane directories behind for debugging.
+fn keep_test_dir() -> bool {
+    std::env::var_os("CONNECT_OPERATOR_KEEP_TEST_DIR").is_some()
+}
+
 /// Starts the janitor for `dir` unless `CONNECT_OPERATOR_KEEP_TEST_DIR` is set.
-fn janitor(dir: &Path, pids: &[u32]) -> Option<std::process::ChildStdin> {
-    if std::env::var_os("CONNECT_OPERATOR_KEEP_TEST_DIR").is_some() {
+fn janitor(dir: &Path) -> Option<Janitor> {
+    if keep_test_dir() {
         eprintln!("keeping {} (CONNECT_OPERATOR_KEEP_TEST_DIR)", dir.display());
         return None;
     }
@@ -78,13 +113,13 @@ fn janitor(dir: &Path, pids: &[u32]) -> Option<std::process::ChildStdin> {
         .arg(JANITOR)
         .arg("connect-operator-test-janitor")
         .arg(dir)
-        .args(pids.iter().map(u32::to_string))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
         .ok()?;
-    child.stdin.take()
+    let stdin = child.stdin.take();
+    Some(Janitor { child, stdin })
 }
 
 static CONTROL_PLANE: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
@@ -129,7 +164,7 @@ pub fn build_with_script(only: &str, variable: &str) -> Result<PathBuf, String> 
     let output = Command::new("bash")
         .arg(repo_root().join("hack/build-binaries.sh"))
         .env("BUILD_ONLY", only)
-        .stderr(std::process::Stdio::inherit())
+        .stderr(Stdio::inherit())
         .output()
         .map_err(|error| format!("running hack/build-binaries.sh: {error}"))?;
     if !output.status.success() {
@@ -223,9 +258,23 @@ fn os(value: impl Into<OsString>) -> OsString {
     value.into()
 }
 
-fn start() -> Result<ControlPlane, String> {
-    let began = Instant::now();
-    let assets = assets_dir()?;
+/// Everything a control plane is made of apart from its running processes: enough to
+/// (re)start either process with the same flags, ports, certificates and data.
+struct Layout {
+    assets: PathBuf,
+    kubectl: PathBuf,
+    dir: PathBuf,
+    server: String,
+    admin_token: String,
+    ca_cert: PathBuf,
+    kubeconfig: PathBuf,
+    placeholders: Placeholders,
+    /// Started as soon as the directory exists, so a failed start-up leaves nothing behind.
+    janitor: Option<Janitor>,
+}
+
+/// Picks kubectl and makes the directory, keys, tokens file and kubeconfig.
+fn prepare(assets: PathBuf) -> Result<Layout, String> {
     let kubectl = if assets.join("kubectl").is_file() {
         assets.join("kubectl")
     } else {
@@ -236,7 +285,7 @@ fn start() -> Result<ControlPlane, String> {
         .tempdir()
         .map_err(|error| format!("creating a temporary directory: {error}"))?
         .keep();
-    let began_after_build = Instant::now();
+    let janitor = janitor(&dir);
     make_keys(&dir)?;
 
     let admin_token = format!("admin-{:016x}", fastrand::u64(..));
@@ -246,44 +295,13 @@ fn start() -> Result<ControlPlane, String> {
     )
     .map_err(|error| error.to_string())?;
 
-    let etcd_port = free_port();
-    let peer_port = free_port();
-    let api_port = free_port();
     let placeholders = Placeholders {
         dir: dir.display().to_string(),
-        etcd_port,
-        peer_port,
-        api_port,
+        etcd_port: free_port(),
+        peer_port: free_port(),
+        api_port: free_port(),
     };
-
-    let etcd = ManagedProcess::spawn(Spawn {
-        name: "etcd",
-        program: &assets.join("etcd"),
-        args: flags("etcd", &placeholders).into_iter().map(os).collect(),
-        envs: vec![],
-        env_remove: vec![],
-        log: &dir.join("etcd.log"),
-        capture_stdout: false,
-        grace: Duration::from_secs(2),
-    })
-    .map_err(|error| error.to_string())?;
-
-    let apiserver = ManagedProcess::spawn(Spawn {
-        name: "kube-apiserver",
-        program: &assets.join("kube-apiserver"),
-        args: flags("kube-apiserver", &placeholders)
-            .into_iter()
-            .map(os)
-            .collect(),
-        envs: vec![],
-        env_remove: vec![],
-        log: &dir.join("kube-apiserver.log"),
-        capture_stdout: false,
-        grace: Duration::from_secs(2),
-    })
-    .map_err(|error| error.to_string())?;
-
-    let server = format!("https://127.0.0.1:{api_port}");
+    let server = format!("https://127.0.0.1:{}", placeholders.api_port);
     let ca_cert = dir.join("ca.crt");
     let kubeconfig = dir.join("kubeconfig");
     std::fs::write(
@@ -302,18 +320,79 @@ fn start() -> Result<ControlPlane, String> {
         ),
     )
     .map_err(|error| error.to_string())?;
-
-    let mut control_plane = ControlPlane {
-        kubeconfig,
+    Ok(Layout {
+        assets,
+        kubectl,
+        dir,
         server,
         admin_token,
         ca_cert,
-        dir: dir.clone(),
-        assets,
-        kubectl,
+        kubeconfig,
+        placeholders,
+        janitor,
+    })
+}
+
+/// Starts `program` (`etcd` or `kube-apiserver`) with its flags, appending to
+/// `<dir>/<program>.log`, and records its pid in `<dir>/<program>.pid` for the janitor.
+fn spawn(layout: &Layout, program: &str) -> Result<ManagedProcess, String> {
+    let process = ManagedProcess::spawn(Spawn {
+        name: program,
+        program: &layout.assets.join(program),
+        args: flags(program, &layout.placeholders)
+            .into_iter()
+            .map(os)
+            .collect(),
+        envs: vec![],
+        env_remove: vec![],
+        log: &layout.dir.join(format!("{program}.log")),
+        capture_stdout: false,
+        grace: Duration::from_secs(2),
+    })
+    .map_err(|error| error.to_string())?;
+    std::fs::write(
+        layout.dir.join(format!("{program}.pid")),
+        process.pid().to_string(),
+    )
+    .map_err(|error| format!("recording the pid of {program}: {error}"))?;
+    Ok(process)
+}
+
+/// `error` followed by the tails of both logs, which usually say why.
+fn with_log_tails(error: &str, dir: &Path) -> String {
+    format!(
+        "{error}\n--- kube-apiserver log (tail) ---\n{}\n--- etcd log (tail) ---\n{}",
+        log_tail(&dir.join("kube-apiserver.log"), 40),
+        log_tail(&dir.join("etcd.log"), 20),
+    )
+}
+
+/// The CRDs and the default account, once the API server is ready.
+async fn provision(kubeconfig: &Path) -> Result<Vec<String>, String> {
+    let crds = install_crds(kubeconfig).await?;
+    install_default_account(kubeconfig, &crds).await?;
+    Ok(crds)
+}
+
+fn start() -> Result<ControlPlane, String> {
+    let began = Instant::now();
+    let assets = assets_dir()?;
+    let began_after_build = Instant::now();
+    let mut layout = prepare(assets)?;
+    let etcd = spawn(&layout, "etcd")?;
+    let apiserver = spawn(&layout, "kube-apiserver")?;
+
+    let mut control_plane = ControlPlane {
+        kubeconfig: layout.kubeconfig,
+        server: layout.server,
+        admin_token: layout.admin_token,
+        ca_cert: layout.ca_cert,
+        dir: layout.dir,
+        assets: layout.assets,
+        kubectl: layout.kubectl,
         crds: vec![],
         startup: Duration::ZERO,
-        _janitor: janitor(&dir, &[etcd.pid(), apiserver.pid()]),
+        _janitor: layout.janitor.take(),
         _etcd: etcd,
         _apiserver: apiserver,
     };
@@ -323,41 +402,59 @@ fn start() -> Result<ControlPlane, String> {
         .build()
         .map_err(|error| error.to_string())?;
     let crds = runtime.block_on(async {
-        wait_ready(&mut control_plane).await?;
-        let crds = install_crds(&control_plane).await?;
-        install_default_account(&control_plane, &crds).await?;
-        Ok::<_, String>(crds)
+        wait_ready(
+            Endpoint {
+                kubeconfig: &control_plane.kubeconfig,
+                server: &control_plane.server,
+                admin_token: &control_plane.admin_token,
+                ca_cert: &control_plane.ca_cert,
+            },
+            || exited(&mut control_plane._etcd, &mut control_plane._apiserver),
+            STARTUP_READY_TIMEOUT,
+        )
+        .await?;
+        provision(&control_plane.kubeconfig).await
     });
-    let crds = match crds {
-        Ok(crds) => crds,
-        Err(error) => {
-            return Err(format!(
-                "{error}\n--- kube-apiserver log (tail) ---\n{}\n--- etcd log (tail) ---\n{}",
-                log_tail(&dir.join("kube-apiserver.log"), 40),
-                log_tail(&dir.join("etcd.log"), 20),
-            ));
-        }
-    };
-    control_plane.crds = crds;
+    control_plane.crds = crds.map_err(|error| with_log_tails(&error, &control_plane.dir))?;
     control_plane.startup = began_after_build.elapsed();
     eprintln!(
         "local control plane at {} ready in {:.1?} ({:.1?} including finding binaries); dir {}",
         control_plane.server,
         control_plane.startup,
         began.elapsed(),
-        dir.display()
+        control_plane.dir.display()
     );
     Ok(control_plane)
 }
 
-/// Polls `/readyz` until the API server answers 200.
-async fn wait_ready(control_plane: &mut ControlPlane) -> Result<(), String> {
+/// Where and as whom to ask `/readyz`.
+struct Endpoint<'a> {
+    kubeconfig: &'a Path,
+    server: &'a str,
+    admin_token: &'a str,
+    ca_cert: &'a Path,
+}
+
+/// A namespace nobody creates: reading it is answered by etcd (a quorum read), 404 or not.
+const STORAGE_PROBE: &str = "/api/v1/namespaces/connect-test-kit-storage-probe";
+
+/// Polls until `/readyz` answers 200 and a read reaches etcd; returns how long that took.
+/// Fails as soon as `exited` names a process that has exited: waiting longer could not help.
+///
+/// `/readyz` alone is not enough after etcd restarts: its etcd check has a client of its
+/// own, which reconnects seconds before or after the one serving requests does.
+async fn wait_ready(
+    endpoint: Endpoint<'_>,
+    mut exited: impl FnMut() -> Option<String>,
+    timeout: Duration,
+) -> Result<Duration, String> {
+    let began = Instant::now();
     // kube installs its rustls crypto provider as the process default when it builds a
     // client; do that first so reqwest finds one whatever TLS features are enabled.
-    crate::client_for(&control_plane.kubeconfig)
+    crate::client_for(endpoint.kubeconfig)
         .await
         .map_err(|error| error.to_string())?;
-    let ca = std::fs::read(&control_plane.ca_cert).map_err(|error| error.to_string())?;
+    let ca = std::fs::read(endpoint.ca_cert).map_err(|error| error.to_string())?;
     let http = reqwest::Client::builder()
         .add_root_certificate(
             reqwest::Certificate::from_pem(&ca).map_err(|error| error.to_string())?,
@@ -365,28 +462,48 @@ async fn wait_ready(control_plane: &mut ControlPlane) -> Result<(), String> {
         .timeout(Duration::from_secs(5))
         .build()
         .map_err(|error| error.to_string())?;
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let answered = |path: &str, accept: &[u16]| {
+        let request = http
+            .get(format!("{}{path}", endpoint.server))
+            .bearer_auth(endpoint.admin_token);
+        let accept = accept.to_vec();
+        let path = path.to_owned();
+        async move {
+            match request.send().await {
+                Ok(response) if accept.contains(&response.status().as_u16()) => Ok(()),
+                Ok(response) => Err(format!("{path} answered {}", response.status())),
+                Err(error) => Err(format!("{path}: {error}")),
+            }
+        }
+    };
+    let deadline = began + timeout;
     let mut last = String::from("no answer yet");
     while Instant::now() < deadline {
-        if let Some(status) = control_plane._apiserver.exited() {
-            return Err(format!("kube-apiserver exited ({status})"));
+        if let Some(exited) = exited() {
+            return Err(exited);
         }
-        if let Some(status) = control_plane._etcd.exited() {
-            return Err(format!("etcd exited ({status})"));
+        let ready = match answered("/readyz", &[200]).await {
+            Ok(()) => answered(STORAGE_PROBE, &[200, 404]).await,
+            Err(error) => Err(error),
+        };
+        match ready {
+            Ok(()) => return Ok(began.elapsed()),
+            Err(error) => last = error,
         }
-        match http
-            .get(format!("{}/readyz", control_plane.server))
-            .bearer_auth(&control_plane.admin_token)
-            .send()
-            .await
-        {
-            Ok(response) if response.status().is_success() => return Ok(()),
-            Ok(response) => last = format!("/readyz answered {}", response.status()),
-            Err(error) => last = error.to_string(),
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Err(format!("kube-apiserver not ready after 120 s: {last}"))
+    Err(format!(
+        "kube-apiserver not ready after {timeout:?}: {last}"
+    ))
+}
+
+/// Which of the two processes has exited, and how, if one has.
+fn exited(etcd: &mut ManagedProcess, apiserver: &mut ManagedProcess) -> Option<String> {
+    if let Some(status) = apiserver.exited() {
+        return Some(format!("kube-apiserver exited ({status})"));
+    }
+    etcd.exited()
+        .map(|status| format!("etcd exited ({status})"))
 }
 
 /// The label every test's operator serves accounts by (`--account-selector`): `shared`
@@ -395,17 +512,14 @@ pub const ACCOUNT_SCOPE_LABEL: &str = "connect-test/scope";
 
 /// Creates `ConnectAccount/default` (the operator's own credentials, every namespace), as
 /// the chart does, labelled for every test's operator to serve.
-async fn install_default_account(
-    control_plane: &ControlPlane,
-    crds: &[String],
-) -> Result<(), String> {
+async fn install_default_account(kubeconfig: &Path, crds: &[String]) -> Result<(), String> {
     if !crds
         .iter()
         .any(|c| c == "connectaccounts.connect.operators.dev")
     {
         return Ok(());
     }
-    let client = crate::client_for(&control_plane.kubeconfig)
+    let client = crate::client_for(kubeconfig)
         .await
         .map_err(|error| error.to_string())?;
     let account: kube::api::DynamicObject = serde_json::from_value(serde_json::json!({
@@ -432,7 +546,7 @@ async fn install_default_account(
 
 /// Applies every CRD document under `crds/` and waits until each is `Established`.
 /// An empty or missing `crds/` is not an error (the CRD may not be committed yet).
-async fn install_crds(control_plane: &ControlPlane) -> Result<Vec<String>, String> {
+async fn install_crds(kubeconfig: &Path) -> Result<Vec<String>, String> {
     let dir = repo_root().join("crds");
     let mut files: Vec<PathBuf> = match std::fs::read_dir(&dir) {
         Ok(entries) => entries
@@ -450,7 +564,7 @@ async fn install_crds(control_plane: &ControlPlane) -> Result<Vec<String>, Strin
         eprintln!("no CRDs under {}: skipping CRD installation", dir.display());
         return Ok(vec![]);
     }
-    let client = crate::client_for(&control_plane.kubeconfig)
+    let client = crate::client_for(kubeconfig)
         .await
         .map_err(|error| error.to_string())?;
     let crds: Api<CustomResourceDefinition> = Api::all(client);
@@ -485,4 +599,189 @@ async fn install_crds(control_plane: &ControlPlane) -> Result<Vec<String>, Strin
             .map_err(|error| format!("waiting for CRD {name} to be Established: {error}"))?;
     }
     Ok(names)
+}
+
+/// A control plane of one test's own, whose etcd and kube-apiserver it may SIGKILL and
+/// restart while other processes (an operator) keep talking to them.
+///
+/// Dropping it kills both processes and removes its directory (kept when
+/// `CONNECT_OPERATOR_KEEP_TEST_DIR` is set); if the test binary dies first, the watchdog
+/// and the janitor do the same.
+pub struct PrivateControlPlane {
+    layout: Layout,
+    // Mutexes only so that `wait_ready` can take `&self` and still reap exited children.
+    etcd: Mutex<ManagedProcess>,
+    apiserver: Mutex<ManagedProcess>,
+    crds: Vec<String>,
+    startup: Duration,
+}
+
+/// A process whether or not a previous holder panicked: a poisoned lock around a child
+/// process protects no invariant.
+fn lock(process: &Mutex<ManagedProcess>) -> MutexGuard<'_, ManagedProcess> {
+    process.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn process_mut(process: &mut Mutex<ManagedProcess>) -> &mut ManagedProcess {
+    process.get_mut().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Starts a private control plane: everything the shared one has (certificates, admin
+/// token, CRDs, `ConnectAccount/default`), on ports and in a directory of its own.
+pub async fn start_private() -> Result<PrivateControlPlane, String> {
+    // The build script, openssl and spawning block; keep them off the test's runtime.
+    let started = tokio::task::spawn_blocking(|| {
+        let assets = assets_dir()?;
+        let began = Instant::now();
+        let layout = prepare(assets)?;
+        let etcd = spawn(&layout, "etcd")?;
+        let apiserver = spawn(&layout, "kube-apiserver")?;
+        Ok::<_, String>((began, layout, etcd, apiserver))
+    })
+    .await
+    .map_err(|error| format!("private control plane start-up panicked: {error}"))?;
+    let (began, layout, etcd, apiserver) = started?;
+    let mut control_plane = PrivateControlPlane {
+        layout,
+        etcd: Mutex::new(etcd),
+        apiserver: Mutex::new(apiserver),
+        crds: vec![],
+        startup: Duration::ZERO,
+    };
+    control_plane.wait_ready(STARTUP_READY_TIMEOUT).await?;
+    control_plane.crds = provision(control_plane.kubeconfig())
+        .await
+        .map_err(|error| with_log_tails(&error, control_plane.dir()))?;
+    control_plane.startup = began.elapsed();
+    eprintln!(
+        "private control plane at {} ready in {:.1?}; dir {}",
+        control_plane.server(),
+        control_plane.startup,
+        control_plane.dir().display()
+    );
+    Ok(control_plane)
+}
+
+impl PrivateControlPlane {
+    /// kubeconfig for the admin user (`system:masters`).
+    pub fn kubeconfig(&self) -> &Path {
+        &self.layout.kubeconfig
+    }
+
+    /// `https://127.0.0.1:PORT`; the same across restarts.
+    pub fn server(&self) -> &str {
+        &self.layout.server
+    }
+
+    /// kube-apiserver's secure port; the same across restarts.
+    pub fn api_port(&self) -> u16 {
+        self.layout.placeholders.api_port
+    }
+
+    /// The admin's bearer token.
+    pub fn admin_token(&self) -> &str {
+        &self.layout.admin_token
+    }
+
+    /// CA certificate that signed the API server's serving certificate.
+    pub fn ca_cert(&self) -> &Path {
+        &self.layout.ca_cert
+    }
+
+    /// Directory with the certificates, etcd data and logs (appended to across restarts).
+    pub fn dir(&self) -> &Path {
+        &self.layout.dir
+    }
+
+    /// The directory holding kube-apiserver, etcd (and maybe kubectl).
+    pub fn assets(&self) -> &Path {
+        &self.layout.assets
+    }
+
+    /// kubectl to use: `$KUBEBUILDER_ASSETS/kubectl` when present, else the one on `PATH`.
+    pub fn kubectl(&self) -> &Path {
+        &self.layout.kubectl
+    }
+
+    /// Names of the CRDs installed from `crds/`.
+    pub fn crds(&self) -> &[String] {
+        &self.crds
+    }
+
+    /// How long starting took (binaries already built).
+    pub fn startup(&self) -> Duration {
+        self.startup
+    }
+
+    /// SIGKILLs kube-apiserver, as a crash would, and waits until it has exited.
+    pub fn kill_apiserver(&mut self) {
+        process_mut(&mut self.apiserver).kill();
+    }
+
+    /// SIGKILLs etcd, as a crash would, and waits until it has exited.
+    pub fn kill_etcd(&mut self) {
+        process_mut(&mut self.etcd).kill();
+    }
+
+    /// Starts kube-apiserver again with the same flags, port and certificates; returns once
+    /// it is spawned ([`Self::wait_ready`] says when it serves). It needs etcd up to become
+    /// ready, so start etcd first.
+    pub fn start_apiserver(&mut self) -> Result<(), String> {
+        restart(
+            &self.layout,
+            process_mut(&mut self.apiserver),
+            "kube-apiserver",
+        )
+    }
+
+    /// Starts etcd again with the same flags, ports and data directory; returns once it is
+    /// spawned. A running kube-apiserver reconnects by itself.
+    pub fn start_etcd(&mut self) -> Result<(), String> {
+        restart(&self.layout, process_mut(&mut self.etcd), "etcd")
+    }
+
+    /// Waits until kube-apiserver is ready and serves reads from etcd; returns how long that
+    /// took. Fails at once, with the logs' tails, when either process has exited.
+    pub async fn wait_ready(&self, timeout: Duration) -> Result<Duration, String> {
+        let endpoint = Endpoint {
+            kubeconfig: &self.layout.kubeconfig,
+            server: &self.layout.server,
+            admin_token: &self.layout.admin_token,
+            ca_cert: &self.layout.ca_cert,
+        };
+        let exited = || exited(&mut lock(&self.etcd), &mut lock(&self.apiserver));
+        wait_ready(endpoint, exited, timeout)
+            .await
+            .map_err(|error| with_log_tails(&error, &self.layout.dir))
+    }
+}
+
+/// Replaces the exited `process` with a fresh `program` from the same layout. Refuses while
+/// it still runs: two of them would fight over the ports and the data directory.
+fn restart(layout: &Layout, process: &mut ManagedProcess, program: &str) -> Result<(), String> {
+    if process.exited().is_none() {
+        return Err(format!("{program} is still running; kill it first"));
+    }
+    // A marker in the log, so a log tail shows where one run ends and the next begins.
+    let log = layout.dir.join(format!("{program}.log"));
+    if let Ok(mut file) = std::fs::File::options().append(true).open(&log) {
+        use std::io::Write as _;
+        let _ = writeln!(file, "=== test kit: restarting {program} ===");
+    }
+    *process = spawn(layout, program)?;
+    Ok(())
+}
+
+impl Drop for PrivateControlPlane {
+    fn drop(&mut self) {
+        // SIGKILL rather than SIGTERM: the data is thrown away, so a graceful shutdown would
+        // only cost seconds. kube-apiserver first, so it does not log etcd's absence.
+        process_mut(&mut self.apiserver).kill();
+        process_mut(&mut self.etcd).kill();
+        if !keep_test_dir()
+            && let Err(error) = std::fs::remove_dir_all(&self.layout.dir)
+        {
+            eprintln!("removing {}: {error}", self.layout.dir.display());
+        }
+    }
 }

@@ -17,6 +17,7 @@ pub mod control_plane;
 pub mod operator;
 pub mod paths;
 pub mod process;
+pub mod proxy;
 pub mod simulator;
 
 use std::future::Future;

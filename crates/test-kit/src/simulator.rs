@@ -36,6 +36,10 @@ pub struct SimCall {
     /// The region of the caller's SigV4 credential scope.
     #[serde(default)]
     pub region: String,
+    /// The access key id the request was signed with: tells two callers of one account
+    /// apart (two operator replicas with their own keys).
+    #[serde(default)]
+    pub access_key_id: Option<String>,
     /// AssumeRole: the role asked for.
     #[serde(default)]
     pub role_arn: Option<String>,
@@ -56,6 +60,9 @@ pub struct SimCall {
     /// When the simulator received the call, in milliseconds since it started.
     #[serde(default)]
     pub elapsed_ms: u64,
+    /// The same moment in milliseconds since the Unix epoch (the machine's clock).
+    #[serde(default)]
+    pub unix_ms: u64,
 }
 
 impl SimCall {

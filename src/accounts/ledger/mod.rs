@@ -1,5 +1,5 @@
 //! The attempt ledgers: the pure counting rules ([`rules`]) and the ledger objects in the
-//! API server, read, changed and written back  with the object's
+//! API server, read, changed and written back with the object's
 //! `resourceVersion` (optimistic concurrency: a concurrent writer makes the write fail with
 //! a conflict, and the change is made again on what that writer left), so concurrent
 //! reconciles, a restart or a new leader can neither lose nor double an entry.
@@ -32,16 +32,12 @@ pub enum LedgerError {
     /// Other writers kept changing the ledger.
     #[error("attempt ledger {0}: too many concurrent writes; trying again later")]
     Contended(String),
-    /// The write took longer than its timeout.
-    #[error("attempt ledger {0}: write timed out")]
-    Timeout(String),
 }
 
-/// Reads and writes the ledgers.
+/// Reads and writes the ledgers (every call bounded by the client's request deadline).
 #[derive(Clone)]
 pub struct Ledgers {
     client: Client,
-    timeout: Duration,
 }
 
 fn is_conflict(e: &kube::Error) -> bool {
@@ -49,24 +45,14 @@ fn is_conflict(e: &kube::Error) -> bool {
 }
 
 impl Ledgers {
-    /// Ledgers through this client; each API call bounded by `timeout`.
+    /// Ledgers through this client.
     #[must_use]
-    pub fn new(client: Client, timeout: Duration) -> Self {
-        Self { client, timeout }
+    pub fn new(client: Client) -> Self {
+        Self { client }
     }
 
     fn api(&self) -> Api<ConnectAttemptLedger> {
         Api::all(self.client.clone())
-    }
-
-    async fn bounded<T>(
-        &self,
-        name: &str,
-        call: impl std::future::Future<Output = Result<T, kube::Error>>,
-    ) -> Result<Result<T, kube::Error>, LedgerError> {
-        tokio::time::timeout(self.timeout, call)
-            .await
-            .map_err(|_| LedgerError::Timeout(name.to_owned()))
     }
 
     /// Applies `change` to the ledger of `account` in `region` (created if missing) and
@@ -86,10 +72,7 @@ impl Ledgers {
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(fastrand::u64(5..50))).await;
             }
-            let current = self
-                .bounded(&name, self.api().get_opt(&name))
-                .await?
-                .map_err(kube)?;
+            let current = self.api().get_opt(&name).await.map_err(kube)?;
             let written = match current {
                 None => {
                     let mut spec = ConnectAttemptLedgerSpec {
@@ -104,8 +87,9 @@ impl Ledgers {
                         name: Some(name.clone()),
                         ..ObjectMeta::default()
                     };
-                    self.bounded(&name, self.api().create(&PostParams::default(), &ledger))
-                        .await?
+                    self.api()
+                        .create(&PostParams::default(), &ledger)
+                        .await
                         .map(|_| out)
                 }
                 Some(mut ledger) => {
@@ -114,12 +98,10 @@ impl Ledgers {
                         return Ok(out);
                     }
                     ledger.managed_fields_mut().clear();
-                    self.bounded(
-                        &name,
-                        self.api().replace(&name, &PostParams::default(), &ledger),
-                    )
-                    .await?
-                    .map(|_| out)
+                    self.api()
+                        .replace(&name, &PostParams::default(), &ledger)
+                        .await
+                        .map(|_| out)
                 }
             };
             match written {
@@ -188,8 +170,9 @@ impl Ledgers {
         &self,
         account: &str,
     ) -> Result<Vec<ConnectAttemptLedger>, LedgerError> {
-        self.bounded(account, self.api().list(&kube::api::ListParams::default()))
-            .await?
+        self.api()
+            .list(&kube::api::ListParams::default())
+            .await
             .map(|list| {
                 list.items
                     .into_iter()

@@ -30,11 +30,11 @@ fn api_of(client: &Client, kind: &str, plural: &str) -> Api<DynamicObject> {
     Api::all_with(client.clone(), &resource)
 }
 
-fn accounts(client: &Client) -> Api<DynamicObject> {
+pub(super) fn accounts(client: &Client) -> Api<DynamicObject> {
     api_of(client, "ConnectAccount", "connectaccounts")
 }
 
-fn ledgers(client: &Client) -> Api<DynamicObject> {
+pub(super) fn ledgers(client: &Client) -> Api<DynamicObject> {
     api_of(client, "ConnectAttemptLedger", "connectattemptledgers")
 }
 
@@ -86,10 +86,10 @@ async fn sim_attempts(s: &Scenario) -> u64 {
         .lifecycle_attempts
 }
 
-#[tokio::test]
-async fn the_budget_refuses_creates_before_aws_and_recovers_when_raised() {
-    let s = Scenario::start(
-        "the_budget_refuses_creates_before_aws_and_recovers_when_raised",
+/// A scenario whose simulator creates and deletes in 300 ms and allows ten instances.
+async fn fast_scenario(test: &str) -> Scenario {
+    Scenario::start(
+        test,
         &[
             "--creation-delay",
             "300ms",
@@ -100,7 +100,12 @@ async fn the_budget_refuses_creates_before_aws_and_recovers_when_raised() {
         ],
         &[],
     )
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn the_budget_refuses_creates_before_aws_and_recovers_when_raised() {
+    let s = fast_scenario("the_budget_refuses_creates_before_aws_and_recovers_when_raised").await;
     let account = format!("budget-{}", random_suffix(5));
     apply_account(&s, &account, 2).await;
     let suffix = random_suffix(5);
@@ -376,6 +381,95 @@ async fn assert_ledger_is_the_truth(s: &Scenario, account: &str, budget: usize) 
     assert!(s.sim.instances_in(ACCOUNT_ID).await.is_empty());
 }
 
+/// Waits until the account has an event with `reason` whose message contains `text`.
+async fn wait_account_event(s: &Scenario, account: &str, reason: &str, text: &str) -> String {
+    test_kit::wait_until(
+        &format!("a {reason} event on {account}"),
+        DEADLINE,
+        || async {
+            let events = test_kit::connect::event_summaries(
+                &test_kit::connect::cluster_events(&s.client, "ConnectAccount", account).await,
+            );
+            events
+                .iter()
+                .find(|(_, r, m)| r == reason && m.contains(text))
+                .map(|(_, _, m)| m.clone())
+                .ok_or_else(|| format!("{events:?}"))
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn the_account_says_when_80_and_100_percent_of_its_budget_are_spent() {
+    let s = fast_scenario("the_account_says_when_80_and_100_percent_of_its_budget_are_spent").await;
+    let account = format!("events-{}", random_suffix(5));
+    apply_account(&s, &account, 5).await;
+    let suffix = random_suffix(5);
+    let create_ready = |i: usize| {
+        let s = &s;
+        let account = account.clone();
+        let suffix = suffix.clone();
+        async move {
+            let name = format!("spend-{i}");
+            create(
+                &s.api,
+                &manifest(&name, spec_in(&format!("{name}-{suffix}"), &account)),
+            )
+            .await
+            .expect("create");
+            s.wait_ready(&name).await;
+        }
+    };
+    for i in 0..3 {
+        create_ready(i).await;
+    }
+    // 3/5: neither event yet (60%).
+    let events = test_kit::connect::event_summaries(
+        &test_kit::connect::cluster_events(&s.client, "ConnectAccount", &account).await,
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|(_, r, _)| r.starts_with("AttemptBudget")),
+        "{events:?}"
+    );
+    create_ready(3).await;
+    let nearly = wait_account_event(&s, &account, "AttemptBudgetNearlySpent", "4/5").await;
+    assert!(
+        nearly.contains("80%") && nearly.contains("us-east-1"),
+        "{nearly}"
+    );
+    create_ready(4).await;
+    let exhausted = wait_account_event(&s, &account, "AttemptBudgetExhausted", "5/5").await;
+    assert!(
+        exhausted.contains("new instances are refused"),
+        "{exhausted}"
+    );
+    // Each announced once, as Warnings.
+    let events = test_kit::connect::event_summaries(
+        &test_kit::connect::cluster_events(&s.client, "ConnectAccount", &account).await,
+    );
+    for reason in ["AttemptBudgetNearlySpent", "AttemptBudgetExhausted"] {
+        let of: Vec<_> = events.iter().filter(|(_, r, _)| r == reason).collect();
+        assert_eq!(of.len(), 1, "{reason}: {events:?}");
+        assert_eq!(of[0].0, "Warning", "{reason}: {events:?}");
+    }
+    for i in 0..5 {
+        s.api
+            .delete(&format!("spend-{i}"), &DeleteParams::default())
+            .await
+            .expect("delete");
+    }
+    for i in 0..5 {
+        wait_gone(&s.api, &format!("spend-{i}"), DEADLINE).await;
+    }
+    accounts(&s.client)
+        .delete(&account, &DeleteParams::default())
+        .await
+        .expect("delete account");
+}
+
 #[tokio::test]
 async fn sigkills_at_random_moments_neither_lose_nor_double_an_attempt() {
     const TEST: &str = "sigkills_at_random_moments_neither_lose_nor_double_an_attempt";
@@ -452,6 +546,7 @@ async fn leader_changes_neither_lose_nor_double_an_attempt() {
             .flag("lease-namespace", &s.namespace)
             .flag("lease-duration-seconds", "3")
             .flag("lease-grace-seconds", "1")
+            .flag("lease-retry-period", "500ms")
             .flag("identity", id)
     };
 

@@ -15,7 +15,9 @@
 //! protection and its admission policies), `undocumented.rs` (the lifecycle and the
 //! crash with the simulator answering what AWS leaves undocumented the other way) and
 //! `accounts.rs` (several AWS accounts, who may use which, refused roles, per-account
-//! throttling), `ledger.rs` (the 30-day attempt ledger and budget, under crashes and
+//! throttling), `control_plane.rs` (connections to the API server dying silently, the API
+//! server and etcd killed and restarted, two replicas through an API-server outage),
+//! `ledger.rs` (the 30-day attempt ledger and budget, under crashes and
 //! leader changes) and `observability.rs` (the metrics in every state an alert is about, and
 //! every metric the alert rules and the dashboard use).
 
@@ -24,6 +26,7 @@
 mod accounts;
 mod admission;
 mod brownfield;
+mod control_plane;
 mod failures;
 mod ledger;
 mod lifecycle;
@@ -95,6 +98,21 @@ impl Scenario {
         operator_flags: &[(&str, &str)],
         more_namespaces: &[&str],
     ) -> Self {
+        Self::start_with(test, sim_args, operator_flags, more_namespaces, |options| {
+            options
+        })
+        .await
+    }
+
+    /// A scenario whose operator's options `customize` changes last (its kubeconfig, its
+    /// environment).
+    async fn start_with(
+        test: &str,
+        sim_args: &[&str],
+        operator_flags: &[(&str, &str)],
+        more_namespaces: &[&str],
+        customize: impl FnOnce(OperatorOptions) -> OperatorOptions,
+    ) -> Self {
         let slot = heavy_slot().await;
         let client = client().await;
         let namespace = TestNamespace::create(&client, &namespace_prefix(test))
@@ -117,7 +135,7 @@ impl Scenario {
         for namespace in more_namespaces {
             options = options.also_watch(namespace);
         }
-        let operator = OperatorProcess::start(&logs, options).await;
+        let operator = OperatorProcess::start(&logs, customize(options)).await;
         let api = connect::api(&client, &namespace);
         Self {
             operator,
@@ -184,17 +202,8 @@ impl Scenario {
 
     /// Waits until the object is Ready for its current generation.
     async fn wait_ready(&self, name: &str) -> DynamicObject {
-        self.wait_for(name, "Ready=True for the current generation", |object| {
-            let ready = condition(object, "Ready");
-            ready.is_some_and(|ready| {
-                ready.status == "True" && ready.observed_generation == Some(generation(object))
-            }) && object
-                .data
-                .pointer("/status/observedGeneration")
-                .and_then(Value::as_i64)
-                == Some(generation(object))
-        })
-        .await
+        self.wait_for(name, "Ready=True for the current generation", ready_now)
+            .await
     }
 
     async fn merge_patch(&self, name: &str, patch: Value) -> DynamicObject {
@@ -215,6 +224,17 @@ impl Scenario {
     async fn event_summaries(&self, name: &str) -> Vec<(String, String, String)> {
         event_summaries(&events(&self.client, &self.namespace, name).await)
     }
+}
+
+/// Ready=True for the object's current generation, with the status observing it.
+fn ready_now(object: &DynamicObject) -> bool {
+    condition(object, "Ready").is_some_and(|ready| {
+        ready.status == "True" && ready.observed_generation == Some(generation(object))
+    }) && object
+        .data
+        .pointer("/status/observedGeneration")
+        .and_then(Value::as_i64)
+        == Some(generation(object))
 }
 
 /// The real SDK pointed at the scenario's simulator, as a person or another tool changing

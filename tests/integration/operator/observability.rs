@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use connect_sim::ConfigPatch;
 use kube::api::DeleteParams;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use test_kit::connect::{basic_spec, create, is_true, manifest};
 use test_kit::{DEADLINE, kubectl_ok, kubectl_with_input, random_suffix};
@@ -342,6 +342,58 @@ async fn metrics_tell_every_state_and_cover_what_the_alerts_and_dashboard_use() 
         |o| is_true(o, "QuotaExceeded", Some("LifecycleAttemptLimitExceeded")),
     )
     .await;
+    // AWS's answer is recorded in the ledger (awsLimitReachedAt), shown in the account's
+    // status and announced on the account.
+    let before_refusal = jiff::Timestamp::now() - jiff::SignedDuration::from_mins(5);
+    let recorded = test_kit::wait_until(
+        "awsLimitReachedAt in the ledger and the account's status",
+        DEADLINE,
+        || async {
+            let ledger = super::ledger::ledgers(&s.client)
+                .get(&format!("{account}.us-east-1"))
+                .await
+                .map_err(|e| e.to_string())?;
+            let at = ledger
+                .data
+                .pointer("/spec/awsLimitReachedAt")
+                .and_then(Value::as_str)
+                .ok_or("no spec.awsLimitReachedAt in the ledger")?
+                .to_owned();
+            let shown = super::ledger::accounts(&s.client)
+                .get(&account)
+                .await
+                .map_err(|e| e.to_string())?;
+            let in_status = shown
+                .data
+                .pointer("/status/lifecycleAttempts/0/awsLimitReachedAt")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            if in_status.as_deref() == Some(at.as_str()) {
+                Ok(at)
+            } else {
+                Err(format!("ledger {at}, account status {in_status:?}"))
+            }
+        },
+    )
+    .await;
+    let recorded: jiff::Timestamp = recorded.parse().expect("an RFC 3339 time");
+    assert!(recorded > before_refusal, "{recorded}");
+    let announced = test_kit::wait_until(
+        "the account's LifecycleAttemptLimitExceeded event",
+        DEADLINE,
+        || async {
+            let events = test_kit::connect::event_summaries(
+                &test_kit::connect::cluster_events(&s.client, "ConnectAccount", &account).await,
+            );
+            events
+                .into_iter()
+                .find(|(_, reason, _)| reason == "LifecycleAttemptLimitExceeded")
+                .ok_or_else(|| "no such event yet".to_owned())
+        },
+    )
+    .await;
+    assert_eq!(announced.0, "Warning");
+    assert!(announced.2.contains("30-day"), "{announced:?}");
 
     // An object whose status writes the API server refuses: reconciles fail.
     let policy = format!("refuse-status-{}", s.namespace);

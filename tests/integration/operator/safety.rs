@@ -230,8 +230,8 @@ async fn a_protected_object_is_never_deleted_by_the_operator_until_protection_is
 }
 
 /// The chart's deletion-protection policies, rendered by helm and applied to the shared
-/// control plane (they only ever refuse protected objects and the CRD's deletion).
-async fn apply_chart_policies() {
+/// control plane, the one over ConnectInstances bound to `namespace` only.
+async fn apply_chart_policies(namespace: &str) {
     let rendered = crate::chart::template_only(
         "templates/deletion-protection.yaml",
         &[
@@ -240,6 +240,20 @@ async fn apply_chart_policies() {
         ],
     )
     .await;
+    // The shared control plane serves every other test too, some of which delete protected
+    // objects to see the operator hold them: the policy over ConnectInstances is bound to
+    // this test's namespace only (the chart's binding matches every namespace). The CRD
+    // policy stays cluster-wide; no test deletes the operator's CRDs.
+    let rendered = rendered.replace(
+        "  policyName: connect-operator-deletion-protection\n",
+        &format!(
+            "  policyName: connect-operator-deletion-protection\n  matchResources:\n    namespaceSelector:\n      matchLabels:\n        kubernetes.io/metadata.name: {namespace}\n"
+        ),
+    );
+    assert!(
+        rendered.contains(&format!("kubernetes.io/metadata.name: {namespace}")),
+        "the binding was scoped to the test's namespace:\n{rendered}"
+    );
     let output = kubectl_with_input(&["apply", "--server-side", "-f", "-"], Some(&rendered)).await;
     assert!(
         output.success,
@@ -255,7 +269,7 @@ async fn admission_policies_deny_deleting_protected_objects_and_the_crd() {
         &[],
     )
     .await;
-    apply_chart_policies().await;
+    apply_chart_policies(&s.namespace).await;
     let mut protected = basic_spec("protected-e2e");
     protected["deletionProtection"] = json!(true);
     s.kubectl_apply(&manifest("protected", protected)).await;
@@ -313,16 +327,47 @@ async fn admission_policies_deny_deleting_protected_objects_and_the_crd() {
     // The unprotected object went with --all, and is deleted normally.
     wait_gone(&s.api, "plain", DEADLINE).await;
 
-    // The CRD (server dry run: admission runs, nothing is deleted).
-    let crd = kubectl(&[
+    // Each of the operator's CRDs (server dry run: admission runs, nothing is deleted),
+    // with a message that says what deleting it would destroy.
+    for (crd, consequence) in [
+        (
+            "connectinstances.connect.operators.dev",
+            "deletes every ConnectInstance",
+        ),
+        (
+            "connectaccounts.connect.operators.dev",
+            "deletes every ConnectAccount",
+        ),
+        (
+            "connectattemptledgers.connect.operators.dev",
+            "the only record of the instance creations and deletions",
+        ),
+    ] {
+        let denied = kubectl(&["delete", "crd", crd, "--dry-run=server"]).await;
+        assert!(!denied.success, "{crd}: {denied:?}");
+        assert!(
+            denied.stderr.contains(&format!(
+                "kubectl annotate crd {crd} connect.operators.dev/allow-crd-deletion=true"
+            )),
+            "{crd}: {denied:?}"
+        );
+        assert!(denied.stderr.contains(consequence), "{crd}: {denied:?}");
+    }
+    // Another CRD is none of the policy's business: its deletion is admitted.
+    let group = format!("{}.example.com", s.namespace);
+    let foreign_crd = format!(
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.{group}\nspec:\n  group: {group}\n  names: {{kind: Widget, plural: widgets}}\n  scope: Namespaced\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema: {{openAPIV3Schema: {{type: object}}}}\n"
+    );
+    let created = kubectl_with_input(&["apply", "-f", "-"], Some(&foreign_crd)).await;
+    assert!(created.success, "{created:?}");
+    let foreign = kubectl(&[
         "delete",
         "crd",
-        "connectinstances.connect.operators.dev",
+        &format!("widgets.{group}"),
         "--dry-run=server",
     ])
     .await;
-    assert!(!crd.success, "{crd:?}");
-    assert!(crd.stderr.contains("allow-crd-deletion"), "{crd:?}");
+    assert!(foreign.success, "{foreign:?}");
 
     let calls = s.connect_calls().await;
     let deletes: Vec<_> = calls

@@ -305,3 +305,57 @@ async fn unknown_paths_answer_like_aws_and_are_not_recorded() -> TestResult {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn the_call_log_names_the_access_key_each_call_was_signed_with() -> TestResult {
+    let sim = start(fast_config()).await?;
+    let signed_as = |key: &str| {
+        let config = aws_sdk_connect::Config::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(sim.url())
+            .credentials_provider(aws_credential_types::Credentials::new(
+                key,
+                "secret-of-the-key",
+                None,
+                None,
+                "static-test",
+            ))
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .build();
+        aws_sdk_connect::Client::from_conf(config)
+    };
+    signed_as("AKIDREPLICAA").list_instances().send().await?;
+    signed_as("AKIDREPLICAB").list_instances().send().await?;
+    signed_as("AKIDREPLICAA").list_instances().send().await?;
+    let keys: Vec<(Value, Value)> = calls(&sim)
+        .await?
+        .iter()
+        .map(|c| (c["accessKeyId"].clone(), c["accountId"].clone()))
+        .collect();
+    assert_eq!(
+        keys,
+        vec![
+            (json!("AKIDREPLICAA"), json!("123456789012")),
+            (json!("AKIDREPLICAB"), json!("123456789012")),
+            (json!("AKIDREPLICAA"), json!("123456789012")),
+        ],
+        "static keys of one account, told apart by key id"
+    );
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as u64;
+    for call in calls(&sim).await? {
+        let at = call["unixMs"].as_u64().ok_or("unixMs")?;
+        assert!(
+            at <= now_ms && now_ms - at < 60_000,
+            "unixMs {at} is the machine's clock (now {now_ms})"
+        );
+    }
+    let log = control_get(&sim, "/_sim/calls").await?.to_string();
+    assert!(
+        !log.contains("secret-of-the-key"),
+        "the log never holds a secret: {log}"
+    );
+    Ok(())
+}
