@@ -287,6 +287,7 @@ pub fn options(args: &RunArgs) -> Result<Options, StartupError> {
             default_region: args.region.clone(),
             endpoint_url: args.aws_endpoint_url.clone(),
             call_timeout: args.aws_timeout,
+            connect_timeout: aws_connect_timeout(args.aws_timeout, lease.as_ref()),
             rate_limits: RateLimitSettings {
                 lifecycle_per_second: args.create_delete_rate,
                 other_per_second: args.api_rate,
@@ -314,6 +315,17 @@ pub fn options(args: &RunArgs) -> Result<Options, StartupError> {
         lease,
         identity,
     })
+}
+
+/// How long connecting to AWS may take: at most 10 s and the call timeout; under leader
+/// election at most half the grace, so that a write the fence let through leaves the
+/// process well before another replica may lead.
+fn aws_connect_timeout(call_timeout: Duration, lease: Option<&LeaseSettings>) -> Duration {
+    let mut timeout = call_timeout.min(Duration::from_secs(10));
+    if let Some(lease) = lease {
+        timeout = timeout.min((lease.duration - lease.renew_deadline) / 2);
+    }
+    timeout
 }
 
 /// Runs the operator until SIGTERM or Ctrl-C.

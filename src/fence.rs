@@ -82,6 +82,16 @@ impl Fence {
         }
     }
 
+    /// Whether a write may start now that may take up to `margin` to leave the process
+    /// (connecting to AWS first): the fence must stay open that long.
+    pub fn check_for(&self, margin: Duration) -> Result<(), NotLeader> {
+        if self.permits_at(Instant::now() + margin) {
+            Ok(())
+        } else {
+            Err(NotLeader)
+        }
+    }
+
     /// A new term: writes are allowed until `until`.
     pub fn grant(&self, until: Instant) {
         let mut state = self.state();
@@ -155,6 +165,15 @@ mod tests {
             fence.remaining(now + Duration::from_secs(4)),
             Some(Duration::from_secs(6))
         );
+    }
+
+    #[test]
+    fn a_write_that_may_take_a_while_to_leave_needs_the_fence_open_that_long() {
+        let fence = Fence::closed();
+        fence.grant(Instant::now() + Duration::from_secs(3));
+        assert!(fence.check_for(Duration::from_secs(1)).is_ok());
+        assert!(fence.check_for(Duration::from_secs(5)).is_err());
+        assert!(Fence::open().check_for(Duration::from_secs(3600)).is_ok());
     }
 
     #[test]

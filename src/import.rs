@@ -121,6 +121,7 @@ pub async fn run(args: ImportArgs) -> Result<(), ImportError> {
         default_region: region.clone(),
         endpoint_url: args.aws_endpoint_url.clone(),
         call_timeout: args.aws_timeout,
+        connect_timeout: args.aws_timeout.min(std::time::Duration::from_secs(10)),
         rate_limits: RateLimitSettings::default(),
     };
     let connect = ConnectClient::from_env(&settings, Arc::new(Metrics::new())).await;

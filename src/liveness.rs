@@ -37,6 +37,8 @@ struct State {
     lease_round: Option<Instant>,
     /// Why the controllers stopped although nobody asked them to.
     stopped: Option<String>,
+    /// Something that runs for the process's whole life ended: not live again.
+    broken: Option<String>,
 }
 
 #[derive(Debug)]
@@ -137,6 +139,12 @@ impl Liveness {
         self.state().stopped = Some(why.to_owned());
     }
 
+    /// A task that runs for the process's whole life ended (a watch of the account
+    /// directory): the process is not live any more.
+    pub fn broken(&self, why: &str) {
+        self.state().broken = Some(why.to_owned());
+    }
+
     /// The controllers run (again).
     pub fn controllers_started(&self) {
         self.state().stopped = None;
@@ -149,6 +157,9 @@ impl Liveness {
         let mut problems = vec![];
         if let Some(why) = &state.stopped {
             problems.push(format!("the controllers stopped: {why}"));
+        }
+        if let Some(why) = &state.broken {
+            problems.push(why.clone());
         }
         if let Some(round) = state.lease_round {
             let age = now.saturating_duration_since(round);
@@ -227,5 +238,10 @@ mod tests {
         assert!(problem.contains("the watch stream ended"), "{problem}");
         liveness.controllers_started();
         assert!(liveness.check(Instant::now()).is_ok());
+        // What runs for the process's life does not come back.
+        liveness.broken("the namespace watch ended");
+        liveness.controllers_started();
+        let problem = liveness.check(Instant::now()).expect_err("broken");
+        assert!(problem.contains("namespace watch"), "{problem}");
     }
 }

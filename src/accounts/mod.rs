@@ -212,7 +212,7 @@ impl Directory {
                 }
                 futures::future::ready(())
             });
-        tokio::spawn(account_stream);
+        let account_task = tokio::spawn(account_stream);
 
         let mut namespace_config = watches.config();
         if let [ns] = namespaces {
@@ -247,7 +247,18 @@ impl Directory {
                 }
                 futures::future::ready(())
             });
-        tokio::spawn(namespace_stream);
+        let namespace_task = tokio::spawn(namespace_stream);
+        // The stores stay as they were if a watch task ends: that is a wedge /livez must
+        // report, not a quiet loss of a probe.
+        let liveness = watches.liveness().clone();
+        tokio::spawn(async move {
+            let which = tokio::select! {
+                _ = account_task => "the ConnectAccount watch of the account directory ended",
+                _ = namespace_task => "the namespace watch of the account directory ended",
+            };
+            tracing::error!(which, "a directory watch stopped");
+            liveness.broken(which);
+        });
 
         accounts
             .wait_until_ready()

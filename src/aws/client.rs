@@ -41,6 +41,10 @@ pub struct AwsSettings {
     pub endpoint_url: Option<String>,
     /// The timeout of each call, retries included.
     pub call_timeout: Duration,
+    /// The timeout of connecting to AWS (TCP and TLS). Under leader election it is kept
+    /// within the lease's grace: a write checked against the fence may take this long
+    /// before its bytes leave, and must still leave before another replica may lead.
+    pub connect_timeout: Duration,
     /// Client-side rate limits.
     pub rate_limits: RateLimitSettings,
 }
@@ -160,12 +164,15 @@ pub struct ConnectClient {
     limits: RateLimits,
     metrics: Arc<Metrics>,
     fence: Arc<Fence>,
+    connect_timeout: Duration,
 }
 
-/// Refuses a write at the last moment before it is transmitted when the fence is closed.
+/// Refuses a write at the last moment before it is transmitted when the fence would close
+/// before the connection to AWS could be made.
 #[derive(Debug)]
 struct FenceInterceptor {
     fence: Arc<Fence>,
+    margin: Duration,
 }
 
 impl aws_smithy_runtime_api::client::interceptors::Intercept for FenceInterceptor {
@@ -183,7 +190,7 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for FenceIntercepto
             .load::<aws_smithy_runtime_api::client::orchestrator::Metadata>()
             .is_none_or(|metadata| super::error::is_write_operation(metadata.name()));
         if write {
-            self.fence.check()?;
+            self.fence.check_for(self.margin)?;
         }
         Ok(())
     }
@@ -196,7 +203,7 @@ impl ConnectClient {
         let timeouts = TimeoutConfig::builder()
             .operation_timeout(settings.call_timeout)
             .operation_attempt_timeout(settings.call_timeout)
-            .connect_timeout(settings.call_timeout.min(Duration::from_secs(10)))
+            .connect_timeout(settings.connect_timeout)
             .build();
         // The SDK's own retries are off: every attempt must pass the rate limiter and be
         // counted, and the reconciler's per-object backoff decides when to try again.
@@ -208,12 +215,14 @@ impl ConnectClient {
             loader = loader.endpoint_url(url);
         }
         let base = loader.load().await;
-        Self::new(
+        let mut client = Self::new(
             base,
             settings.default_region.clone(),
             settings.rate_limits,
             metrics,
-        )
+        );
+        client.connect_timeout = settings.connect_timeout;
+        client
     }
 
     /// A client over an already loaded SDK configuration.
@@ -232,6 +241,7 @@ impl ConnectClient {
             limits: RateLimits::new(rate_limits),
             metrics,
             fence: Arc::new(Fence::open()),
+            connect_timeout: Duration::from_secs(10),
         }
     }
 
@@ -269,6 +279,7 @@ impl ConnectClient {
             aws_smithy_runtime_api::client::interceptors::SharedInterceptor::new(
                 FenceInterceptor {
                     fence: Arc::clone(&self.fence),
+                    margin: self.connect_timeout,
                 },
             ),
         );
@@ -349,7 +360,7 @@ impl ConnectClient {
             self.admit(account, region, operation).await?;
         }
         // Not sent, so not counted as a call (as a rate-limited one is not).
-        if operation.is_write() && !self.fence.permits() {
+        if operation.is_write() && self.fence.check_for(self.connect_timeout).is_err() {
             return Err(AwsError::not_leader(operation));
         }
         let result = call.await;

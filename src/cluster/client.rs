@@ -4,10 +4,12 @@
 //! an answer as long as it takes. A connection that a load balancer or a NAT dropped without
 //! telling either end (no FIN, no RST) then holds whatever request uses it for ever: a
 //! status write, a finalizer patch, a lease renewal, the list that restarts a watch. Here a
-//! tower layer bounds each request, from the moment it is sent to the last byte of its
-//! answer, by [`ClientSettings::request_timeout`]. A watch is bounded until the API server
-//! accepts it (its headers); its body is an open stream that kube's watcher bounds by an
-//! idle timeout slightly above the watch's server-side timeout ([`super::Watches`]).
+//! tower layer bounds each request by [`ClientSettings::request_timeout`]: from the moment
+//! it is sent until its answer's headers, and then its body may not stall for longer
+//! either (a large list that keeps arriving is not cut; a body that stops is). A watch is
+//! bounded until the API server accepts it (its headers); its body is an open stream that
+//! kube's watcher bounds by an idle timeout slightly above the watch's server-side timeout
+//! ([`super::Watches`]).
 //!
 //! The same layer reports every watch the API server accepted to the liveness probe: a
 //! watch that is re-established is alive even when nothing changed.
@@ -50,8 +52,8 @@ pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How the operator's Kubernetes requests are bounded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ClientSettings {
-    /// Every request but a watch, from sending it to the last byte of its answer; for a
-    /// watch, until the API server accepts it.
+    /// Every request, from sending it to its answer's headers, and the longest its body
+    /// may stall (a watch's body is the watcher's to bound).
     pub request_timeout: Duration,
     /// The server-side timeout of every watch: the API server ends each watch after this
     /// long and the watcher opens the next one, so an idle watch is re-established this
@@ -257,7 +259,15 @@ where
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(frame) => Poll::Ready(frame.map(|f| f.map_err(Into::into))),
+            Poll::Ready(frame) => {
+                // Progress: the body may stall for another whole timeout from here.
+                if let (Some(deadline), Some(Ok(_))) = (this.deadline.as_mut(), &frame) {
+                    deadline
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + this.timeout);
+                }
+                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
+            }
             Poll::Pending => {
                 let passed = this
                     .deadline

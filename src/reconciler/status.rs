@@ -145,7 +145,17 @@ impl<'a> Reconciliation<'a> {
             next.observed_generation = generation;
         }
         if next != self.status {
-            self.write(&next).await?;
+            match self.write(&next).await {
+                // What AWS answered to a write already sent (a new instance's id, an
+                // accepted deletion) must be recorded, whatever else changed in the
+                // object meanwhile: the status is the operator's alone, so it is written
+                // again onto the current version.
+                Err(Error::Stale) if records_an_answer(&self.status, &next) => {
+                    self.adopt_current_version().await?;
+                    self.write(&next).await?;
+                }
+                other => other?,
+            }
             self.status = next;
         }
         if let Some((state, message)) = announce {
@@ -186,6 +196,23 @@ impl<'a> Reconciliation<'a> {
         Ok(())
     }
 
+    /// Takes the object's current version as the one to write onto (the same object: a
+    /// replaced or vanished one is [`Error::Stale`]).
+    async fn adopt_current_version(&mut self) -> Result<(), Error> {
+        let current = self
+            .api
+            .get_opt(&self.obj.name_any())
+            .await
+            .map_err(Error::Kube)?;
+        match current {
+            Some(current) if current.uid() == self.obj.uid() => {
+                self.resource_version = current.resource_version();
+                Ok(())
+            }
+            _ => Err(Error::Stale),
+        }
+    }
+
     /// Reads the object from the API server and fails with [`Error::Stale`] unless it is
     /// still at the version this reconcile decided from (or has gone). Called before an
     /// irreversible write: a decision to create or delete an instance is never made from a
@@ -219,6 +246,14 @@ impl<'a> Reconciliation<'a> {
             .publish(&self.obj.object_ref(&()), type_, reason, note, "Reconcile")
             .await;
     }
+}
+
+/// Whether `next` records something AWS answered that no later look can be sure to find
+/// again: a new instance id (a lookup may not see it yet) or when a deletion was accepted.
+fn records_an_answer(before: &ConnectInstanceStatus, next: &ConnectInstanceStatus) -> bool {
+    (next.instance_id.is_some() && next.instance_id != before.instance_id)
+        || (next.delete_requested_time.is_some()
+            && next.delete_requested_time != before.delete_requested_time)
 }
 
 /// The key creations in flight are counted under: their polls share one account's and

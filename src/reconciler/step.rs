@@ -54,11 +54,6 @@ pub(super) async fn run(r: &mut Reconciliation<'_>, path: Path) -> Result<Then, 
             }
         }
         if !decision.writes.is_empty() {
-            // Creating or deleting an instance is never decided from a cache that missed
-            // an update of the object (a changed deletion policy, an id recorded since).
-            if decision.writes.iter().any(Write::is_lifecycle) {
-                r.ensure_current().await?;
-            }
             observation = act(r, &decision.writes, &observation).await?;
             continue;
         }
@@ -261,6 +256,10 @@ async fn act(
                 {
                     return Ok(Observation::Failed(e));
                 }
+                // Never decided from a cache that missed an update of the object (a
+                // deletion begun, an id recorded since): checked after the wait for the
+                // slot, right before the attempt is recorded and sent.
+                r.ensure_current().await?;
                 if let Admission::Refused(summary) = ledger_record(r, region, &attempt).await? {
                     let (_, budget) = ledger_account(r).unwrap_or_default();
                     return Ok(Observation::BudgetRefused {
@@ -304,6 +303,9 @@ async fn act(
                 {
                     return Ok(Observation::Failed(e));
                 }
+                // Never decided from a cache that missed an update (a switch to Retain,
+                // protection turned on).
+                r.ensure_current().await?;
                 // Deletes are never refused by the budget; they are recorded all the same.
                 ledger_record(r, region, &attempt).await?;
                 let result = connect

@@ -103,10 +103,11 @@ impl Record {
     }
 }
 
-/// The record as this replica last saw it, and when it first saw it (its own clock).
+/// The record as this replica last saw it (`None`: the Lease did not exist), and when it
+/// first saw it so (its own clock).
 #[derive(Clone, Debug)]
 struct Seen {
-    record: Record,
+    record: Option<Record>,
     since: Instant,
 }
 
@@ -121,25 +122,38 @@ enum Next {
     Wait(Duration),
 }
 
-/// The rules, as a pure function of what was seen and when.
-fn next(me: &str, seen: &Seen, our_duration: Duration, now: Instant) -> Next {
-    match seen.record.holder.as_deref() {
-        Some(holder) if holder == me => Next::Renew,
-        None => Next::TakeOver,
-        Some(_) => {
-            let duration = seen
-                .record
-                .duration_seconds
-                .and_then(|d| u64::try_from(d).ok())
-                .filter(|d| *d > 0)
-                .map_or(our_duration, Duration::from_secs);
-            let expires = seen.since + duration;
-            if now >= expires {
-                Next::TakeOver
-            } else {
-                Next::Wait(expires - now)
-            }
+/// The rules, as a pure function of what was seen, when, and whether this replica holds
+/// the lease now (a term under way).
+///
+/// - Holding, and the record names this replica: renew.
+/// - Released (no holder): take it at once; its holder stopped writing before releasing.
+/// - Anything else waits until the same record (or the Lease's absence) has been seen for
+///   the whole lease duration: another holder's record, a record naming this replica from
+///   a term it already lost (or restored from a backup), and a Lease that vanished (deleted
+///   by someone, while its holder may still be writing).
+fn next(me: &str, seen: &Seen, our_duration: Duration, holding: bool, now: Instant) -> Next {
+    let record = seen.record.as_ref();
+    let holder = record.and_then(|r| r.holder.as_deref());
+    if holding && holder == Some(me) {
+        return Next::Renew;
+    }
+    if record.is_some() && holder.is_none() {
+        return Next::TakeOver;
+    }
+    let duration = record
+        .and_then(|r| r.duration_seconds)
+        .and_then(|d| u64::try_from(d).ok())
+        .filter(|d| *d > 0)
+        .map_or(our_duration, Duration::from_secs);
+    let expires = seen.since + duration;
+    if now >= expires {
+        if holder == Some(me) {
+            Next::Renew
+        } else {
+            Next::TakeOver
         }
+    } else {
+        Next::Wait(expires - now)
     }
 }
 
@@ -172,8 +186,12 @@ pub enum Ended {
 
 /// A round's outcome.
 enum Round {
+    /// This replica holds the lease.
     Holding,
+    /// Another holder (or an absence) must be waited out, for at most this long.
     Following(Duration),
+    /// Someone wrote the Lease between this replica's read and write: look again at once.
+    Conflict,
 }
 
 /// One replica's side of the election.
@@ -215,6 +233,7 @@ impl Elector {
             let wait = match self.round().await {
                 Ok(Round::Holding) => return true,
                 Ok(Round::Following(wait)) => wait,
+                Ok(Round::Conflict) => Duration::ZERO,
                 Err(e) => {
                     tracing::warn!(error = %e, lease = %self.settings.name, "could not read or take the Lease; trying again");
                     self.settings.retry_period
@@ -259,6 +278,9 @@ impl Elector {
             // for it longer than the fence is open buys nothing.
             match tokio::time::timeout(left, self.round()).await {
                 Ok(Ok(Round::Holding)) => {}
+                // A renewal of ours that timed out may have been applied after all: the
+                // next round reads what is there and decides.
+                Ok(Ok(Round::Conflict)) => {}
                 Ok(Ok(Round::Following(_))) => {
                     self.fence.close();
                     self.holding = false;
@@ -323,7 +345,18 @@ impl Elector {
     /// Who holds the lease, as last seen.
     #[must_use]
     pub fn holder(&self) -> Option<&str> {
-        self.seen.as_ref()?.record.holder.as_deref()
+        self.seen.as_ref()?.record.as_ref()?.holder.as_deref()
+    }
+
+    /// Notes what a read found, keeping when it was first seen so.
+    fn saw(&mut self, record: Option<Record>, at: Instant) -> Seen {
+        if self.seen.as_ref().is_none_or(|seen| seen.record != record) {
+            self.seen = Some(Seen { record, since: at });
+        }
+        self.seen.clone().unwrap_or(Seen {
+            record: None,
+            since: at,
+        })
     }
 
     /// One round: read the Lease, then renew it, take it over, or wait, by the rules.
@@ -332,28 +365,29 @@ impl Elector {
         let name = self.settings.name.clone();
         let current = bounded(timeout, self.api.get_opt(&name)).await?;
         let read_at = Instant::now();
-        let Some(lease) = current else {
-            return self.create().await;
-        };
-        let record = Record::of(&lease);
-        if self.seen.as_ref().is_none_or(|seen| seen.record != record) {
-            self.seen = Some(Seen {
-                record: record.clone(),
-                since: read_at,
-            });
+        let record = current.as_ref().map(Record::of);
+        if self.holding
+            && record.as_ref().and_then(|r| r.holder.as_deref())
+                != Some(self.settings.identity.as_str())
+        {
+            // Deleted, or taken: whatever happened, this term is over.
+            self.fence.close();
+            self.holding = false;
         }
-        let seen = self.seen.clone().unwrap_or(Seen {
-            record: record.clone(),
-            since: read_at,
-        });
+        let seen = self.saw(record.clone(), read_at);
         match next(
             &self.settings.identity,
             &seen,
             self.settings.duration,
+            self.holding,
             Instant::now(),
         ) {
             Next::Wait(wait) => Ok(Round::Following(wait)),
             step @ (Next::Renew | Next::TakeOver) => {
+                let Some(lease) = current else {
+                    return self.create().await;
+                };
+                let record = record.unwrap_or_default();
                 let claim = claimed(
                     &self.settings.identity,
                     &record,
@@ -376,16 +410,13 @@ impl Elector {
                 .await
                 {
                     Ok(written) => {
-                        if step == Next::TakeOver {
+                        if step == Next::TakeOver || !self.holding {
                             tracing::info!(lease = %name, previous = ?record.holder, "took the Lease");
                         }
                         self.held(Record::of(&written), sent);
                         Ok(Round::Holding)
                     }
-                    // Someone wrote it in between: look again at once.
-                    Err(kube::Error::Api(status)) if status.code == 409 => {
-                        Ok(Round::Following(Duration::ZERO))
-                    }
+                    Err(kube::Error::Api(status)) if status.code == 409 => Ok(Round::Conflict),
                     Err(e) => Err(e),
                 }
             }
@@ -420,9 +451,7 @@ impl Elector {
                 self.held(Record::of(&written), sent);
                 Ok(Round::Holding)
             }
-            Err(kube::Error::Api(status)) if status.code == 409 => {
-                Ok(Round::Following(Duration::ZERO))
-            }
+            Err(kube::Error::Api(status)) if status.code == 409 => Ok(Round::Conflict),
             Err(e) => Err(e),
         }
     }
@@ -437,7 +466,7 @@ impl Elector {
             self.holding = true;
         }
         self.seen = Some(Seen {
-            record,
+            record: Some(record),
             since: sent,
         });
     }
@@ -474,13 +503,14 @@ mod tests {
 
     const D: Duration = Duration::from_secs(15);
 
-    fn seen(holder: Option<&str>, duration: Option<i32>, since: Instant) -> Seen {
+    /// What was seen: `None` for a Lease that did not exist, else its holder.
+    fn seen(lease: Option<Option<&str>>, duration: Option<i32>, since: Instant) -> Seen {
         Seen {
-            record: Record {
+            record: lease.map(|holder| Record {
                 holder: holder.map(str::to_owned),
                 duration_seconds: duration,
                 ..Record::default()
-            },
+            }),
             since,
         }
     }
@@ -489,28 +519,47 @@ mod tests {
     fn the_election_rules_row_by_row() {
         let t0 = Instant::now();
         let s = Duration::from_secs;
-        // (holder, its duration, seen since, now, what to do)
-        let rows: &[(Option<&str>, Option<i32>, Duration, Next)] = &[
-            // Ours: renew, whatever the time.
-            (Some("me"), Some(15), s(0), Next::Renew),
-            (Some("me"), Some(15), s(100), Next::Renew),
-            // Nobody holds it (released, or never held): take it at once.
-            (None, Some(1), s(0), Next::TakeOver),
+        let (me, other) = (Some(Some("me")), Some(Some("other")));
+        // (the Lease seen, its duration, holding, seen so for, what to do)
+        type Row<'a> = (Option<Option<&'a str>>, Option<i32>, bool, Duration, Next);
+        let rows: &[Row<'_>] = &[
+            // Ours within a term: renew, whatever the time.
+            (me, Some(15), true, s(0), Next::Renew),
+            (me, Some(15), true, s(100), Next::Renew),
+            // Released (no holder): take it at once.
+            (Some(None), Some(1), false, s(0), Next::TakeOver),
             // Someone else's, seen unchanged for less than its duration: wait the rest.
-            (Some("other"), Some(15), s(0), Next::Wait(s(15))),
-            (Some("other"), Some(15), s(14), Next::Wait(s(1))),
+            (other, Some(15), false, s(0), Next::Wait(s(15))),
+            (other, Some(15), false, s(14), Next::Wait(s(1))),
             // ... for its whole duration: expired by our own observation.
-            (Some("other"), Some(15), s(15), Next::TakeOver),
-            (Some("other"), Some(15), s(60), Next::TakeOver),
+            (other, Some(15), false, s(15), Next::TakeOver),
+            (other, Some(15), false, s(60), Next::TakeOver),
             // Its own duration counts, not ours.
-            (Some("other"), Some(30), s(20), Next::Wait(s(10))),
+            (other, Some(30), false, s(20), Next::Wait(s(10))),
             // A record without a usable duration: ours.
-            (Some("other"), None, s(10), Next::Wait(s(5))),
-            (Some("other"), Some(0), s(15), Next::TakeOver),
+            (other, None, false, s(10), Next::Wait(s(5))),
+            (other, Some(0), false, s(15), Next::TakeOver),
+            // Naming this replica from a term already lost (or restored from a backup): it
+            // may hold it again only once it has expired like anyone's.
+            (me, Some(15), false, s(3), Next::Wait(s(12))),
+            (me, Some(15), false, s(15), Next::Renew),
+            // No Lease at all: created only after it has been absent for a whole duration
+            // (deleted under a holder that may still be writing).
+            (None, None, false, s(0), Next::Wait(s(15))),
+            (None, None, false, s(15), Next::TakeOver),
         ];
-        for (holder, duration, elapsed, want) in rows {
-            let got = next("me", &seen(*holder, *duration, t0), D, t0 + *elapsed);
-            assert_eq!(got, *want, "{holder:?} {duration:?} after {elapsed:?}");
+        for (lease, duration, holding, elapsed, want) in rows {
+            let got = next(
+                "me",
+                &seen(*lease, *duration, t0),
+                D,
+                *holding,
+                t0 + *elapsed,
+            );
+            assert_eq!(
+                got, *want,
+                "{lease:?} {duration:?} holding={holding} after {elapsed:?}"
+            );
         }
     }
 

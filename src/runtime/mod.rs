@@ -122,13 +122,6 @@ pub async fn run(
             .with_fence(Arc::clone(&fence)),
     );
     let watches = Watches::new(&options.kube, liveness.clone());
-    let directory = Directory::start(
-        client.clone(),
-        &watches,
-        &options.namespaces,
-        options.account_selector.clone(),
-    )
-    .await?;
     let reporter = Reporter::new(
         client.clone(),
         Arc::clone(&metrics),
@@ -143,6 +136,8 @@ pub async fn run(
         let _ = stop_tx.send(true);
     });
 
+    // Served before anything waits on the API server, so that /livez answers (and tells)
+    // while it is unreachable at start-up.
     let ready = Arc::new(AtomicBool::new(false));
     let leading = Arc::new(AtomicBool::new(false));
     let listener = tokio::net::TcpListener::bind(options.metrics_addr).await?;
@@ -159,6 +154,18 @@ pub async fn run(
         },
         wait_true(stop_rx.clone()),
     ));
+    let directory = tokio::select! {
+        directory = Directory::start(
+            client.clone(),
+            &watches,
+            &options.namespaces,
+            options.account_selector.clone(),
+        ) => directory?,
+        () = wait_true(stop_rx.clone()) => {
+            server.abort();
+            return Ok(());
+        }
+    };
 
     tracing::info!(
         namespaces = %if options.namespaces.is_empty() { "<all>".to_owned() } else { options.namespaces.join(",") },
@@ -252,7 +259,17 @@ async fn run_elected(
         // the controllers now stop taking work and finish what they had.
         fence.close();
         let _ = end_tx.send(true);
-        if tokio::time::timeout(stop_grace(&shared.options), &mut controllers)
+        let stopped = async {
+            // The lease loop waits here: still turning, as far as /livez is concerned.
+            let mut tick = tokio::time::interval(settings.retry_period);
+            loop {
+                tokio::select! {
+                    () = &mut controllers => return,
+                    _ = tick.tick() => shared.liveness.lease_round(),
+                }
+            }
+        };
+        if tokio::time::timeout(stop_grace(&shared.options), stopped)
             .await
             .is_err()
         {
@@ -291,7 +308,7 @@ async fn term(shared: &Shared, end: impl Future<Output = ()> + Send + 'static) {
         settings: options.accounts,
     });
     shared.liveness.controllers_started();
-    shared.leading.store(true, Ordering::SeqCst);
+    let _leading = Leading::new(&shared.leading);
     futures::join!(
         reconciler::run(
             instances,
@@ -303,7 +320,22 @@ async fn term(shared: &Shared, end: impl Future<Output = ()> + Send + 'static) {
         ),
         accounts::controller::run(accounts, &shared.watches, end),
     );
-    shared.leading.store(false, Ordering::SeqCst);
+}
+
+/// Marks a term as under way while it lives, also when the term is dropped unfinished.
+struct Leading<'a>(&'a AtomicBool);
+
+impl<'a> Leading<'a> {
+    fn new(flag: &'a AtomicBool) -> Self {
+        flag.store(true, Ordering::SeqCst);
+        Self(flag)
+    }
+}
+
+impl Drop for Leading<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
 }
 
 /// Resolves once `rx` holds true (never, if its sender goes away first).

@@ -52,8 +52,8 @@ pub(crate) struct CallRecord {
     pub(crate) replay: bool,
     /// Milliseconds since the simulator started.
     pub(crate) elapsed_ms: u64,
-    /// When the call was decided, in milliseconds since the Unix epoch: comparable with
-    /// times other processes on the machine write (a Lease's renewTime).
+    /// When the request arrived (before any injected latency), in milliseconds since the
+    /// Unix epoch: comparable with times other processes on the machine write.
     pub(crate) unix_ms: u64,
 }
 
@@ -346,6 +346,9 @@ impl Sim {
     where
         F: FnOnce(&mut Inner, &Caller, Instant) -> Result<Answer, ApiError>,
     {
+        let received_unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         let protocol = if call.operation.is_sts() {
             Protocol::Query
         } else {
@@ -442,9 +445,7 @@ impl Sim {
             replay,
             elapsed_ms: u64::try_from(now.duration_since(self.started).as_millis())
                 .unwrap_or(u64::MAX),
-            unix_ms: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            unix_ms: received_unix_ms,
         };
         inner.next_call_seq += 1;
         tracing::debug!(

@@ -60,7 +60,8 @@ pub struct SimCall {
     /// When the simulator received the call, in milliseconds since it started.
     #[serde(default)]
     pub elapsed_ms: u64,
-    /// The same moment in milliseconds since the Unix epoch (the machine's clock).
+    /// When the request arrived (before any injected latency), in milliseconds since the
+    /// Unix epoch (the machine's clock).
     #[serde(default)]
     pub unix_ms: u64,
 }

@@ -161,15 +161,6 @@ pub enum Write {
     },
 }
 
-impl Write {
-    /// Whether the write creates or deletes an instance: irreversible, and counted against
-    /// the account's 30-day attempt limit.
-    #[must_use]
-    pub fn is_lifecycle(&self) -> bool {
-        matches!(self, Self::CreateInstance(_) | Self::DeleteInstance { .. })
-    }
-}
-
 /// Randomness applied to a wait by the caller (the decision itself stays deterministic).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Jitter {

@@ -160,6 +160,10 @@ async fn silently_dead_api_connections_are_left_within_a_minute_and_livez_tells_
             "round {round}: the spec change reached AWS"
         );
         assert_eq!(s.operator.pid(), pid, "the same process recovered");
+        assert_eq!(
+            livez_failures, 0,
+            "round {round}: /livez failed while the operator recovered by itself"
+        );
         picked_up_s.push(picked_up.as_secs_f64());
         converged_s.push(applied.elapsed().as_secs_f64());
         figures.push(format!(
@@ -484,8 +488,14 @@ async fn api_server_and_etcd_killed_and_restarted_under_churn_the_same_process_c
         "one start of the operator"
     );
 
-    // Exactly one CreateInstance that took effect per object; nothing left behind.
+    // Exactly one CreateInstance that took effect per object; nothing left behind. (A
+    // CreateInstance sent again with the object's token is the same attempt, answered
+    // with the same instance: counted apart, as replays.)
     let calls = sim.calls().await;
+    let replays = calls
+        .iter()
+        .filter(|c| c.operation == "CreateInstance" && c.replay)
+        .count();
     let mut creates: BTreeMap<String, usize> = BTreeMap::new();
     for call in calls
         .iter()
@@ -560,8 +570,8 @@ async fn api_server_and_etcd_killed_and_restarted_under_churn_the_same_process_c
     eprintln!(
         "{TEST}: outages {}; {} objects kept, {} deleted; after the last restart a new \
          object was acted on in {:.1} s, everything converged in {:.1} s and the deleted \
-         ones were gone in {:.1} s; {} CreateInstance, {attempts} lifecycle attempts, ledger \
-         equal",
+         ones were gone in {:.1} s; {} CreateInstance ({replays} replays), {attempts} \
+         lifecycle attempts, ledger equal",
         outages.join(", "),
         kept.len(),
         deleted.len(),
@@ -605,30 +615,6 @@ fn unix_ms_now() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// One observation of the Lease: when (wall clock, ms), its holder and its renewTime (ms).
-#[derive(Clone, Debug)]
-struct LeaseSample {
-    holder: Option<String>,
-    renewed_ms: Option<u64>,
-}
-
-async fn lease_sample(
-    leases: &Api<k8s_openapi::api::coordination::v1::Lease>,
-    name: &str,
-) -> Option<LeaseSample> {
-    let lease = tokio::time::timeout(Duration::from_secs(1), leases.get_opt(name))
-        .await
-        .ok()?
-        .ok()??;
-    let spec = lease.spec?;
-    Some(LeaseSample {
-        holder: spec.holder_identity,
-        renewed_ms: spec
-            .renew_time
-            .map(|t| u64::try_from(t.0.as_millisecond()).unwrap_or_default()),
-    })
-}
-
 /// All of an object's boolean settings (`inboundCallsEnabled`, `outboundCallsEnabled` and
 /// every attribute) set to `value`: one UpdateInstanceAttribute each to converge.
 fn every_setting(value: bool) -> Value {
@@ -647,12 +633,30 @@ fn every_setting(value: bool) -> Value {
     })
 }
 
+/// How the leader loses the API server in one outage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outage {
+    /// Only the leader's connections go silent (its own proxy swallows everything): the
+    /// follower still reaches the API server and takes over.
+    LeaderCutOff,
+    /// kube-apiserver is SIGKILLed: both replicas are cut off.
+    ApiServerDown,
+}
+
 #[tokio::test]
 async fn two_replicas_through_api_server_outages_never_both_lead_nor_write_after_the_lease_expired()
 {
     const TEST: &str = "two_replicas_through_api_server_outages";
     const LEASE_SECONDS: u64 = 6;
-    const OUTAGES: usize = 3;
+    const GRACE_SECONDS: u64 = 2;
+    const RETRY_MS: u64 = 1000;
+    const OUTAGES: [Outage; 4] = [
+        Outage::LeaderCutOff,
+        Outage::ApiServerDown,
+        Outage::LeaderCutOff,
+        Outage::ApiServerDown,
+    ];
+    let renew_deadline_ms = (LEASE_SECONDS - GRACE_SECONDS) * 1000;
     let _slot = test_kit::heavy_slot().await;
     let p = Private::start(TEST, "cp-leaders").await;
     let base_options = p.operator_options();
@@ -663,7 +667,6 @@ async fn two_replicas_through_api_server_outages_never_both_lead_nor_write_after
         logs,
         sim,
     } = p;
-    let lease_name = "connect-operator-test";
     // Each attribute write takes 700 ms, so that a change of every setting of four objects
     // keeps the leader writing (13 writes in a row per object) well into an outage.
     sim.set_config(&connect_sim::ConfigPatch {
@@ -675,31 +678,46 @@ async fn two_replicas_through_api_server_outages_never_both_lead_nor_write_after
         ..connect_sim::ConfigPatch::default()
     })
     .await;
-    // Each replica signs with keys of its own, so the call log tells whose a write was.
-    let replica = |id: &str| {
-        let mut options = base_options.clone();
-        options
+    // Each replica reaches the API server through a proxy of its own (to cut off one of
+    // them) and signs with AWS keys of its own (so the call log tells whose a write was).
+    let api_server: std::net::SocketAddr = cp
+        .server()
+        .trim_start_matches("https://")
+        .parse()
+        .expect("the API server's address");
+    let ids = ["a", "b"];
+    let mut proxies = vec![];
+    let mut dirs = vec![];
+    let mut options = vec![];
+    for id in ids {
+        let proxy = FaultyProxy::start(api_server).expect("a proxy");
+        let dir = logs.join(id);
+        std::fs::create_dir_all(&dir).expect("log dir");
+        let kubeconfig = dir.join("kubeconfig");
+        kubeconfig_via(cp.kubeconfig(), proxy.addr(), &kubeconfig).expect("kubeconfig");
+        let mut replica = base_options.clone();
+        replica.kubeconfig = Some(kubeconfig);
+        replica
             .envs
             .push(("CONNECT_OPERATOR_LEADER_ELECTION".into(), "true".into()));
-        options.envs.push((
+        replica.envs.push((
             "AWS_ACCESS_KEY_ID".into(),
             format!("AKIDREPLICA{}", id.to_ascii_uppercase()),
         ));
-        options
+        let replica = replica
             .flag("identity", id)
-            .flag("lease-name", lease_name)
+            .flag("lease-name", "connect-operator-test")
             .flag("lease-namespace", &namespace)
             .flag("lease-duration-seconds", &LEASE_SECONDS.to_string())
-            .flag("lease-grace-seconds", "2")
-            .flag("lease-retry-period", "1s")
-    };
-    let (dir_a, dir_b) = (logs.join("a"), logs.join("b"));
-    for dir in [&dir_a, &dir_b] {
-        std::fs::create_dir_all(dir).expect("log dir");
+            .flag("lease-grace-seconds", &GRACE_SECONDS.to_string())
+            .flag("lease-retry-period", &format!("{RETRY_MS}ms"));
+        proxies.push(proxy);
+        dirs.push(dir);
+        options.push(replica);
     }
     let (a, b) = tokio::join!(
-        OperatorProcess::start(&dir_a, replica("a")),
-        OperatorProcess::start(&dir_b, replica("b")),
+        OperatorProcess::start(&dirs[0], options[0].clone()),
+        OperatorProcess::start(&dirs[1], options[1].clone()),
     );
     let replicas = std::sync::Arc::new([a, b]);
     let api = connect::api(&client, &namespace);
@@ -712,46 +730,55 @@ async fn two_replicas_through_api_server_outages_never_both_lead_nor_write_after
     }
     all_ready(&api, &names, Duration::from_secs(120)).await;
 
-    // Sampled every 250 ms throughout: each replica's leader gauge, and the Lease whenever
-    // the API server answers.
+    // Sampled every 250 ms throughout: each replica's leader gauge.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sampler = {
         let replicas = replicas.clone();
         let stop = stop.clone();
-        let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
-            Api::namespaced(client.clone(), &namespace);
         tokio::spawn(async move {
             let http = reqwest::Client::builder()
                 .timeout(Duration::from_secs(1))
                 .build()
                 .expect("HTTP client");
             let mut gauges = vec![];
-            let mut lease_history: Vec<(u64, LeaseSample)> = vec![];
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                let (ga, gb, lease) = tokio::join!(
+                let (ga, gb) = tokio::join!(
                     leader_gauge(&http, &replicas[0]),
                     leader_gauge(&http, &replicas[1]),
-                    lease_sample(&leases, lease_name),
                 );
                 gauges.push((unix_ms_now(), ga, gb));
-                if let Some(lease) = lease {
-                    lease_history.push((unix_ms_now(), lease));
-                }
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
-            (gauges, lease_history)
+            gauges
         })
     };
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(1))
+        .build()
+        .expect("HTTP client");
 
-    let mut windows = vec![];
-    for outage in 0..OUTAGES {
+    // Per outage: who led, when its API server went away, and until when it could not
+    // have led again (the API server or its connections back).
+    let mut windows: Vec<(Outage, usize, u64, u64)> = vec![];
+    for (n, outage) in OUTAGES.iter().enumerate() {
+        let leader = wait_until("exactly one leader", Duration::from_secs(60), || async {
+            match tokio::join!(
+                leader_gauge(&http, &replicas[0]),
+                leader_gauge(&http, &replicas[1])
+            ) {
+                (Some(true), Some(false)) => Ok(0),
+                (Some(false), Some(true)) => Ok(1),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .await;
         // A change of every setting of every object: the leader writes for many seconds.
         let calls_before = sim.calls().await.len();
         for name in &names {
             api.patch(
                 name,
                 &kube::api::PatchParams::default(),
-                &kube::api::Patch::Merge(every_setting(outage % 2 == 0)),
+                &kube::api::Patch::Merge(every_setting(n % 2 == 0)),
             )
             .await
             .expect("changing every setting");
@@ -768,20 +795,30 @@ async fn two_replicas_through_api_server_outages_never_both_lead_nor_write_after
             }
         })
         .await;
-        // The API server goes away for twice the lease duration.
+        // The API server goes away (for the leader, or for both) for twice the lease.
         let down_ms = unix_ms_now();
-        cp.kill_apiserver();
+        match outage {
+            Outage::LeaderCutOff => {
+                proxies[leader].blackhole();
+            }
+            Outage::ApiServerDown => cp.kill_apiserver(),
+        }
         tokio::time::sleep(Duration::from_secs(2 * LEASE_SECONDS)).await;
-        cp.start_apiserver().expect("restarting kube-apiserver");
-        cp.wait_ready(Duration::from_secs(90))
-            .await
-            .expect("kube-apiserver back");
-        let up_ms = unix_ms_now();
-        windows.push((down_ms, up_ms));
+        let back_ms = unix_ms_now();
+        match outage {
+            Outage::LeaderCutOff => proxies[leader].restore(),
+            Outage::ApiServerDown => {
+                cp.start_apiserver().expect("restarting kube-apiserver");
+                cp.wait_ready(Duration::from_secs(90))
+                    .await
+                    .expect("kube-apiserver back");
+            }
+        }
+        windows.push((*outage, leader, down_ms, back_ms));
         all_ready(&api, &names, Duration::from_secs(120)).await;
     }
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    let (gauges, lease_history) = sampler.await.expect("the sampler");
+    let gauges = sampler.await.expect("the sampler");
 
     // Never two leaders at once, in any sample.
     let both: Vec<&(u64, Option<bool>, Option<bool>)> = gauges
@@ -794,15 +831,8 @@ async fn two_replicas_through_api_server_outages_never_both_lead_nor_write_after
         both.len(),
         gauges.len()
     );
-    assert!(
-        gauges.iter().any(|(_, a, _)| *a == Some(true))
-            || gauges.iter().any(|(_, _, b)| *b == Some(true)),
-        "some replica led"
-    );
 
-    // No AWS write from the holder of each outage once its lease expired: after its last
-    // renewal seen before the API server went away, plus the lease duration, until it held
-    // the lease again (its first renewal after the outage; it writes its own clock there).
+    // The AWS writes of each outage, by whose keys signed them.
     let writes: Vec<test_kit::SimCall> = sim
         .calls()
         .await
@@ -810,81 +840,89 @@ async fn two_replicas_through_api_server_outages_never_both_lead_nor_write_after
         .filter(|c| super::MUTATING.contains(&c.operation.as_str()))
         .collect();
     let replica_of = |c: &test_kit::SimCall| match c.access_key_id.as_deref() {
-        Some("AKIDREPLICAA") => "a",
-        Some("AKIDREPLICAB") => "b",
-        _ => "?",
+        Some("AKIDREPLICAA") => Some(0),
+        Some("AKIDREPLICAB") => Some(1),
+        _ => None,
     };
-    let mut during_outages = 0;
+    assert!(
+        writes.iter().all(|c| replica_of(c).is_some()),
+        "every write signed by a replica"
+    );
     let mut report = vec![];
-    let mut last_write_after_renewal_ms = vec![];
-    for (n, (down_ms, up_ms)) in windows.iter().enumerate() {
-        let (seen_ms, last) = lease_history
+    let mut old_leader_writes = 0;
+    let mut last_after_down_ms = vec![];
+    let mut takeover_after_down_ms = vec![];
+    for (n, (outage, leader, down_ms, back_ms)) in windows.iter().enumerate() {
+        let until = windows.get(n + 1).map_or(u64::MAX, |w| w.2);
+        // The leader's last renewal came before its API server went away, so its fence
+        // closed at the latest the renew deadline after that: none of its writes may
+        // arrive later, until it could lead again (its API server back).
+        let old: Vec<&test_kit::SimCall> = writes
             .iter()
-            .rev()
-            .find(|(at, _)| at <= down_ms)
-            .cloned()
-            .unwrap_or_else(|| panic!("outage {n}: the Lease was never seen before it"));
-        let holder = last.holder.clone().expect("a holder before the outage");
-        let renewed = last.renewed_ms.expect("a renewTime");
-        let expired = renewed + LEASE_SECONDS * 1000;
-        let held_again = lease_history
-            .iter()
-            .filter(|(_, l)| l.holder.as_deref() == Some(holder.as_str()))
-            .filter_map(|(_, l)| l.renewed_ms)
-            .filter(|r| r > down_ms)
-            .min()
-            .unwrap_or(u64::MAX);
-        let theirs: Vec<&test_kit::SimCall> = writes
-            .iter()
-            .filter(|c| replica_of(c) == holder && c.unix_ms > *down_ms && c.unix_ms < held_again)
+            .filter(|c| replica_of(c) == Some(*leader) && c.unix_ms > *down_ms)
+            .filter(|c| c.unix_ms < *back_ms)
             .collect();
-        let late: Vec<&&test_kit::SimCall> =
-            theirs.iter().filter(|c| c.unix_ms > expired).collect();
+        let late: Vec<&&test_kit::SimCall> = old
+            .iter()
+            .filter(|c| c.unix_ms > down_ms + renew_deadline_ms)
+            .collect();
         assert!(
             late.is_empty(),
-            "outage {n}: {holder} wrote after its lease expired at {expired} (renewed {renewed}, \
-             seen {seen_ms}, the API server back at {up_ms}, {holder} held it again at \
-             {held_again}): {late:?}"
+            "outage {n} ({outage:?}): {} wrote more than the renew deadline after it was cut \
+             off: {late:?}",
+            ids[*leader]
         );
-        during_outages += theirs.len();
-        let late: Vec<&&test_kit::SimCall> =
-            theirs.iter().filter(|c| c.unix_ms > expired).collect();
-        assert!(
-            late.is_empty(),
-            "outage {n}: {holder} wrote after its lease expired at {expired} (renewed {renewed}, \
-             seen {seen_ms}): {late:?}"
-        );
-        let last_write = theirs.iter().map(|c| c.unix_ms).max();
-        if let Some(last) = last_write {
-            last_write_after_renewal_ms.push(last - renewed);
+        old_leader_writes += old.len();
+        let last_old = old.iter().map(|c| c.unix_ms).max();
+        if let Some(last) = last_old {
+            last_after_down_ms.push(last - down_ms);
         }
-        report.push(format!(
-            "outage {n}: {holder} held the lease (renewed {} ms before the kill), wrote {} \
-             times during the outage, the last {} ms after its renewal (the lease expired \
-             at {} ms)",
-            down_ms.saturating_sub(renewed),
-            theirs.len(),
-            last_write.map_or_else(|| "-".to_owned(), |w| (w - renewed).to_string()),
-            LEASE_SECONDS * 1000
-        ));
+        let mut line = format!(
+            "outage {n} ({outage:?}): {} led, wrote {} times after it was cut off, the last \
+             {} ms after (renew deadline {renew_deadline_ms} ms)",
+            ids[*leader],
+            old.len(),
+            last_old.map_or_else(|| "-".to_owned(), |l| (l - down_ms).to_string())
+        );
+        if *outage == Outage::LeaderCutOff {
+            // The follower took over, only after the lease expired by its own observation
+            // (the leader's last renewal was at most one retry period before the cut), and
+            // only after the old leader's last write.
+            let other = 1 - leader;
+            let first_new = writes
+                .iter()
+                .filter(|c| replica_of(c) == Some(other))
+                .map(|c| c.unix_ms)
+                .filter(|t| t > down_ms && *t < until)
+                .min()
+                .unwrap_or_else(|| panic!("outage {n}: the follower {} never wrote", ids[other]));
+            assert!(
+                first_new >= down_ms + LEASE_SECONDS * 1000 - RETRY_MS,
+                "outage {n}: {} wrote {} ms after the cut, before the lease could have \
+                 expired",
+                ids[other],
+                first_new - down_ms
+            );
+            assert!(
+                last_old.is_none_or(|last| last < first_new),
+                "outage {n}: the old leader's last write is not before the new one's first"
+            );
+            takeover_after_down_ms.push(first_new - down_ms);
+            line.push_str(&format!(
+                "; {} took over and first wrote {} ms after the cut",
+                ids[other],
+                first_new - down_ms
+            ));
+        }
+        report.push(line);
     }
     assert!(
-        during_outages > 0,
-        "no write was in flight at any outage: the scenario did not test the fence; windows \
-         {windows:?}; writes {:?}; {}",
-        writes
-            .iter()
-            .map(|c| (c.operation.as_str(), replica_of(c), c.unix_ms))
-            .collect::<Vec<_>>(),
-        report.join("; ")
+        old_leader_writes > 0,
+        "no write was in flight at any outage: the scenario did not test the fence"
     );
     // Nothing created twice.
     let creates = sim.calls_of("CreateInstance").await;
-    let applied: Vec<_> = creates
-        .iter()
-        .filter(|c| c.applied() && !c.replay)
-        .collect();
-    assert_eq!(applied.len(), names.len(), "{creates:?}");
+    assert_eq!(creates.len(), names.len(), "{creates:?}");
     eprintln!(
         "{TEST}: {} samples, 0 with two leaders; {}",
         gauges.len(),
@@ -895,11 +933,14 @@ async fn two_replicas_through_api_server_outages_never_both_lead_nor_write_after
         &json!({
             "samples": gauges.len(),
             "two_leader_samples": both.len(),
-            "outages": OUTAGES,
+            "outages": OUTAGES.len(),
+            "renew_deadline_ms": renew_deadline_ms,
             "lease_duration_ms": LEASE_SECONDS * 1000,
-            "old_leader_last_write_after_renewal_ms": last_write_after_renewal_ms,
-            "writes_during_outages": during_outages,
+            "old_leader_last_write_after_cut_ms": last_after_down_ms,
+            "takeover_first_write_after_cut_ms": takeover_after_down_ms,
+            "writes_after_cut": old_leader_writes,
         }),
     );
     drop(replicas);
+    drop(proxies);
 }
