@@ -29,6 +29,9 @@ pub struct Health {
     pub fence: Arc<Fence>,
     /// Whether this replica's controllers run (a term is under way).
     pub leading: Arc<AtomicBool>,
+    /// Whether `/livez` failed last time (so that a failure is logged when it starts and
+    /// when it ends, not at every probe).
+    pub failing: Arc<AtomicBool>,
 }
 
 impl Health {
@@ -79,9 +82,16 @@ async fn metrics(State(state): State<ServerState>, headers: HeaderMap) -> impl I
 
 async fn livez(State(state): State<ServerState>) -> impl IntoResponse {
     match state.health.liveness.check(Instant::now()) {
-        Ok(summary) => (StatusCode::OK, summary),
+        Ok(summary) => {
+            if state.health.failing.swap(false, Ordering::SeqCst) {
+                tracing::info!(%summary, "/livez: live again");
+            }
+            (StatusCode::OK, summary)
+        }
         Err(problem) => {
-            tracing::warn!(%problem, "/livez: not live");
+            if !state.health.failing.swap(true, Ordering::SeqCst) {
+                tracing::warn!(%problem, "/livez: not live");
+            }
             (StatusCode::SERVICE_UNAVAILABLE, problem)
         }
     }

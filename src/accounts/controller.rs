@@ -23,7 +23,7 @@ use crate::api::{
     RegionAttempts,
 };
 use crate::aws::{ConnectClient, CredentialsFailure, ErrorKind};
-use crate::cluster::{ReportError, Reporter, Watches};
+use crate::cluster::{ReportError, Reporter, WatchBackoff, Watches};
 use crate::conditions::{self, types};
 
 /// The account controller's timing.
@@ -415,6 +415,8 @@ pub async fn run(
                 &ledger.spec.account,
             ))
         })
+        // Not kube's default of up to 30 s on top of the watches' own backoff.
+        .trigger_backoff(WatchBackoff::default())
         .with_config(ControllerConfig::default().concurrency(2))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)

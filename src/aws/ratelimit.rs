@@ -8,10 +8,32 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::clock::Clock;
+use governor::middleware::NoOpMiddleware;
+use governor::nanos::Nanos;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
+use tokio::time::Instant;
 
 use super::error::Operation;
+
+/// The limiters' clock: tokio's, which is the monotonic clock in the operator and can be
+/// paused and advanced in tests, so that what the limiter admits when is checked exactly,
+/// not by wall-clock timings that flake on a busy machine.
+#[derive(Clone, Debug)]
+struct TokioClock {
+    origin: Instant,
+}
+
+impl Clock for TokioClock {
+    type Instant = Nanos;
+
+    fn now(&self) -> Nanos {
+        Nanos::from(self.origin.elapsed())
+    }
+}
+
+type Limiter = RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<Nanos>>;
 
 /// Requests per second allowed for each class of operation.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -73,11 +95,12 @@ pub enum Admission {
 /// One (account, region, operation)'s limiter, and for CreateInstance and DeleteInstance
 /// whether a caller is already waiting in line for its next slot.
 struct Bucket {
-    limiter: DefaultDirectRateLimiter,
+    limiter: Limiter,
+    clock: TokioClock,
     period: Duration,
     in_line: AtomicBool,
     /// When the last CreateInstance or DeleteInstance of this bucket was sent.
-    last_sent: Mutex<Option<std::time::Instant>>,
+    last_sent: Mutex<Option<Instant>>,
 }
 
 /// The place in line of a bucket; given up when dropped (also when the waiting future is
@@ -98,7 +121,7 @@ impl Bucket {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         last.map_or(Duration::ZERO, |sent| {
-            (sent + self.period).saturating_duration_since(std::time::Instant::now())
+            (sent + self.period).saturating_duration_since(Instant::now())
         })
     }
 
@@ -180,8 +203,12 @@ impl RateLimits {
         map.entry((account.to_owned(), region.to_owned(), operation))
             .or_insert_with(|| {
                 let (quota, period) = self.quota_and_period(operation);
+                let clock = TokioClock {
+                    origin: Instant::now(),
+                };
                 Arc::new(Bucket {
-                    limiter: RateLimiter::direct(quota),
+                    limiter: RateLimiter::direct_with_clock(quota, clock.clone()),
+                    clock,
                     period,
                     in_line: AtomicBool::new(false),
                     last_sent: Mutex::new(None),
@@ -201,7 +228,7 @@ impl RateLimits {
                 .last_sent
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let now = std::time::Instant::now();
+            let now = Instant::now();
             let at = last.map_or(now, |sent| (sent + bucket.period).max(now));
             *last = Some(at);
             at - now
@@ -215,7 +242,6 @@ impl RateLimits {
     /// DeleteInstance: the in-line window, one caller at a time).
     pub async fn acquire(&self, account: &str, region: &str, operation: Operation) -> Admission {
         let bucket = self.bucket(account, region, operation);
-        let clock = DefaultClock::default();
         let mut waited = Duration::ZERO;
         let mut place = None;
         loop {
@@ -230,7 +256,7 @@ impl RateLimits {
             }
             let wait = match bucket.limiter.check() {
                 Ok(()) => return Admission::Admitted(waited),
-                Err(not_until) => not_until.wait_time_from(clock.now()),
+                Err(not_until) => not_until.wait_time_from(bucket.clock.now()),
             };
             if operation.is_lifecycle() {
                 if wait > LIFECYCLE_IN_LINE {
@@ -264,7 +290,7 @@ mod tests {
         }
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn lifecycle_calls_get_one_slot_then_a_retry_after() {
         let limits = RateLimits::new(settings(0.1, 2.0));
         assert_eq!(
@@ -301,7 +327,7 @@ mod tests {
         ));
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn one_lifecycle_caller_waits_in_line_for_a_near_slot_and_takes_it_on_time() {
         // Period 50 ms + 5 ms margin: the next slot is within the in-line window.
         let limits = Arc::new(RateLimits::new(settings(20.0, 2.0)));
@@ -340,14 +366,13 @@ mod tests {
         ));
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_lifecycle_caller_behind_a_late_send_is_sent_away_not_held() {
         let limits = RateLimits::new(settings(10.0, 2.0));
         let op = Operation::DeleteInstance;
         let bucket = limits.bucket("111111111111", "us-east-1", op);
         // The previous delete left late: the next may not leave for another 2 s.
-        *bucket.last_sent.lock().unwrap() =
-            Some(std::time::Instant::now() + Duration::from_secs(2));
+        *bucket.last_sent.lock().unwrap() = Some(Instant::now() + Duration::from_secs(2));
         match limits.acquire("111111111111", "us-east-1", op).await {
             Admission::RetryAfter(w) => assert!(w > Duration::from_secs(1), "{w:?}"),
             other => panic!("admitted to wait in pace: {other:?}"),
@@ -360,28 +385,21 @@ mod tests {
         );
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn lifecycle_calls_leave_a_period_apart_however_late_the_previous_one_left() {
         let limits = RateLimits::new(settings(10.0, 2.0));
         let op = Operation::CreateInstance;
-        let first = std::time::Instant::now();
+        let first = Instant::now();
         limits.pace("111111111111", "us-east-1", op).await;
+        assert_eq!(first.elapsed(), Duration::ZERO, "the first leaves at once");
         // The next slot's holder was quick with its ledger write: it still leaves a period
-        // (100 ms + 10 ms margin) after the previous call.
+        // (100 ms + 10 ms margin) after the previous call, and not later.
         limits.pace("111111111111", "us-east-1", op).await;
-        assert!(
-            first.elapsed() >= Duration::from_millis(110),
-            "{:?}",
-            first.elapsed()
-        );
+        assert_eq!(first.elapsed(), Duration::from_millis(110));
         // Another bucket is not held back.
-        let other = std::time::Instant::now();
+        let other = Instant::now();
         limits.pace("222222222222", "us-east-1", op).await;
-        assert!(
-            other.elapsed() < Duration::from_millis(50),
-            "{:?}",
-            other.elapsed()
-        );
+        assert_eq!(other.elapsed(), Duration::ZERO);
     }
 
     #[test]
@@ -401,26 +419,28 @@ mod tests {
         );
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn short_waits_are_absorbed_in_line() {
         let limits = RateLimits::new(settings(0.1, 10.0));
         // Period 100 ms + 10 ms margin (capped at a tenth): a burst of 10, then 110 ms apart.
-        let mut admitted_after_wait = 0;
+        let start = Instant::now();
+        let mut waits = vec![];
         for _ in 0..12 {
             match limits
                 .acquire("111111111111", "us-east-1", Operation::DescribeInstance)
                 .await
             {
-                Admission::Admitted(w) if w > Duration::ZERO => admitted_after_wait += 1,
-                Admission::Admitted(_) => {}
+                Admission::Admitted(w) => waits.push(w),
                 Admission::RetryAfter(d) => panic!("a 110 ms wait became a requeue of {d:?}"),
             }
         }
-        // A burst of 10 goes at once, the rest wait in line.
-        assert_eq!(admitted_after_wait, 2);
+        // A burst of 10 goes at once, the other two wait in line, a period each.
+        assert!(waits[..10].iter().all(Duration::is_zero), "{waits:?}");
+        assert!(waits[10..].iter().all(|w| !w.is_zero()), "{waits:?}");
+        assert_eq!(start.elapsed(), Duration::from_millis(220), "{waits:?}");
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn lifecycle_calls_never_burst_and_keep_a_margin_over_the_period() {
         let limits = RateLimits::new(RateLimitSettings {
             lifecycle_per_second: 2.0,

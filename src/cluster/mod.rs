@@ -9,4 +9,4 @@ pub mod watch;
 
 pub use client::{ClientSettings, DeadlineExceeded};
 pub use report::{ReportError, Reporter};
-pub use watch::Watches;
+pub use watch::{WatchBackoff, Watches};

@@ -7,7 +7,10 @@
 //!   which is what gets a watch off a connection that died silently.
 //! - Retries after a failed list or watch back off from half a second to at most five
 //!   seconds (with jitter): an API server that comes back is used within seconds, and a
-//!   handful of watches retrying every five seconds costs a struggling one nothing.
+//!   handful of watches retrying every five seconds costs a struggling one nothing. The
+//!   controllers use the same backoff for their trigger streams (kube's default there
+//!   grows to 30 s and only starts over after two quiet minutes, which kept a watch down
+//!   for minutes after the API server was back).
 //! - A liveness probe per watch, fed by every event it delivers (and, through the client,
 //!   by every re-establishment), dropped with the watch.
 

@@ -28,7 +28,7 @@ use kube::{Client, Resource, ResourceExt};
 use crate::accounts::{Directory, Wake};
 use crate::api::{ConnectInstance, FINALIZER};
 use crate::aws::ConnectClient;
-use crate::cluster::{ReportError, Reporter, Watches};
+use crate::cluster::{ReportError, Reporter, WatchBackoff, Watches};
 use crate::telemetry::Metrics;
 use memory::Memory;
 pub use plan::RetryPolicy;
@@ -394,6 +394,10 @@ pub async fn run(
     let metrics = Arc::clone(&ctx.metrics);
     Controller::for_stream(stream, reader)
         .reconcile_on(wakes)
+        // The controller backs off its trigger streams again on any watch error, by default
+        // up to 30 s: the watches' own backoff instead, so a returning API server is used
+        // within seconds.
+        .trigger_backoff(WatchBackoff::default())
         .with_config(ControllerConfig::default().concurrency(concurrency))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)

@@ -150,6 +150,7 @@ pub async fn run(
                 liveness: liveness.clone(),
                 fence: Arc::clone(&fence),
                 leading: Arc::clone(&leading),
+                failing: Arc::default(),
             },
         },
         wait_true(stop_rx.clone()),

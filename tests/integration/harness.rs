@@ -105,7 +105,7 @@ async fn managed_process_is_terminated_when_its_owner_lets_go() {
             std::time::Instant::now() < deadline,
             "pid {pid} never became `sleep 300`"
         );
-        std::thread::sleep(Duration::from_millis(10));
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     drop(process);
     // Dropping waits for the exit and reaps the child, so the pid is gone (or reused by an

@@ -193,8 +193,12 @@ impl Fixture {
         tries: usize,
         done: impl Fn(&ConnectInstance) -> bool,
     ) -> ConnectInstance {
-        for _ in 0..tries {
-            let _ = self.reconcile(ctx, name).await;
+        for attempt in 0..tries {
+            // Every step on the way succeeds: a reconcile that fails each time while
+            // writing a status that looks right must not pass.
+            if let Err(e) = self.reconcile(ctx, name).await {
+                panic!("{what}: reconcile {attempt} of {name} failed: {e}");
+            }
             let object = self.get(name).await;
             if done(&object) {
                 return (*object).clone();
@@ -637,7 +641,11 @@ async fn deletion_keeps_the_finalizer_until_aws_reports_the_instance_gone() {
             released = true;
             break;
         };
-        let _ = reconciler::reconcile(Arc::new(object), Arc::clone(&restarted)).await;
+        // Until AWS reports the instance gone, a pending cleanup; then the release.
+        match reconciler::reconcile(Arc::new(object), Arc::clone(&restarted)).await {
+            Ok(action) => assert_eq!(action, Action::await_change(), "released"),
+            Err(e) => assert_eq!(e.category(), "cleanup_pending", "{e}"),
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(

@@ -218,3 +218,23 @@ pub(crate) async fn get_state(State(sim): SimState, RawQuery(query): RawQuery) -
     }))
     .into_response()
 }
+
+/// `GET /_sim/sessions`: every set of credentials AssumeRole issued, secrets included, so
+/// that tests can search logs and objects for them. (A test double's inspection endpoint:
+/// AWS has nothing like it.)
+pub(crate) async fn list_sessions(State(sim): SimState) -> Response {
+    let inner = sim.lock();
+    let sessions: Vec<Value> = inner
+        .sessions
+        .iter()
+        .map(|(access_key_id, session)| {
+            json!({
+                "accessKeyId": access_key_id,
+                "secretAccessKey": session.secret_access_key,
+                "sessionToken": session.session_token,
+                "roleArn": session.role_arn,
+            })
+        })
+        .collect();
+    Json(sessions).into_response()
+}

@@ -201,6 +201,7 @@ fn router(config: SimConfig) -> Result<Router, SimError> {
             get(control::get_config).put(control::put_config),
         )
         .route("/_sim/state", get(control::get_state))
+        .route("/_sim/sessions", get(control::list_sessions))
         .fallback(api::unknown_operation)
         .with_state(sim);
     Ok(router)

@@ -55,6 +55,8 @@ pub(crate) struct CallRecord {
     /// When the request arrived (before any injected latency), in milliseconds since the
     /// Unix epoch: comparable with times other processes on the machine write.
     pub(crate) unix_ms: u64,
+    /// The latency the faults added before the call was decided (0 when none applied).
+    pub(crate) injected_latency_ms: u64,
 }
 
 /// What a handler knows about a call before it runs.
@@ -446,6 +448,7 @@ impl Sim {
             elapsed_ms: u64::try_from(now.duration_since(self.started).as_millis())
                 .unwrap_or(u64::MAX),
             unix_ms: received_unix_ms,
+            injected_latency_ms: u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
         };
         inner.next_call_seq += 1;
         tracing::debug!(

@@ -90,6 +90,11 @@ pub(crate) fn external_id_violation(external_id: &str) -> Option<String> {
 #[derive(Clone, Debug)]
 pub(crate) struct Session {
     account_id: String,
+    /// The secret and token issued with the key: kept only so that tests can make sure
+    /// they never show up anywhere (logs, status).
+    pub(crate) secret_access_key: String,
+    pub(crate) session_token: String,
+    pub(crate) role_arn: String,
     /// `AROA…:<session name>`.
     assumed_role_id: String,
     /// `arn:aws:sts::<account>:assumed-role/<role name>/<session name>`.
@@ -417,6 +422,9 @@ fn assume_role(
     let session_token = format!("SimSessionToken{token_tail}");
     let session = Session {
         account_id: role.account_id.clone(),
+        secret_access_key: secret.clone(),
+        session_token: session_token.clone(),
+        role_arn: request.role_arn.to_owned(),
         assumed_role_id: format!(
             "{}:{}",
             derived_id("AROA", request.role_arn),

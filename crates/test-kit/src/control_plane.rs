@@ -713,14 +713,22 @@ impl PrivateControlPlane {
         self.startup
     }
 
-    /// SIGKILLs kube-apiserver, as a crash would, and waits until it has exited.
+    /// SIGKILLs kube-apiserver, as a crash would, and waits until it has exited. Fails the
+    /// test if it was not running: a fault that did not happen proves nothing.
     pub fn kill_apiserver(&mut self) {
-        process_mut(&mut self.apiserver).kill();
+        assert!(
+            process_mut(&mut self.apiserver).kill(),
+            "kube-apiserver was not running when it was to be killed"
+        );
     }
 
-    /// SIGKILLs etcd, as a crash would, and waits until it has exited.
+    /// SIGKILLs etcd, as a crash would, and waits until it has exited. Fails the test if it
+    /// was not running.
     pub fn kill_etcd(&mut self) {
-        process_mut(&mut self.etcd).kill();
+        assert!(
+            process_mut(&mut self.etcd).kill(),
+            "etcd was not running when it was to be killed"
+        );
     }
 
     /// Starts kube-apiserver again with the same flags, port and certificates; returns once
@@ -776,8 +784,8 @@ impl Drop for PrivateControlPlane {
     fn drop(&mut self) {
         // SIGKILL rather than SIGTERM: the data is thrown away, so a graceful shutdown would
         // only cost seconds. kube-apiserver first, so it does not log etcd's absence.
-        process_mut(&mut self.apiserver).kill();
-        process_mut(&mut self.etcd).kill();
+        let _ = process_mut(&mut self.apiserver).kill();
+        let _ = process_mut(&mut self.etcd).kill();
         if !keep_test_dir()
             && let Err(error) = std::fs::remove_dir_all(&self.layout.dir)
         {

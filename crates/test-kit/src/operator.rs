@@ -78,6 +78,9 @@ pub struct OperatorProcess {
     pub metrics_addr: String,
     process: Option<ManagedProcess>,
     starts: u32,
+    /// The static AWS secret access key it is given: distinctive, so that a test can make
+    /// sure it never appears in the log.
+    static_secret: String,
 }
 
 impl OperatorProcess {
@@ -89,6 +92,11 @@ impl OperatorProcess {
             metrics_addr: String::new(),
             process: None,
             starts: 0,
+            static_secret: format!(
+                "StaticSecret{}{}",
+                crate::random_suffix(12),
+                crate::random_suffix(12)
+            ),
         };
         operator.spawn().await;
         operator
@@ -96,6 +104,11 @@ impl OperatorProcess {
 
     pub fn log_path(&self) -> &Path {
         &self.log
+    }
+
+    /// The static AWS secret access key the operator was given.
+    pub fn static_secret(&self) -> &str {
+        &self.static_secret
     }
 
     pub fn log_tail(&self, lines: usize) -> String {
@@ -156,7 +169,10 @@ impl OperatorProcess {
             ),
             ("AWS_REGION".into(), "us-east-1".into()),
             ("AWS_ACCESS_KEY_ID".into(), "test".into()),
-            ("AWS_SECRET_ACCESS_KEY".into(), "test".into()),
+            (
+                "AWS_SECRET_ACCESS_KEY".into(),
+                self.static_secret.clone().into(),
+            ),
             ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
             // Plain log files (tracing-subscriber honours NO_COLOR).
             ("NO_COLOR".into(), "1".into()),
@@ -275,11 +291,17 @@ impl OperatorProcess {
             .expect("metrics body")
     }
 
-    /// SIGKILL: a crash, with no chance to clean up.
-    pub fn kill(&mut self) {
-        if let Some(mut process) = self.process.take() {
-            process.kill();
-        }
+    /// SIGKILL: a crash, with no chance to clean up. True when a running operator was
+    /// killed (not one that had already exited, or none).
+    pub fn kill(&mut self) -> bool {
+        self.process
+            .take()
+            .is_some_and(|mut process| process.kill())
+    }
+
+    /// How many times this operator was started (the first start included).
+    pub fn starts(&self) -> u32 {
+        self.starts
     }
 
     /// SIGTERM and wait (graceful shutdown).
@@ -291,7 +313,7 @@ impl OperatorProcess {
 
     /// Starts it again with the same options (after [`Self::kill`] or [`Self::stop`]).
     pub async fn restart(&mut self) {
-        self.kill();
+        let _ = self.kill();
         self.spawn().await;
     }
 

@@ -135,11 +135,15 @@ impl ManagedProcess {
         }
     }
 
-    /// SIGKILL, as a crash would: no graceful shutdown.
-    pub fn kill(&mut self) {
+    /// SIGKILL, as a crash would: no graceful shutdown. True when the process was running
+    /// and the kill is what ended it (it exited by SIGKILL); false when it had already
+    /// exited.
+    pub fn kill(&mut self) -> bool {
+        let was_running = self.exited().is_none();
         let _ = self.child.kill();
-        let _ = self.child.wait();
+        let status = self.child.wait();
         self.lifeline.take();
+        was_running && status.is_ok_and(|status| killed_by_sigkill(&status))
     }
 
     /// SIGTERM through the watchdog, then SIGKILL after the grace period; waits for exit.
@@ -157,7 +161,7 @@ impl ManagedProcess {
             std::thread::sleep(Duration::from_millis(20));
         }
         eprintln!("{} did not stop after SIGTERM; killing it", self.name);
-        self.kill();
+        let _ = self.kill();
     }
 
     /// The last `lines` lines of the log file.
@@ -170,6 +174,12 @@ impl Drop for ManagedProcess {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Whether a process ended by SIGKILL.
+fn killed_by_sigkill(status: &std::process::ExitStatus) -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    status.signal() == Some(9)
 }
 
 /// The last `lines` lines of a file, or a note why it could not be read.

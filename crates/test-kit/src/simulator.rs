@@ -113,6 +113,16 @@ fn visible_by_default() -> bool {
     true
 }
 
+/// One set of credentials the simulator's STS issued.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IssuedCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: String,
+    pub role_arn: String,
+}
+
 /// Counters of the simulated accounts: totals over the accounts and regions asked for, and
 /// each of them.
 #[derive(Clone, Debug, Deserialize)]
@@ -396,6 +406,11 @@ impl SimClient {
     }
 
     /// Counters, summed over every account and region (`GET /_sim/state`).
+    /// The credentials the simulator's STS issued (AssumeRole), secrets included.
+    pub async fn issued_credentials(&self) -> Vec<IssuedCredentials> {
+        self.get("/_sim/sessions").await
+    }
+
     pub async fn state(&self) -> SimState {
         self.get("/_sim/state").await
     }

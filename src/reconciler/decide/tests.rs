@@ -1147,6 +1147,11 @@ fn this_process_resending_recently_only_polls() {
     };
     let decision = cleanup(&inputs, &in_sync());
     assert!(decision.writes.is_empty(), "{:?}", decision.writes);
+    // What comes next: a poll at the poll interval, the finalizer kept, nothing new to
+    // report (the deletion is already recorded as requested).
+    assert_eq!(decision.then, Then::Pending(secs(5), Jitter::None));
+    assert_eq!(decision.state, None, "{:?}", decision.state);
+    assert!(decision.events.is_empty(), "{:?}", decision.events);
 }
 
 #[test]

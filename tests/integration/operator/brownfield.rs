@@ -5,8 +5,6 @@
 //! every difference in `Drifted`, converges once switched to `Manage` and stops writing at
 //! once when switched back.
 
-use std::time::Duration;
-
 use aws_sdk_connect::types::InstanceAttributeType;
 use connect_operator::api::UID_TAG;
 use kube::api::DynamicObject;
@@ -15,7 +13,7 @@ use serde_json::{Value, json};
 use test_kit::connect::{condition, describe, is_true, manifest, uid};
 use test_kit::{SimCall, kubectl_with_input};
 
-use super::{MUTATING, Scenario, set_attribute_behind_the_back, tally};
+use super::{MUTATING, Scenario, aws_view, set_attribute_behind_the_back, tally};
 
 async fn set_inbound(s: &Scenario, id: &str, value: bool) {
     set_attribute_behind_the_back(s, id, InstanceAttributeType::InboundCalls, value).await;
@@ -96,6 +94,14 @@ async fn imported_manifest_adopts_a_live_instance_writing_only_the_uid_tag() {
     let instance = s.sim.instance(&live.id).await.expect("still there");
     assert_eq!(instance.tags.get(UID_TAG), Some(&uid(&object)));
     assert_eq!(instance.tags.get("team").map(String::as_str), Some("voice"));
+    let seen = aws_view(&s, &live.id).await.expect("the adopted instance");
+    assert_eq!(
+        seen.tags.get(UID_TAG),
+        Some(&uid(&object)),
+        "the uid tag, as the SDK reads it"
+    );
+    assert_eq!(seen.tags, instance.tags);
+    assert_eq!(seen.status, "ACTIVE");
     assert_eq!(s.sim.instances().await.len(), 1, "nothing created");
     let events = s.event_summaries("brownfield").await;
     assert!(
@@ -222,7 +228,12 @@ async fn observe_only_never_writes_reports_drift_and_switches_to_manage_and_back
         .unwrap_or_default();
     assert_eq!(drift, "INBOUND_CALLS: AWS false, spec true");
     assert_eq!(ready_reason(&object).as_deref(), Some("Observed"));
-    tokio::time::sleep(Duration::from_secs(4)).await; // several drift intervals
+    // Several drift checks later (proof that it is at work), still not a single write.
+    let seen = s.connect_calls().await.len();
+    s.wait_calls(seen, 3, "three more drift checks", |c| {
+        c.operation == "ListInstanceAttributes"
+    })
+    .await;
     let calls = s.connect_calls().await;
     assert!(
         mutating(&calls).is_empty(),
@@ -277,7 +288,15 @@ async fn observe_only_never_writes_reports_drift_and_switches_to_manage_and_back
     .await;
     set_inbound(&s, &live.id, false).await;
     s.sim.clear_calls().await;
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // It sees the change (Drifted) and goes on checking, without correcting it.
+    s.wait_for("observed", "Drifted=True again", |o| {
+        is_true(o, "Drifted", Some("DriftDetected"))
+    })
+    .await;
+    s.wait_calls(0, 3, "three drift checks", |c| {
+        c.operation == "ListInstanceAttributes"
+    })
+    .await;
     let calls = s.connect_calls().await;
     assert!(mutating(&calls).is_empty(), "{:?}", tally(&calls));
     let instance = s.sim.instance(&live.id).await.expect("instance");

@@ -197,7 +197,9 @@ async fn silently_dead_api_connections_are_left_within_a_minute_and_livez_tells_
     // Back: the same process is live again and acts.
     proxy.restore();
     let restored_at = Instant::now();
-    wait_until("/livez to pass again", Duration::from_secs(90), || async {
+    // Each watch is back within a request deadline (10 s) and its longest backoff (7.5 s),
+    // twice over for luck: not the minutes a controller's own default backoff can add.
+    wait_until("/livez to pass again", Duration::from_secs(45), || async {
         match livez(&s.operator).await {
             (true, _) => Ok(()),
             (false, text) => Err(format!("{text:?}")),

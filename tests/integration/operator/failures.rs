@@ -10,8 +10,10 @@ use std::time::Duration;
 use connect_operator::aws::token::create_token;
 use connect_sim::{ConfigPatch, FaultsPatch};
 
+use serde_json::{Value, json};
 use test_kit::connect::{
-    self, basic_spec, condition, create, describe, is_true, manifest, status_str, uid, wait_gone,
+    self, basic_spec, condition, create, describe, generation, is_true, manifest, status_str, uid,
+    wait_gone,
 };
 use test_kit::{DEADLINE, SimCall, kubectl_ok, wait_until};
 
@@ -250,8 +252,26 @@ async fn creation_failed_is_stalled_without_a_second_create() {
         describe(&object)
     );
 
-    // Several poll intervals later, still a single attempt.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // A spec change makes it look again (proof that it is at work): still a single
+    // attempt, still CreationFailed.
+    s.merge_patch(
+        name,
+        json!({ "spec": { "tags": { "looked-at": "again" } } }),
+    )
+    .await;
+    let again = s
+        .wait_for(name, "the change observed", |o| {
+            o.data
+                .pointer("/status/observedGeneration")
+                .and_then(Value::as_i64)
+                == Some(generation(o))
+        })
+        .await;
+    assert!(
+        is_true(&again, "Stalled", Some("CreationFailed")),
+        "{}",
+        describe(&again)
+    );
     let calls = s.connect_calls().await;
     assert_eq!(count(&calls, "CreateInstance"), 1, "{:?}", tally(&calls));
     assert!(

@@ -293,19 +293,21 @@ async fn settled(api: &Api<DynamicObject>, names: &[String]) -> (usize, usize) {
     (ready, refused)
 }
 
-/// Applies more objects than the budget allows, then deletes them all, while `crash` is
-/// called every few hundred milliseconds; returns how many crashes there were.
+/// Creates `objects` objects in `account`, deletes them once each is Ready or refused by the
+/// budget, and calls `crash` at random moments all along, until every object is gone and
+/// `crash` has really crashed something at least `min_kills` times (it says whether it
+/// did). Returns the number of real kills.
 async fn churn_under_crashes<F, Fut>(
     s: &Scenario,
     account: &str,
     budget: usize,
     objects: usize,
-    min_crashes: usize,
+    min_kills: usize,
     mut crash: F,
 ) -> usize
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = ()>,
+    Fut: std::future::Future<Output = bool>,
 {
     let suffix = random_suffix(5);
     let names: Vec<String> = (0..objects).map(|i| format!("churn-{i}")).collect();
@@ -318,20 +320,21 @@ where
         .expect("create");
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(240);
-    let mut crashes = 0;
+    let mut kills = 0;
     let mut deleting = false;
     loop {
         assert!(
             std::time::Instant::now() < deadline,
-            "no progress after {crashes} crashes: {:?}",
+            "no progress after {kills} kills: {:?}",
             settled(&s.api, &names).await
         );
         tokio::time::sleep(Duration::from_millis(fastrand::u64(150..700))).await;
-        crash().await;
-        crashes += 1;
+        if crash().await {
+            kills += 1;
+        }
         if !deleting {
             let (ready, refused) = settled(&s.api, &names).await;
-            if ready + refused == objects && crashes >= min_crashes / 2 {
+            if ready + refused == objects && kills >= min_kills / 2 {
                 assert_eq!(ready, budget, "{ready} Ready, {refused} refused");
                 for name in &names {
                     s.api
@@ -348,9 +351,9 @@ where
             .expect("list")
             .items
             .is_empty()
-            && crashes >= min_crashes
+            && kills >= min_kills
         {
-            return crashes;
+            return kills;
         }
     }
 }
@@ -495,26 +498,58 @@ async fn sigkills_at_random_moments_neither_lose_nor_double_an_attempt() {
     let operator = std::sync::Arc::new(tokio::sync::Mutex::new(operator));
     let account = format!("churn-{}", random_suffix(5));
     apply_account(&s, &account, 4).await;
-    let crashes = {
+    let kills = {
         let operator = operator.clone();
         churn_under_crashes(&s, &account, 4, 7, 50, move || {
             let operator = operator.clone();
             async move {
                 let mut operator = operator.lock().await;
-                operator.kill();
+                // A kill counts only if it ended a running operator by SIGKILL.
+                let killed = operator.kill();
                 operator.restart().await;
+                killed
             }
         })
         .await
     };
-    eprintln!("{TEST}: {crashes} SIGKILLs");
-    assert!(crashes >= 50);
+    // Every kill was of a running process, and each was followed by a start of its own:
+    // the operator's log shows one start more than there were kills.
+    let operator = operator.lock().await;
+    let log = std::fs::read_to_string(operator.log_path()).expect("the operator's log");
+    let starts = log.matches("=== test harness: start #").count();
+    eprintln!("{TEST}: {kills} SIGKILLs, {starts} starts");
+    assert!(kills >= 50, "only {kills} real kills");
+    assert_eq!(starts, kills + 1, "one start per kill, and the first");
+    assert_eq!(operator.starts() as usize, starts);
+    drop(operator);
     assert_ledger_is_the_truth(&s, &account, 4).await;
     accounts(&s.client)
         .delete(&account, &DeleteParams::default())
         .await
         .expect("delete account");
     wait_gone(&accounts(&s.client), &account, DEADLINE).await;
+}
+
+/// Who holds the Lease (an API error fails the test: it must not read as "nobody").
+async fn lease_holder(leases: &Api<Lease>, name: &str) -> Option<String> {
+    leases
+        .get_opt(name)
+        .await
+        .expect("reading the Lease")
+        .and_then(|l| l.spec)
+        .and_then(|spec| spec.holder_identity)
+        .filter(|holder| !holder.is_empty())
+}
+
+/// The Lease's `leaseTransitions` (0 before it exists).
+async fn lease_transitions(leases: &Api<Lease>, name: &str) -> i64 {
+    leases
+        .get_opt(name)
+        .await
+        .expect("reading the Lease")
+        .and_then(|l| l.spec)
+        .and_then(|spec| spec.lease_transitions)
+        .map_or(0, i64::from)
 }
 
 #[tokio::test]
@@ -561,53 +596,61 @@ async fn leader_changes_neither_lose_nor_double_an_attempt() {
     let account = format!("leaders-{}", random_suffix(5));
     apply_account(&s, &account, 3).await;
     let leases: Api<Lease> = Api::namespaced(s.client.clone(), &s.namespace);
-    let crashes = {
+    let transitions_before = lease_transitions(&leases, &lease).await;
+    let kills = {
         let replicas = replicas.clone();
+        let leases = leases.clone();
+        let lease = lease.clone();
         churn_under_crashes(&s, &account, 3, 5, 10, move || {
             let replicas = replicas.clone();
             let leases = leases.clone();
             let lease = lease.clone();
             async move {
                 // Let a leader work a little, then kill whichever replica holds the Lease
-                // and start it again (as a follower, until it wins the Lease back).
+                // and start it again (as a follower, until it wins the Lease back). A kill
+                // counts only if it ended the running holder and the other replica then
+                // took the Lease.
                 tokio::time::sleep(Duration::from_millis(fastrand::u64(1500..3000))).await;
-                let holder = leases
-                    .get_opt(&lease)
-                    .await
-                    .ok()
-                    .flatten()
-                    .and_then(|l| l.spec)
-                    .and_then(|spec| spec.holder_identity);
+                let Some(holder) = lease_holder(&leases, &lease).await else {
+                    return false;
+                };
                 let mut replicas = replicas.lock().await;
-                if let Some((killed, leader)) = replicas
-                    .iter_mut()
-                    .find(|(id, _)| Some(*id) == holder.as_deref())
-                {
-                    leader.kill();
-                    // The other replica takes the Lease once it expires; only then does
-                    // the killed one come back, as a follower.
-                    let killed = *killed;
-                    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-                    while std::time::Instant::now() < deadline {
-                        let now_held = leases
-                            .get_opt(&lease)
-                            .await
-                            .ok()
-                            .flatten()
-                            .and_then(|l| l.spec)
-                            .and_then(|spec| spec.holder_identity);
-                        if now_held.as_deref().is_some_and(|h| h != killed) {
-                            break;
-                        }
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                    }
-                    leader.restart().await;
+                let Some((killed, leader)) =
+                    replicas.iter_mut().find(|(id, _)| *id == holder.as_str())
+                else {
+                    panic!("the Lease is held by {holder}, which is no replica");
+                };
+                if !leader.kill() {
+                    panic!("the holder {killed} was not running");
                 }
+                // The other replica takes the Lease once it expires; only then does the
+                // killed one come back, as a follower.
+                let killed = *killed;
+                test_kit::wait_until(
+                    "the other replica to take the Lease",
+                    Duration::from_secs(30),
+                    || async {
+                        match lease_holder(&leases, &lease).await {
+                            Some(now) if now != killed => Ok(()),
+                            other => Err(format!("held by {other:?}")),
+                        }
+                    },
+                )
+                .await;
+                leader.restart().await;
+                true
             }
         })
         .await
     };
-    eprintln!("leader churn: {crashes} leader kills");
+    // Each kill handed the Lease to the other replica: the Lease counted a transition each.
+    let transitions = lease_transitions(&leases, &lease).await - transitions_before;
+    eprintln!("leader churn: {kills} leader kills, {transitions} Lease transitions");
+    assert!(kills >= 10, "only {kills} leader kills");
+    assert!(
+        transitions >= kills as i64,
+        "{transitions} Lease transitions for {kills} kills"
+    );
     assert_ledger_is_the_truth(&s, &account, 3).await;
     // The leader releases the account once nothing uses it.
     accounts(&s.client)

@@ -16,14 +16,15 @@ use test_kit::connect::{
 };
 use test_kit::{DEADLINE, SimCall, kubectl, kubectl_ok};
 
-use super::{Scenario, assert_ready_and_settled, assert_steady, count, count_ok, tally};
+use super::{Scenario, assert_ready_and_settled, assert_steady, aws_view, count, count_ok, tally};
 
 #[tokio::test]
 async fn create_becomes_ready_with_one_uid_token_create_instance() {
     let s = Scenario::start(
         "create_becomes_ready_with_one_uid_token_create_instance",
         &["--creation-delay", "1s"],
-        &[],
+        // Drift checks every second, so that the steady state is seen under them.
+        &[("drift-interval", "1s")],
     )
     .await;
     let name = "support-center";
@@ -96,6 +97,28 @@ async fn create_becomes_ready_with_one_uid_token_create_instance() {
         Some("42")
     );
     assert_eq!(instance.tags.get(connect::UID_TAG), Some(&uid));
+    // The same, as the real SDK reads it back.
+    let seen = aws_view(&s, &instance_id)
+        .await
+        .expect("the instance exists");
+    assert_eq!(seen.status, "ACTIVE");
+    assert_eq!(seen.alias.as_deref(), Some("support-center-e2e"));
+    for (attribute, value) in [
+        ("INBOUND_CALLS", "true"),
+        ("OUTBOUND_CALLS", "false"),
+        ("CONTACTFLOW_LOGS", "true"),
+        ("CONTACT_LENS", "false"),
+    ] {
+        assert_eq!(
+            seen.attributes.get(attribute).map(String::as_str),
+            Some(value),
+            "{attribute}: {seen:?}"
+        );
+    }
+    assert_eq!(
+        seen.tags, instance.tags,
+        "the SDK and the simulator agree on the tags"
+    );
 
     let calls = s.connect_calls().await;
     let creates: Vec<&SimCall> = calls
@@ -124,7 +147,7 @@ async fn create_becomes_ready_with_one_uid_token_create_instance() {
         "printer columns: {printed}"
     );
 
-    assert_steady(&s, name, Duration::from_secs(3)).await;
+    assert_steady(&s, name, 2).await;
     eprintln!(
         "create scenario calls: {:?}",
         tally(&s.connect_calls().await)
@@ -148,7 +171,7 @@ async fn spec_change_sends_only_the_needed_attribute_and_tag_calls() {
     let s = Scenario::start(
         "spec_change_sends_only_the_needed_attribute_and_tag_calls",
         &["--creation-delay", "500ms"],
-        &[],
+        &[("drift-interval", "1s")],
     )
     .await;
     let name = "sales";
@@ -211,8 +234,24 @@ async fn spec_change_sends_only_the_needed_attribute_and_tag_calls() {
     .map(|(key, value)| (key.to_owned(), value.to_owned()))
     .collect();
     assert_eq!(instance.tags, expected);
+    let seen = aws_view(&s, &instance_id)
+        .await
+        .expect("the instance exists");
+    assert_eq!(seen.tags, expected, "the tags, as the SDK reads them");
+    for (attribute, value) in [
+        ("OUTBOUND_CALLS", "true"),
+        ("INBOUND_CALLS", "true"),
+        ("CONTACTFLOW_LOGS", "false"),
+        ("CONTACT_LENS", "false"),
+    ] {
+        assert_eq!(
+            seen.attributes.get(attribute).map(String::as_str),
+            Some(value),
+            "{attribute}: {seen:?}"
+        );
+    }
 
-    assert_steady(&s, name, Duration::from_secs(3)).await;
+    assert_steady(&s, name, 2).await;
 }
 
 #[tokio::test]
@@ -280,6 +319,10 @@ async fn kubectl_delete_sends_uid_token_and_keeps_finalizer_until_not_found() {
     assert!(
         !gone.success && gone.stderr.contains("NotFound"),
         "{gone:?}"
+    );
+    assert!(
+        aws_view(&s, &instance_id).await.is_none(),
+        "the SDK still finds the instance"
     );
 
     let calls = s.connect_calls().await;

@@ -36,7 +36,6 @@ mod safety;
 mod undocumented;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use kube::Client;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
@@ -187,6 +186,54 @@ impl Scenario {
         }
     }
 
+    /// Waits until at least `n` of the Connect calls after the first `from` of the log match
+    /// `accept`; returns them.
+    async fn wait_calls(
+        &self,
+        from: usize,
+        n: usize,
+        what: &str,
+        accept: impl Fn(&SimCall) -> bool,
+    ) -> Vec<SimCall> {
+        test_kit::wait_until(what, DEADLINE, || async {
+            let calls = self.connect_calls().await;
+            let matching: Vec<SimCall> = calls[from.min(calls.len())..]
+                .iter()
+                .filter(|c| accept(c))
+                .cloned()
+                .collect();
+            if matching.len() >= n {
+                Ok(matching)
+            } else {
+                Err(format!("{} of {n}: {:?}", matching.len(), tally(&calls)))
+            }
+        })
+        .await
+    }
+
+    /// How many reconciles the operator has started (`connect_operator_reconciles_total`).
+    async fn reconciles(&self) -> f64 {
+        let text = self.operator.metrics().await;
+        text.lines()
+            .find_map(|line| line.strip_prefix("connect_operator_reconciles_total "))
+            .and_then(|value| value.trim().parse().ok())
+            .expect("connect_operator_reconciles_total in /metrics")
+    }
+
+    /// Waits until the operator has started `more` reconciles since it had started `since`:
+    /// proof that it is at work in a window where it must not write.
+    async fn wait_reconciles(&self, since: f64, more: f64, what: &str) {
+        test_kit::wait_until(what, DEADLINE, || async {
+            let now = self.reconciles().await;
+            if now >= since + more {
+                Ok(())
+            } else {
+                Err(format!("{now} reconciles, waiting for {}", since + more))
+            }
+        })
+        .await;
+    }
+
     async fn get(&self, name: &str) -> DynamicObject {
         self.api.get(name).await.expect("object exists")
     }
@@ -250,6 +297,64 @@ fn someone_else(s: &Scenario) -> aws_sdk_connect::Client {
         .retry_config(RetryConfig::disabled())
         .build();
     aws_sdk_connect::Client::from_conf(config)
+}
+
+/// An instance as the real SDK reads it back over HTTP: a witness besides the simulator's
+/// own `/_sim` view, so that a simulator that agrees with itself cannot hide a wrong answer.
+#[derive(Debug)]
+struct AwsView {
+    status: String,
+    alias: Option<String>,
+    /// Every attribute ListInstanceAttributes reports, `INBOUND_CALLS` and
+    /// `OUTBOUND_CALLS` included, by AWS's name.
+    attributes: BTreeMap<String, String>,
+    tags: BTreeMap<String, String>,
+}
+
+/// Reads an instance back through the SDK: DescribeInstance, ListInstanceAttributes (all
+/// pages), ListTagsForResource. `None` when AWS says it does not exist.
+async fn aws_view(s: &Scenario, id: &str) -> Option<AwsView> {
+    use aws_sdk_connect::error::ProvideErrorMetadata;
+    let client = someone_else(s);
+    let described = match client.describe_instance().instance_id(id).send().await {
+        Ok(out) => out,
+        Err(e) if e.code() == Some("ResourceNotFoundException") => return None,
+        Err(e) => panic!("DescribeInstance {id}: {e:?}"),
+    };
+    let instance = described.instance().expect("an instance");
+    let mut attributes = BTreeMap::new();
+    let mut pages = client
+        .list_instance_attributes()
+        .instance_id(id)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        for attribute in page.expect("ListInstanceAttributes").attributes() {
+            if let (Some(kind), Some(value)) = (attribute.attribute_type(), attribute.value()) {
+                attributes.insert(kind.as_str().to_owned(), value.to_owned());
+            }
+        }
+    }
+    let tags = client
+        .list_tags_for_resource()
+        .resource_arn(instance.arn().expect("an ARN"))
+        .send()
+        .await
+        .expect("ListTagsForResource")
+        .tags()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    Some(AwsView {
+        status: instance
+            .instance_status()
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_default(),
+        alias: instance.instance_alias().map(str::to_owned),
+        attributes,
+        tags,
+    })
 }
 
 /// Sets one boolean attribute of an instance from outside the operator.
@@ -324,12 +429,21 @@ fn assert_ready_and_settled(object: &DynamicObject) {
     }
 }
 
-/// Asserts that, over `window`, the operator makes no change in AWS and no write to the
-/// object (steady state: no hot loop from its own status writes).
-async fn assert_steady(scenario: &Scenario, name: &str, window: Duration) {
+/// Asserts steady state: while the operator checks the instance for drift at least
+/// `drift_checks` times (proof that it is at work, not stuck), it makes no change in AWS and
+/// no write to the object (no hot loop from its own status writes).
+async fn assert_steady(scenario: &Scenario, name: &str, drift_checks: usize) {
     let before = scenario.get(name).await;
+    let id = connect::status_str(&before, "instanceId").expect("an instance id");
     let calls_before = scenario.connect_calls().await.len();
-    tokio::time::sleep(window).await;
+    scenario
+        .wait_calls(
+            calls_before,
+            drift_checks,
+            "drift checks of the instance",
+            |c| c.operation == "DescribeInstance" && c.instance_id.as_deref() == Some(id.as_str()),
+        )
+        .await;
     let after = scenario.get(name).await;
     assert_eq!(
         before.metadata.resource_version,

@@ -3,7 +3,7 @@
 //! recovers when the quota is raised; the lifecycle attempt limit on delete keeps the
 //! finalizer (and the instance) until the deletion policy is switched to Retain.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use connect_operator::aws::token::{create_token, delete_token};
 use connect_sim::ConfigPatch;
@@ -62,8 +62,12 @@ async fn instance_quota_sets_quota_exceeded_and_recovers_when_raised() {
     );
     assert!(status_str(&object, "instanceId").is_none());
 
-    // Over a window of several retry intervals, at most one attempt per interval.
-    tokio::time::sleep(Duration::from_secs(7)).await;
+    // Over a window of retry intervals (until it has tried again twice: proof that it
+    // retries at all), at most one attempt per interval.
+    s.wait_calls(0, 3, "two retries of the create", |c| {
+        c.operation == "CreateInstance"
+    })
+    .await;
     let calls = s.connect_calls().await;
     let creates: Vec<&SimCall> = calls
         .iter()
@@ -170,7 +174,12 @@ async fn lifecycle_limit_on_delete_keeps_finalizer_until_switched_to_retain() {
         describe(&object)
     );
 
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    // Until it has tried again (proof that it retries, slowly): the finalizer stays.
+    let tried = s.connect_calls().await.len();
+    s.wait_calls(tried, 1, "the delete retried", |c| {
+        c.operation == "DeleteInstance"
+    })
+    .await;
     let object = s.get(name).await;
     assert!(
         has_finalizer(&object),

@@ -6,8 +6,6 @@
 //! admission policies applied, `kubectl delete` of a protected object and of the CRD is
 //! denied with a message saying how to lift it, while unprotected objects delete normally.
 
-use std::time::Duration;
-
 use aws_sdk_connect::types::InstanceAttributeType;
 use kube::api::DynamicObject;
 use serde_json::{Value, json};
@@ -70,10 +68,17 @@ async fn paused_objects_make_no_aws_call_and_resume_when_unpaused() {
     );
     set_outbound_behind_the_back(&s, &id, true).await;
     s.sim.clear_calls().await;
-    // Several drift intervals, a spec change among them: not a single AWS call.
+    // A spec change, which the operator does take up (proof that it is at work): not a
+    // single AWS call.
+    let reconciles = s.reconciles().await;
     s.merge_patch("quiet", json!({ "spec": { "tags": { "team": "paused" } } }))
         .await;
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    s.wait_reconciles(
+        reconciles,
+        1.0,
+        "the paused object's spec change reconciled",
+    )
+    .await;
     let calls = s.connect_calls().await;
     assert!(
         calls.is_empty(),
@@ -115,11 +120,19 @@ async fn paused_objects_make_no_aws_call_and_resume_when_unpaused() {
     )
     .await;
     assert!(output.success, "{output:?}");
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The operator takes up the deletion (it says why it waits) and keeps the finalizer.
+    let events = test_kit::wait_until("the DeletionPaused event", DEADLINE, || async {
+        let events = s.event_summaries("quiet").await;
+        if events.iter().any(|(_, r, _)| r == "DeletionPaused") {
+            Ok(events)
+        } else {
+            Err(format!("{events:?}"))
+        }
+    })
+    .await;
     let object = s.get("quiet").await;
     assert!(has_finalizer(&object), "{}", describe(&object));
     assert!(s.sim.calls_of("DeleteInstance").await.is_empty());
-    let events = s.event_summaries("quiet").await;
     assert!(
         events.iter().any(|(_, r, _)| r == "DeletionPaused"),
         "{events:?}"
@@ -213,7 +226,10 @@ async fn a_protected_object_is_never_deleted_by_the_operator_until_protection_is
         .map(|c| c.message)
         .unwrap_or_default();
     assert!(message.contains("deletionProtection to false"), "{message}");
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // It keeps looking at the pending deletion (proof that it is at work) and never deletes.
+    let reconciles = s.reconciles().await;
+    s.wait_reconciles(reconciles, 2.0, "the protected deletion looked at again")
+        .await;
     assert!(has_finalizer(&s.get("guarded").await));
     assert!(s.sim.calls_of("DeleteInstance").await.is_empty());
     assert!(s.sim.instance(&id).await.is_some());

@@ -102,8 +102,21 @@ async fn lifecycle_stays_exact_when_aws_answers_the_undocumented_questions_the_o
         }
     })
     .await;
-    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-    let doomed = s.get("doomed").await;
+    // Gone from AWS, looked at again (a spec change, proof that it is at work): still
+    // CreationFailed, never re-created.
+    s.merge_patch(
+        "doomed",
+        serde_json::json!({ "spec": { "tags": { "looked-at": "again" } } }),
+    )
+    .await;
+    let doomed = s
+        .wait_for("doomed", "the change observed", |o| {
+            o.data
+                .pointer("/status/observedGeneration")
+                .and_then(serde_json::Value::as_i64)
+                == Some(test_kit::connect::generation(o))
+        })
+        .await;
     assert_eq!(
         condition(&doomed, "Ready").map(|c| c.reason).as_deref(),
         Some("CreationFailed")
