@@ -40,6 +40,27 @@ OPERATIONS = [
     "ListTagsForResource",
 ]
 
+# The instance-configuration operations (run_configuration_checks).
+CONFIGURATION_OPERATIONS = [
+    "AssociateInstanceStorageConfig",
+    "DescribeInstanceStorageConfig",
+    "ListInstanceStorageConfigs",
+    "UpdateInstanceStorageConfig",
+    "DisassociateInstanceStorageConfig",
+    "AssociateApprovedOrigin",
+    "ListApprovedOrigins",
+    "DisassociateApprovedOrigin",
+    "AssociateLambdaFunction",
+    "ListLambdaFunctions",
+    "DisassociateLambdaFunction",
+    "AssociateBot",
+    "ListBots",
+    "DisassociateBot",
+    "AssociateSecurityKey",
+    "ListSecurityKeys",
+    "DisassociateSecurityKey",
+]
+
 
 class Checks:
     def __init__(self):
@@ -175,12 +196,13 @@ def run(base, checks):
             "instanceQuota": len(control.request("GET", "/_sim/instances")) + 10,
             "lifecycleAttemptLimit": control.state()["lifecycleAttempts"] + 100,
             "failCreationAliasPattern": "^botofail-",
-            "rateLimits": {op: None for op in OPERATIONS},
+            "rateLimits": {op: None for op in OPERATIONS + CONFIGURATION_OPERATIONS},
             "faults": {"serverErrorRatio": 0, "latencyMs": 0, "dropConnectionRatio": 0, "operations": []},
         }
     )
     try:
         run_checks(client, control, checks, model_types, alias_a, alias_b, alias_c, alias_fail)
+        run_configuration_checks(client, control, checks, suffix)
         run_undocumented_checks(client, control, checks, model_types, suffix)
         run_sts_checks(base, client, control, checks, suffix)
     finally:
@@ -371,6 +393,126 @@ def run_checks(client, control, checks, model_types, alias_a, alias_b, alias_c, 
     checks.check(throttled and throttled[-1]["status"] == 429, "call log records the throttled call")
     seen_ops = {c["operation"] for c in calls}
     checks.check(set(OPERATIONS) <= seen_ops, f"every operation was exercised ({sorted(set(OPERATIONS) - seen_ops)})")
+
+
+def run_configuration_checks(client, control, checks, suffix):
+    """Storage configurations and the other associations, as botocore's model has them."""
+    alias = f"boto-cfg-{suffix}"
+    instance_id = client.create_instance(IdentityManagementType="CONNECT_MANAGED", InstanceAlias=alias,
+                                         InboundCallsEnabled=True, OutboundCallsEnabled=True)["Id"]
+    checks.error(lambda: client.list_approved_origins(InstanceId=instance_id), "InvalidRequestException", 400,
+                 "configuration before the instance is ACTIVE")
+    wait_for_status(client, instance_id, "ACTIVE")
+    kms = {"EncryptionType": "KMS", "KeyId": "arn:aws:kms:us-east-1:111122223333:key/abcd"}
+
+    # Storage configurations
+    token = f"boto-storage-{suffix}"
+    s3 = {"StorageType": "S3", "S3Config": {"BucketName": "rec", "BucketPrefix": "calls", "EncryptionConfig": kms}}
+    first = client.associate_instance_storage_config(InstanceId=instance_id, ResourceType="CALL_RECORDINGS",
+                                                     StorageConfig=s3, ClientToken=token)
+    association = first.get("AssociationId")
+    checks.check(isinstance(association, str) and len(association) == 64, "AssociationId of a storage config")
+    again = client.associate_instance_storage_config(InstanceId=instance_id, ResourceType="CALL_RECORDINGS",
+                                                     StorageConfig=s3, ClientToken=token)
+    checks.equal(again.get("AssociationId"), association, "a replayed association answers the same id")
+    checks.error(lambda: client.associate_instance_storage_config(
+        InstanceId=instance_id, ResourceType="CALL_RECORDINGS", StorageConfig=s3),
+        "ResourceConflictException", 409, "a second storage config of one type")
+    checks.error(lambda: client.associate_instance_storage_config(
+        InstanceId=instance_id, ResourceType="AGENT_EVENTS", StorageConfig=s3),
+        "InvalidRequestException", 400, "agent events to S3", message_contains="AGENT_EVENTS")
+    listed = client.list_instance_storage_configs(InstanceId=instance_id, ResourceType="CALL_RECORDINGS")
+    checks.equal([c.get("AssociationId") for c in listed["StorageConfigs"]], [association],
+                 "ListInstanceStorageConfigs of the type")
+    checks.equal(listed["StorageConfigs"][0].get("S3Config"), s3["S3Config"], "S3Config round trip")
+    video = {"StorageType": "KINESIS_VIDEO_STREAM",
+             "KinesisVideoStreamConfig": {"Prefix": "media", "RetentionPeriodHours": 0, "EncryptionConfig": kms}}
+    media = client.associate_instance_storage_config(InstanceId=instance_id, ResourceType="MEDIA_STREAMS",
+                                                     StorageConfig=video)["AssociationId"]
+    described = client.describe_instance_storage_config(InstanceId=instance_id, AssociationId=media,
+                                                         ResourceType="MEDIA_STREAMS")["StorageConfig"]
+    checks.equal(described["KinesisVideoStreamConfig"]["Prefix"], f"media-connect-{alias}-contact-",
+                 "the Kinesis Video prefix as AWS echoes it")
+    checks.equal(described["KinesisVideoStreamConfig"]["RetentionPeriodHours"], 0, "RetentionPeriodHours")
+    firehose = {"StorageType": "KINESIS_FIREHOSE",
+                "KinesisFirehoseConfig": {"FirehoseArn": "arn:aws:firehose:us-east-1:111122223333:deliverystream/c"}}
+    stream = {"StorageType": "KINESIS_STREAM",
+              "KinesisStreamConfig": {"StreamArn": "arn:aws:kinesis:us-east-1:111122223333:stream/c"}}
+    ctr = client.associate_instance_storage_config(InstanceId=instance_id, ResourceType="CONTACT_TRACE_RECORDS",
+                                                   StorageConfig=stream)["AssociationId"]
+    client.update_instance_storage_config(InstanceId=instance_id, AssociationId=ctr,
+                                          ResourceType="CONTACT_TRACE_RECORDS", StorageConfig=firehose,
+                                          ClientToken=f"boto-update-{suffix}")
+    ctrs = client.list_instance_storage_configs(InstanceId=instance_id, ResourceType="CONTACT_TRACE_RECORDS")
+    checks.equal([(c["AssociationId"], c["StorageType"]) for c in ctrs["StorageConfigs"]],
+                 [(ctr, "KINESIS_FIREHOSE")], "UpdateInstanceStorageConfig keeps the association")
+    client.disassociate_instance_storage_config(InstanceId=instance_id, AssociationId=ctr,
+                                                ResourceType="CONTACT_TRACE_RECORDS",
+                                                ClientToken=f"boto-disassociate-{suffix}")
+    checks.error(lambda: client.describe_instance_storage_config(
+        InstanceId=instance_id, AssociationId=ctr, ResourceType="CONTACT_TRACE_RECORDS"),
+        "ResourceNotFoundException", 404, "a disassociated storage config")
+
+    # Approved origins, Lambda functions, Lex V2 bots
+    client.associate_approved_origin(InstanceId=instance_id, Origin="https://crm.example.com",
+                                     ClientToken=f"boto-origin-{suffix}")
+    checks.error(lambda: client.associate_approved_origin(InstanceId=instance_id, Origin="https://crm.example.com"),
+                 "ResourceConflictException", 409, "an origin twice")
+    checks.equal(client.list_approved_origins(InstanceId=instance_id)["Origins"], ["https://crm.example.com"],
+                 "ListApprovedOrigins")
+    client.disassociate_approved_origin(InstanceId=instance_id, Origin="https://crm.example.com")
+    checks.equal(client.list_approved_origins(InstanceId=instance_id)["Origins"], [], "origin disassociated")
+    functions = [f"arn:aws:lambda:us-east-1:111122223333:function:f{n}" for n in range(30)]
+    for arn in functions:
+        client.associate_lambda_function(InstanceId=instance_id, FunctionArn=arn)
+    page = client.list_lambda_functions(InstanceId=instance_id)
+    checks.equal(len(page["LambdaFunctions"]), 25, "ListLambdaFunctions page size")
+    paged = [f for p in client.get_paginator("list_lambda_functions").paginate(InstanceId=instance_id)
+             for f in p["LambdaFunctions"]]
+    checks.equal(paged, functions, "boto3's paginator sees every function")
+    client.disassociate_lambda_function(InstanceId=instance_id, FunctionArn=functions[0])
+    checks.error(lambda: client.disassociate_lambda_function(InstanceId=instance_id, FunctionArn=functions[0]),
+                 "ResourceNotFoundException", 404, "a function not associated")
+    bot = "arn:aws:lex:us-east-1:111122223333:bot-alias/BOT/ALIAS"
+    client.associate_bot(InstanceId=instance_id, LexV2Bot={"AliasArn": bot})
+    checks.equal(client.list_bots(InstanceId=instance_id, LexVersion="V2")["LexBots"],
+                 [{"LexV2Bot": {"AliasArn": bot}}], "ListBots V2")
+    checks.error(lambda: client.associate_bot(InstanceId=instance_id, LexBot={"Name": "x", "LexRegion": "us-east-1"}),
+                 "InvalidRequestException", 400, "a Lex V1 bot")
+    client.disassociate_bot(InstanceId=instance_id, LexV2Bot={"AliasArn": bot})
+    checks.equal(client.list_bots(InstanceId=instance_id, LexVersion="V2")["LexBots"], [], "bot disassociated")
+
+    # Security keys
+    body = "A" * 200
+    key = "-----BEGIN PUBLIC KEY-----\r\n" + "\r\n".join(body[i:i + 76] for i in range(0, 200, 76)) + \
+          "\r\n-----END PUBLIC KEY-----"
+    key_id = client.associate_security_key(InstanceId=instance_id, Key=key)["AssociationId"]
+    client.associate_security_key(InstanceId=instance_id, Key=key.replace("A", "B"))
+    checks.error(lambda: client.associate_security_key(InstanceId=instance_id, Key=key.replace("A", "C")),
+                 "ServiceQuotaExceededException", 402, "a third security key")
+    keys = client.list_security_keys(InstanceId=instance_id)["SecurityKeys"]
+    checks.equal(len(keys), 2, "ListSecurityKeys")
+    checks.equal(keys[0]["AssociationId"], key_id, "the key's AssociationId")
+    checks.check(is_aware_datetime(keys[0].get("CreationTime")), "CreationTime parses to an aware datetime")
+    expected = "-----BEGIN PUBLIC KEY-----\n" + "\n".join(body[i:i + 64] for i in range(0, 200, 64)) + \
+               "\n-----END PUBLIC KEY-----"
+    checks.equal(keys[0]["Key"], expected, "the key as AWS echoes it")
+    client.disassociate_security_key(InstanceId=instance_id, AssociationId=key_id,
+                                     ClientToken=f"boto-key-{suffix}")
+    checks.equal(len(client.list_security_keys(InstanceId=instance_id)["SecurityKeys"]), 1, "key disassociated")
+
+    calls = control.calls()
+    # botocore fills in a random ClientToken where the caller gives none (idempotencyToken
+    # members), so each operation has several: look for the ones given here.
+    tokens = {(c["operation"], c["clientToken"]) for c in calls if c.get("clientToken")}
+    checks.check(("DisassociateInstanceStorageConfig", f"boto-disassociate-{suffix}") in tokens,
+                 "a Disassociate ClientToken (query parameter) in the call log")
+    checks.check(("AssociateApprovedOrigin", f"boto-origin-{suffix}") in tokens,
+                 "an Associate ClientToken (body) in the call log")
+    seen_ops = {c["operation"] for c in calls}
+    missing = sorted(set(CONFIGURATION_OPERATIONS) - seen_ops)
+    checks.check(not missing, f"every configuration operation was exercised ({missing})")
+    client.delete_instance(InstanceId=instance_id)
 
 
 def listed_ids(client):

@@ -34,6 +34,40 @@ pub enum Operation {
     UntagResource,
     /// `GET /tags/{resourceArn}`
     ListTagsForResource,
+    /// `PUT /instance/{InstanceId}/storage-config`
+    AssociateInstanceStorageConfig,
+    /// `GET /instance/{InstanceId}/storage-config/{AssociationId}`
+    DescribeInstanceStorageConfig,
+    /// `GET /instance/{InstanceId}/storage-configs`
+    ListInstanceStorageConfigs,
+    /// `POST /instance/{InstanceId}/storage-config/{AssociationId}`
+    UpdateInstanceStorageConfig,
+    /// `DELETE /instance/{InstanceId}/storage-config/{AssociationId}`
+    DisassociateInstanceStorageConfig,
+    /// `PUT /instance/{InstanceId}/approved-origin`
+    AssociateApprovedOrigin,
+    /// `GET /instance/{InstanceId}/approved-origins`
+    ListApprovedOrigins,
+    /// `DELETE /instance/{InstanceId}/approved-origin`
+    DisassociateApprovedOrigin,
+    /// `PUT /instance/{InstanceId}/lambda-function`
+    AssociateLambdaFunction,
+    /// `GET /instance/{InstanceId}/lambda-functions`
+    ListLambdaFunctions,
+    /// `DELETE /instance/{InstanceId}/lambda-function`
+    DisassociateLambdaFunction,
+    /// `PUT /instance/{InstanceId}/bot`
+    AssociateBot,
+    /// `GET /instance/{InstanceId}/bots`
+    ListBots,
+    /// `POST /instance/{InstanceId}/bot`
+    DisassociateBot,
+    /// `PUT /instance/{InstanceId}/security-key`
+    AssociateSecurityKey,
+    /// `GET /instance/{InstanceId}/security-keys`
+    ListSecurityKeys,
+    /// `DELETE /instance/{InstanceId}/security-key/{AssociationId}`
+    DisassociateSecurityKey,
     /// STS `POST /` `Action=AssumeRole` (query protocol).
     AssumeRole,
     /// STS `POST /` `Action=GetCallerIdentity` (query protocol).
@@ -43,7 +77,7 @@ pub enum Operation {
 impl Operation {
     /// Every Connect operation, in a stable order: the ones with rate limits, and the ones
     /// faults apply to when `faults.operations` is empty.
-    pub const ALL: [Operation; 10] = [
+    pub const ALL: [Operation; 27] = [
         Self::CreateInstance,
         Self::DescribeInstance,
         Self::ListInstances,
@@ -54,6 +88,23 @@ impl Operation {
         Self::TagResource,
         Self::UntagResource,
         Self::ListTagsForResource,
+        Self::AssociateInstanceStorageConfig,
+        Self::DescribeInstanceStorageConfig,
+        Self::ListInstanceStorageConfigs,
+        Self::UpdateInstanceStorageConfig,
+        Self::DisassociateInstanceStorageConfig,
+        Self::AssociateApprovedOrigin,
+        Self::ListApprovedOrigins,
+        Self::DisassociateApprovedOrigin,
+        Self::AssociateLambdaFunction,
+        Self::ListLambdaFunctions,
+        Self::DisassociateLambdaFunction,
+        Self::AssociateBot,
+        Self::ListBots,
+        Self::DisassociateBot,
+        Self::AssociateSecurityKey,
+        Self::ListSecurityKeys,
+        Self::DisassociateSecurityKey,
     ];
 
     /// The STS operations: never rate limited, faulted only when `faults.operations` names
@@ -78,6 +129,23 @@ impl Operation {
             Self::TagResource => "TagResource",
             Self::UntagResource => "UntagResource",
             Self::ListTagsForResource => "ListTagsForResource",
+            Self::AssociateInstanceStorageConfig => "AssociateInstanceStorageConfig",
+            Self::DescribeInstanceStorageConfig => "DescribeInstanceStorageConfig",
+            Self::ListInstanceStorageConfigs => "ListInstanceStorageConfigs",
+            Self::UpdateInstanceStorageConfig => "UpdateInstanceStorageConfig",
+            Self::DisassociateInstanceStorageConfig => "DisassociateInstanceStorageConfig",
+            Self::AssociateApprovedOrigin => "AssociateApprovedOrigin",
+            Self::ListApprovedOrigins => "ListApprovedOrigins",
+            Self::DisassociateApprovedOrigin => "DisassociateApprovedOrigin",
+            Self::AssociateLambdaFunction => "AssociateLambdaFunction",
+            Self::ListLambdaFunctions => "ListLambdaFunctions",
+            Self::DisassociateLambdaFunction => "DisassociateLambdaFunction",
+            Self::AssociateBot => "AssociateBot",
+            Self::ListBots => "ListBots",
+            Self::DisassociateBot => "DisassociateBot",
+            Self::AssociateSecurityKey => "AssociateSecurityKey",
+            Self::ListSecurityKeys => "ListSecurityKeys",
+            Self::DisassociateSecurityKey => "DisassociateSecurityKey",
             Self::AssumeRole => "AssumeRole",
             Self::GetCallerIdentity => "GetCallerIdentity",
         }
@@ -193,6 +261,10 @@ pub struct SimConfig {
     pub role_external_ids: BTreeMap<String, String>,
     /// Aliases matching this regex end CREATION_FAILED.
     pub fail_creation_alias_pattern: Option<String>,
+    /// Resources an instance configuration refers to (bucket names, KMS keys, stream,
+    /// Firehose, Lambda function and Lex bot alias ARNs) that match this regex do not exist:
+    /// the Associate or Update call answers ResourceNotFoundException.
+    pub missing_resource_pattern: Option<String>,
     /// Eventual consistency: for this long after CreateInstance created an instance, every
     /// lookup by id or ARN answers as for an unknown id and ListInstances omits it. Zero is
     /// off. Applies to instances created while it is set.
@@ -228,6 +300,7 @@ impl Default for SimConfig {
             refuse_assume_role: Vec::new(),
             role_external_ids: BTreeMap::new(),
             fail_creation_alias_pattern: None,
+            missing_resource_pattern: None,
             visibility_delay: Duration::ZERO,
             refuse_delete_while_creating: false,
             failed_instance_retention: None,
@@ -275,11 +348,22 @@ impl SimConfig {
         }
     }
 
+    /// Compiles `missing_resource_pattern`.
+    pub(crate) fn missing_resource_regex(&self) -> Result<Option<Regex>, String> {
+        match self.missing_resource_pattern.as_deref() {
+            None | Some("") => Ok(None),
+            Some(pattern) => Regex::new(pattern)
+                .map(Some)
+                .map_err(|e| format!("missingResourcePattern is not a valid regex: {e}")),
+        }
+    }
+
     /// Checks the settings that can be invalid: the alias regex, the extra attribute types,
     /// account ids and role ARNs. [`spawn`](crate::spawn) and [`serve`](crate::serve) check it
     /// too.
     pub fn validate(&self) -> Result<(), String> {
         self.fail_alias_regex()?;
+        self.missing_resource_regex()?;
         check_extra_attribute_types(&self.extra_attribute_types)?;
         check_account_id("accountId", &self.account_id)?;
         check_region("region", &self.region)?;
@@ -338,6 +422,7 @@ impl SimConfig {
             refuse_assume_role: self.refuse_assume_role.clone(),
             role_external_ids: self.role_external_ids.clone(),
             fail_creation_alias_pattern: self.fail_creation_alias_pattern.clone(),
+            missing_resource_pattern: self.missing_resource_pattern.clone(),
             visibility_delay_ms: duration_ms(self.visibility_delay),
             refuse_delete_while_creating: self.refuse_delete_while_creating,
             failed_instance_retention_ms: self.failed_instance_retention.map(duration_ms),
@@ -429,6 +514,10 @@ impl SimConfig {
         if let Some(pattern) = patch.fail_creation_alias_pattern {
             next.fail_creation_alias_pattern = pattern.filter(|p| !p.is_empty());
             next.fail_alias_regex()?;
+        }
+        if let Some(pattern) = patch.missing_resource_pattern {
+            next.missing_resource_pattern = pattern.filter(|p| !p.is_empty());
+            next.missing_resource_regex()?;
         }
         if let Some(ms) = patch.visibility_delay_ms {
             next.visibility_delay = Duration::from_millis(ms);
@@ -633,6 +722,8 @@ pub struct ConfigView {
     pub role_external_ids: BTreeMap<String, String>,
     /// Aliases matching this pattern end CREATION_FAILED.
     pub fail_creation_alias_pattern: Option<String>,
+    /// Referenced resources matching this pattern do not exist.
+    pub missing_resource_pattern: Option<String>,
     /// How long a new instance stays invisible to lookups and listings (0: off).
     #[serde(default)]
     pub visibility_delay_ms: u64,
@@ -722,6 +813,13 @@ pub struct ConfigPatch {
         skip_serializing_if = "Option::is_none"
     )]
     pub fail_creation_alias_pattern: Option<Option<String>>,
+    /// Absent: unchanged; `null` or `""`: every referenced resource exists.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub missing_resource_pattern: Option<Option<String>>,
     /// How long a new instance stays invisible to lookups and listings (0: off).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub visibility_delay_ms: Option<u64>,

@@ -174,6 +174,10 @@ pub(crate) async fn put_config(State(sim): SimState, body: Bytes) -> Response {
         Ok(regex) => inner.fail_alias = regex,
         Err(message) => return bad_request(message),
     }
+    match inner.config.missing_resource_regex() {
+        Ok(regex) => inner.missing_resource = regex,
+        Err(message) => return bad_request(message),
+    }
     inner.reset_buckets(&changed, Instant::now());
     let view = inner.config.view();
     let summary = serde_json::to_string(&view).unwrap_or_default();

@@ -21,6 +21,8 @@ pub(crate) enum ErrorKind {
     ServiceQuotaExceeded,
     AccessDenied,
     ResourceNotFound,
+    /// Connect: what the request would create already exists.
+    ResourceConflict,
     Throttling,
     InternalService,
     /// The request body is not the JSON the operation expects.
@@ -61,6 +63,7 @@ impl ErrorKind {
                 Self::MissingAction => (400, "MissingAction"),
                 Self::ServiceQuotaExceeded => (400, "LimitExceeded"),
                 Self::ResourceNotFound => (404, "NoSuchEntity"),
+                Self::ResourceConflict => (409, "EntityAlreadyExists"),
             },
         }
     }
@@ -79,6 +82,7 @@ impl ErrorKind {
             Self::ServiceQuotaExceeded => 402,
             Self::AccessDenied | Self::MissingAuthenticationToken => 403,
             Self::ResourceNotFound | Self::UnknownOperation => 404,
+            Self::ResourceConflict => 409,
             Self::Throttling => 429,
             Self::InternalService => 500,
         }
@@ -92,6 +96,7 @@ impl ErrorKind {
             Self::ServiceQuotaExceeded => "ServiceQuotaExceededException",
             Self::AccessDenied => "AccessDeniedException",
             Self::ResourceNotFound => "ResourceNotFoundException",
+            Self::ResourceConflict => "ResourceConflictException",
             Self::Throttling => "ThrottlingException",
             Self::InternalService => "InternalServiceException",
             Self::Serialization => "SerializationException",
@@ -135,6 +140,10 @@ impl ApiError {
 
     pub(crate) fn resource_not_found(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::ResourceNotFound, message)
+    }
+
+    pub(crate) fn resource_conflict(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::ResourceConflict, message)
     }
 
     pub(crate) fn instance_not_found(id: &str) -> Self {

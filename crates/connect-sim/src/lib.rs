@@ -25,8 +25,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use api::configuration;
 use axum::Router;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -187,6 +188,58 @@ fn router(config: SimConfig) -> Result<Router, SimError> {
             post(api::tag_resource)
                 .delete(api::untag_resource)
                 .get(api::list_tags_for_resource),
+        )
+        .route(
+            "/instance/{instance_id}/storage-config",
+            put(configuration::associate_storage_config),
+        )
+        .route(
+            "/instance/{instance_id}/storage-config/{association_id}",
+            get(configuration::describe_storage_config)
+                .post(configuration::update_storage_config)
+                .delete(configuration::disassociate_storage_config),
+        )
+        .route(
+            "/instance/{instance_id}/storage-configs",
+            get(configuration::list_storage_configs),
+        )
+        .route(
+            "/instance/{instance_id}/approved-origin",
+            put(configuration::associate_approved_origin)
+                .delete(configuration::disassociate_approved_origin),
+        )
+        .route(
+            "/instance/{instance_id}/approved-origins",
+            get(configuration::list_approved_origins),
+        )
+        .route(
+            "/instance/{instance_id}/lambda-function",
+            put(configuration::associate_lambda_function)
+                .delete(configuration::disassociate_lambda_function),
+        )
+        .route(
+            "/instance/{instance_id}/lambda-functions",
+            get(configuration::list_lambda_functions),
+        )
+        .route(
+            "/instance/{instance_id}/bot",
+            put(configuration::associate_bot).post(configuration::disassociate_bot),
+        )
+        .route(
+            "/instance/{instance_id}/bots",
+            get(configuration::list_bots),
+        )
+        .route(
+            "/instance/{instance_id}/security-key",
+            put(configuration::associate_security_key),
+        )
+        .route(
+            "/instance/{instance_id}/security-key/{association_id}",
+            delete(configuration::disassociate_security_key),
+        )
+        .route(
+            "/instance/{instance_id}/security-keys",
+            get(configuration::list_security_keys),
         )
         .route(
             "/_sim/calls",

@@ -165,6 +165,8 @@ impl Scope {
 pub(crate) struct Inner {
     pub(crate) config: SimConfig,
     pub(crate) fail_alias: Option<Regex>,
+    /// `missingResourcePattern`, compiled.
+    pub(crate) missing_resource: Option<Regex>,
     /// (account id, region) → its state.
     tenants: BTreeMap<(String, String), Tenant>,
     /// Access keys AssumeRole issued in this run → what they were issued for.
@@ -212,6 +214,7 @@ impl Inner {
             tenants,
             config,
             fail_alias,
+            missing_resource,
             seed,
             ..
         } = self;
@@ -221,6 +224,7 @@ impl Inner {
         let settings = Settings {
             config,
             fail_alias: fail_alias.as_ref(),
+            missing_resource: missing_resource.as_ref(),
             instance_quota: config.instance_quota_of(account_id),
             lifecycle_attempt_limit: config.lifecycle_attempt_limit_of(account_id),
             aliases_elsewhere,
@@ -291,9 +295,11 @@ impl Sim {
     pub(crate) fn new(config: SimConfig, fail_alias: Option<Regex>) -> Self {
         let seed = config.seed.unwrap_or_else(|| fastrand::u64(..));
         let now = Instant::now();
+        let missing_resource = config.missing_resource_regex().ok().flatten();
         let mut inner = Inner {
             config,
             fail_alias,
+            missing_resource,
             tenants: BTreeMap::new(),
             sessions: HashMap::new(),
             calls: Vec::new(),

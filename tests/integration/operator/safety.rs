@@ -188,7 +188,9 @@ async fn a_protected_object_is_never_deleted_by_the_operator_until_protection_is
     let s = Scenario::start(
         "a_protected_object_is_never_deleted_by_the_operator_until_protection_is_lifted",
         &[],
-        &[],
+        // A protected deletion is looked at again each drift interval: short, so that the
+        // proof of life below comes within seconds.
+        &[("drift-interval", "2s")],
     )
     .await;
     s.kubectl_apply(&manifest("guarded", basic_spec("guarded-e2e")))

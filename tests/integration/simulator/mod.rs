@@ -5,7 +5,8 @@
 //!
 //! This file holds what the tests share: starting a simulator, the SDK client and the
 //! control-endpoint calls. The tests, by area: `lifecycle.rs`, `attributes_and_tags.rs`,
-//! `quotas.rs` (instance quota, lifecycle attempt limit, rate limits), `faults.rs`,
+//! `configuration.rs` (storage configurations and the other associations), `quotas.rs`
+//! (instance quota, lifecycle attempt limit, rate limits), `faults.rs`,
 //! `validation.rs` (requests Connect refuses), `control.rs` (the `/_sim/` endpoints),
 //! `undocumented.rs` (knobs for behaviour AWS does not document), `sts_and_accounts.rs`
 //! (STS with `aws-sdk-sts` and `aws-config`'s AssumeRoleProvider; state per account and
@@ -13,6 +14,7 @@
 
 mod attributes_and_tags;
 mod boto3_and_binary;
+mod configuration;
 mod control;
 mod faults;
 mod lifecycle;

@@ -37,6 +37,11 @@ struct Args {
     /// Aliases matching this regex end CREATION_FAILED.
     #[arg(long)]
     fail_creation_alias_pattern: Option<String>,
+    /// Referenced resources (buckets, KMS keys, streams, Lambda functions, Lex bot aliases)
+    /// matching this regex do not exist: Associate and Update calls naming one answer
+    /// ResourceNotFoundException.
+    #[arg(long)]
+    missing_resource_pattern: Option<String>,
     /// Eventual consistency: for this long after CreateInstance, lookups of the new instance
     /// answer ResourceNotFoundException and ListInstances omits it (`0s` = off).
     #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
@@ -145,6 +150,7 @@ async fn main() -> ExitCode {
         instance_quota: args.instance_quota,
         lifecycle_attempt_limit: args.lifecycle_attempt_limit,
         fail_creation_alias_pattern: args.fail_creation_alias_pattern,
+        missing_resource_pattern: args.missing_resource_pattern,
         visibility_delay: args.visibility_delay,
         refuse_delete_while_creating: args.refuse_delete_while_creating,
         failed_instance_retention: args.failed_instance_retention,

@@ -5,10 +5,16 @@
 //! holds one lock for the duration of an operation and the lifecycle is advanced lazily
 //! (no background tasks: an instance becomes ACTIVE when someone looks after its delay).
 //!
-//! One cohesive thing, hence one file: every operation reads and changes the same account
-//! state (instances, token records, counters), so splitting it by operation would only
-//! spread that state's invariants over several files. Request validation is apart, in
+//! Split by API area: instances and their lifecycle here, attributes and tags in
+//! [`attributes`], storage configurations in
+//! [`storage`], the other associations (origins, Lambda functions, Lex V2 bots, security
+//! keys) in [`associations`]; all of them are methods of the one [`Model`], whose state
+//! (instances, token records, counters) they share. Request validation is apart, in
 //! `validate.rs`.
+
+pub(crate) mod associations;
+mod attributes;
+pub(crate) mod storage;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -19,9 +25,8 @@ use serde_json::{Value, json};
 use super::config::SimConfig;
 use super::errors::ApiError;
 use super::validate::{
-    IDENTITY_MANAGEMENT_TYPES, MAX_TAGS, decode_token, encode_token, normalise_attribute_value,
-    parse_max_results, validate_alias, validate_attribute_type, validate_client_token,
-    validate_create, validate_tags,
+    IDENTITY_MANAGEMENT_TYPES, decode_token, encode_token, parse_max_results, validate_alias,
+    validate_client_token, validate_create, validate_tags,
 };
 
 /// Every `InstanceAttributeType` the Connect API knows, in the order `ListInstanceAttributes`
@@ -99,6 +104,10 @@ pub(crate) struct Instance {
     vanishes_at: Option<Instant>,
     attributes: BTreeMap<String, String>,
     tags: BTreeMap<String, String>,
+    /// Storage configurations, in association order.
+    storage: Vec<storage::StorageAssociation>,
+    /// Approved origins, Lambda functions, Lex V2 bots, security keys.
+    associations: associations::Associations,
 }
 
 impl Instance {
@@ -166,6 +175,14 @@ impl Instance {
             "accessUrl": self.access_url,
             "deleting": self.vanishes_at.is_some(),
             "visible": self.visible(),
+            "storageConfigs": self.storage.iter().map(|a| json!({
+                "resourceType": a.resource_type,
+                "storageConfig": a.config,
+            })).collect::<Vec<_>>(),
+            "approvedOrigins": self.associations.origins,
+            "lambdaFunctions": self.associations.lambda_functions,
+            "lexV2Bots": self.associations.lex_v2_bots,
+            "securityKeys": self.associations.security_keys,
         })
     }
 }
@@ -221,6 +238,18 @@ struct UpdateTokenRecord {
     value: String,
 }
 
+/// What a ClientToken of a configuration call (Associate / Update / Disassociate) was first
+/// used for.
+#[derive(Clone, Debug)]
+struct ConfigTokenRecord {
+    operation: &'static str,
+    instance_id: String,
+    /// The request's parameters, canonically.
+    fingerprint: String,
+    /// The first answer, returned again to a replay.
+    answer: Option<Value>,
+}
+
 /// The simulated account in one region.
 #[derive(Debug)]
 pub(crate) struct Model {
@@ -231,6 +260,7 @@ pub(crate) struct Model {
     create_tokens: HashMap<String, CreateTokenRecord>,
     delete_tokens: HashMap<String, String>,
     update_tokens: HashMap<String, UpdateTokenRecord>,
+    config_tokens: HashMap<String, ConfigTokenRecord>,
     lifecycle_attempts: u64,
     rng: fastrand::Rng,
 }
@@ -239,6 +269,8 @@ pub(crate) struct Model {
 pub(crate) struct Settings<'a> {
     pub(crate) config: &'a SimConfig,
     pub(crate) fail_alias: Option<&'a Regex>,
+    /// `missingResourcePattern`: referenced resources that do not exist.
+    pub(crate) missing_resource: Option<&'a Regex>,
     /// The instance quota of this account (the default or its exception).
     pub(crate) instance_quota: u32,
     /// The 30-day attempt limit of this account (the default or its exception).
@@ -248,6 +280,22 @@ pub(crate) struct Settings<'a> {
     pub(crate) aliases_elsewhere: HashSet<String>,
 }
 
+impl Settings<'_> {
+    /// Refuses a configuration that names a resource matching `missingResourcePattern`, as
+    /// AWS refuses a bucket, stream, key, function or bot that does not exist.
+    pub(crate) fn check_referenced(&self, names: &[&str]) -> Result<(), ApiError> {
+        let Some(pattern) = self.missing_resource else {
+            return Ok(());
+        };
+        match names.iter().find(|name| pattern.is_match(name)) {
+            Some(name) => Err(ApiError::resource_not_found(format!(
+                "The resource {name} does not exist or cannot be reached by Amazon Connect."
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
 impl<'a> Settings<'a> {
     /// The defaults of `config`, with no other accounts.
     #[cfg(test)]
@@ -255,6 +303,7 @@ impl<'a> Settings<'a> {
         Self {
             config,
             fail_alias,
+            missing_resource: None,
             instance_quota: config.instance_quota,
             lifecycle_attempt_limit: config.lifecycle_attempt_limit,
             aliases_elsewhere: HashSet::new(),
@@ -282,6 +331,7 @@ impl Model {
             create_tokens: HashMap::new(),
             delete_tokens: HashMap::new(),
             update_tokens: HashMap::new(),
+            config_tokens: HashMap::new(),
             lifecycle_attempts: 0,
             rng,
         }
@@ -348,6 +398,91 @@ impl Model {
             .find(|i| i.id == id && i.visible())
     }
 
+    /// The instance a configuration call acts on: it must be visible and ACTIVE.
+    fn configurable(&self, id: &str) -> Result<&Instance, ApiError> {
+        let instance = self
+            .find(id)
+            .ok_or_else(|| ApiError::instance_not_found(id))?;
+        if instance.status != InstanceStatus::Active || instance.vanishes_at.is_some() {
+            let status = if instance.vanishes_at.is_some() {
+                "being deleted"
+            } else {
+                instance.status.as_str()
+            };
+            return Err(ApiError::invalid_request(format!(
+                "Instance {id} is not ACTIVE ({status}); its configuration cannot be read or changed."
+            )));
+        }
+        Ok(instance)
+    }
+
+    fn configurable_mut(&mut self, id: &str) -> Result<&mut Instance, ApiError> {
+        self.configurable(id)?;
+        self.find_mut(id)
+            .ok_or_else(|| ApiError::instance_not_found(id))
+    }
+
+    /// A replay of a configuration call: `Some` with the first answer when `token` was used
+    /// for the same request before, an error when it was used for a different one.
+    fn replayed(
+        &self,
+        token: Option<&str>,
+        operation: &'static str,
+        instance_id: &str,
+        fingerprint: &str,
+    ) -> Result<Option<Reply>, ApiError> {
+        let Some(token) = token else {
+            return Ok(None);
+        };
+        validate_client_token(token)?;
+        let Some(previous) = self.config_tokens.get(token) else {
+            return Ok(None);
+        };
+        if previous.operation != operation
+            || previous.instance_id != instance_id
+            || previous.fingerprint != fingerprint
+        {
+            return Err(ApiError::invalid_request(format!(
+                "ClientToken {token} was already used for a {} request with different parameters.",
+                previous.operation
+            )));
+        }
+        Ok(Some(Reply {
+            body: previous.answer.clone(),
+            instance_id: Some(instance_id.to_owned()),
+            replay: true,
+        }))
+    }
+
+    /// Records what `token` was used for once the call took effect.
+    fn remember(
+        &mut self,
+        token: Option<&str>,
+        operation: &'static str,
+        instance_id: &str,
+        fingerprint: String,
+        answer: Option<Value>,
+    ) {
+        if let Some(token) = token {
+            self.config_tokens.insert(
+                token.to_owned(),
+                ConfigTokenRecord {
+                    operation,
+                    instance_id: instance_id.to_owned(),
+                    fingerprint,
+                    answer,
+                },
+            );
+        }
+    }
+
+    /// An association id as Connect makes them: 64 lower-case hex digits.
+    fn association_id(&mut self) -> String {
+        (0..32)
+            .map(|_| format!("{:02x}", self.rng.u8(..)))
+            .collect()
+    }
+
     /// Every existing instance holds its alias, visible or not, in whichever account and
     /// region.
     fn alias_in_use(&self, settings: &Settings<'_>, alias: &str) -> bool {
@@ -409,6 +544,8 @@ impl Model {
             vanishes_at: None,
             attributes,
             tags,
+            storage: Vec::new(),
+            associations: associations::Associations::default(),
         };
         self.next_seq += 1;
         self.instances.push(instance.clone());
@@ -611,192 +748,6 @@ impl Model {
         self.advance(settings.config, now);
         Ok(Reply::new(None, Some(id.to_owned())))
     }
-
-    /// UpdateInstanceAttribute.
-    pub(crate) fn update_instance_attribute(
-        &mut self,
-        settings: &Settings<'_>,
-        id: &str,
-        attribute_type: &str,
-        value: Option<&str>,
-        client_token: Option<&str>,
-    ) -> Result<Reply, ApiError> {
-        if self.find(id).is_none() {
-            return Err(ApiError::instance_not_found(id));
-        }
-        validate_attribute_type(attribute_type, &settings.config.extra_attribute_types)?;
-        let value = normalise_attribute_value(value)?;
-        let record = UpdateTokenRecord {
-            instance_id: id.to_owned(),
-            attribute_type: attribute_type.to_owned(),
-            value: value.clone(),
-        };
-        if let Some(token) = client_token {
-            validate_client_token(token)?;
-            if let Some(previous) = self.update_tokens.get(token) {
-                if *previous != record {
-                    return Err(ApiError::invalid_request(format!(
-                        "ClientToken {token} was already used for an UpdateInstanceAttribute request with different parameters."
-                    )));
-                }
-                return Ok(Reply {
-                    body: None,
-                    instance_id: Some(id.to_owned()),
-                    replay: true,
-                });
-            }
-        }
-        if let Some(instance) = self.find_mut(id) {
-            instance.attributes.insert(attribute_type.to_owned(), value);
-        }
-        if let Some(token) = client_token {
-            self.update_tokens.insert(token.to_owned(), record);
-        }
-        Ok(Reply::new(None, Some(id.to_owned())))
-    }
-
-    /// DescribeInstanceAttribute.
-    pub(crate) fn describe_instance_attribute(
-        &self,
-        settings: &Settings<'_>,
-        id: &str,
-        attribute_type: &str,
-    ) -> Result<Reply, ApiError> {
-        let instance = self
-            .find(id)
-            .ok_or_else(|| ApiError::instance_not_found(id))?;
-        validate_attribute_type(attribute_type, &settings.config.extra_attribute_types)?;
-        let value = instance
-            .attributes
-            .get(attribute_type)
-            .cloned()
-            .unwrap_or_else(|| "false".to_owned());
-        Ok(Reply::new(
-            Some(json!({ "Attribute": { "AttributeType": attribute_type, "Value": value } })),
-            Some(id.to_owned()),
-        ))
-    }
-
-    /// ListInstanceAttributes: the 14 known types, then `extraAttributeTypes`.
-    pub(crate) fn list_instance_attributes(
-        &self,
-        settings: &Settings<'_>,
-        id: &str,
-        max_results: Option<&str>,
-        next_token: Option<&str>,
-    ) -> Result<Reply, ApiError> {
-        let instance = self
-            .find(id)
-            .ok_or_else(|| ApiError::instance_not_found(id))?;
-        let page_size = parse_max_results(max_results, LIST_INSTANCE_ATTRIBUTES_MAX_RESULTS)
-            .map_err(ApiError::invalid_parameter)?;
-        let types: Vec<&str> = ATTRIBUTE_TYPES
-            .iter()
-            .copied()
-            .chain(
-                settings
-                    .config
-                    .extra_attribute_types
-                    .iter()
-                    .map(String::as_str),
-            )
-            .collect();
-        let start = match next_token {
-            None => 0,
-            Some(token) => decode_token(token, "attributes")
-                .and_then(|n| usize::try_from(n).ok())
-                .filter(|n| *n < types.len())
-                .ok_or_else(|| ApiError::invalid_parameter("The NextToken is not valid."))?,
-        };
-        let page: Vec<Value> = types
-            .iter()
-            .skip(start)
-            .take(page_size)
-            .map(|name| {
-                let value = instance
-                    .attributes
-                    .get(*name)
-                    .map_or("false", String::as_str);
-                json!({ "AttributeType": name, "Value": value })
-            })
-            .collect();
-        let mut body = json!({ "Attributes": page });
-        let end = start + page_size;
-        if end < types.len()
-            && let Value::Object(map) = &mut body
-        {
-            map.insert(
-                "NextToken".into(),
-                json!(encode_token(end as u64, "attributes")),
-            );
-        }
-        Ok(Reply::new(Some(body), Some(id.to_owned())))
-    }
-
-    fn find_by_arn_mut(&mut self, arn: &str) -> Result<&mut Instance, ApiError> {
-        if !arn.starts_with("arn:") {
-            return Err(ApiError::invalid_parameter(format!(
-                "The resourceArn '{arn}' is not a valid ARN."
-            )));
-        }
-        self.instances
-            .iter_mut()
-            .find(|i| i.arn == arn && i.visible())
-            .ok_or_else(|| ApiError::resource_not_found(format!("Resource {arn} not found.")))
-    }
-
-    /// The instance id an ARN names, for the call log (even when the instance is unknown).
-    pub(crate) fn instance_id_of_arn(arn: &str) -> Option<String> {
-        arn.split_once(":instance/").map(|(_, id)| id.to_owned())
-    }
-
-    /// TagResource.
-    pub(crate) fn tag_resource(
-        &mut self,
-        arn: &str,
-        tags: Option<BTreeMap<String, String>>,
-    ) -> Result<Reply, ApiError> {
-        let instance = self.find_by_arn_mut(arn)?;
-        let tags = tags
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| ApiError::invalid_parameter("tags must contain at least one tag."))?;
-        let new_keys = tags
-            .keys()
-            .filter(|k| !instance.tags.contains_key(*k))
-            .count();
-        validate_tags(&tags, instance.tags.len() + new_keys)
-            .map_err(ApiError::invalid_parameter)?;
-        instance.tags.extend(tags);
-        Ok(Reply::new(None, Some(instance.id.clone())))
-    }
-
-    /// UntagResource.
-    pub(crate) fn untag_resource(&mut self, arn: &str, keys: &[String]) -> Result<Reply, ApiError> {
-        let instance = self.find_by_arn_mut(arn)?;
-        if keys.is_empty() {
-            return Err(ApiError::invalid_parameter(
-                "tagKeys must contain at least one key.",
-            ));
-        }
-        if keys.len() > MAX_TAGS {
-            return Err(ApiError::invalid_parameter(format!(
-                "tagKeys must contain at most {MAX_TAGS} keys."
-            )));
-        }
-        for key in keys {
-            instance.tags.remove(key);
-        }
-        Ok(Reply::new(None, Some(instance.id.clone())))
-    }
-
-    /// ListTagsForResource.
-    pub(crate) fn list_tags_for_resource(&mut self, arn: &str) -> Result<Reply, ApiError> {
-        let instance = self.find_by_arn_mut(arn)?;
-        Ok(Reply::new(
-            Some(json!({ "tags": instance.tags })),
-            Some(instance.id.clone()),
-        ))
-    }
 }
 
 /// What a new instance is made of.
@@ -808,7 +759,7 @@ pub(crate) struct NewInstance {
     pub(crate) tags: BTreeMap<String, String>,
 }
 
-fn epoch_seconds(time: SystemTime) -> f64 {
+pub(crate) fn epoch_seconds(time: SystemTime) -> f64 {
     let since = time.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
     // Millisecond precision, like Connect's timestamps.
     (since.as_millis() as f64) / 1000.0

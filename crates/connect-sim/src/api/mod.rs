@@ -1,5 +1,8 @@
 //! HTTP handlers for the Connect REST-JSON operations. They only translate the wire format
-//! (paths, query strings, bodies) into model calls; the semantics live in `model`.
+//! (paths, query strings, bodies) into model calls; the semantics live in `model`. The
+//! instance-configuration operations are in [`configuration`].
+
+pub(crate) mod configuration;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,12 +20,12 @@ use super::limits::ConnectionHandle;
 use super::model::{CreateInstanceRequest, Model};
 use super::service::{Call, Sim, error_response};
 
-type SimState = State<Arc<Sim>>;
-type Conn = ConnectInfo<ConnectionHandle>;
-type QueryPairs = Result<Query<Vec<(String, String)>>, QueryRejection>;
+pub(crate) type SimState = State<Arc<Sim>>;
+pub(crate) type Conn = ConnectInfo<ConnectionHandle>;
+pub(crate) type QueryPairs = Result<Query<Vec<(String, String)>>, QueryRejection>;
 
 /// Parses a JSON request body; an empty body is an empty object.
-fn parse_body<T: DeserializeOwned + Default>(body: &Bytes) -> Result<T, ApiError> {
+pub(crate) fn parse_body<T: DeserializeOwned + Default>(body: &Bytes) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
@@ -35,7 +38,7 @@ fn parse_body<T: DeserializeOwned + Default>(body: &Bytes) -> Result<T, ApiError
 }
 
 /// The query string as name/value pairs (names may repeat, as `tagKeys` does).
-fn query_pairs(query: QueryPairs) -> Result<Vec<(String, String)>, ApiError> {
+pub(crate) fn query_pairs(query: QueryPairs) -> Result<Vec<(String, String)>, ApiError> {
     query.map(|Query(pairs)| pairs).map_err(|e| {
         ApiError::new(
             ErrorKind::Serialization,
@@ -44,7 +47,7 @@ fn query_pairs(query: QueryPairs) -> Result<Vec<(String, String)>, ApiError> {
     })
 }
 
-fn first<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(crate) fn first<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
     pairs
         .iter()
         .find(|(k, _)| k == name)
@@ -52,7 +55,7 @@ fn first<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
 }
 
 /// `InstanceId` accepts the instance id or its ARN, as Connect does.
-fn instance_id(raw: &str) -> String {
+pub(crate) fn instance_id(raw: &str) -> String {
     if raw.starts_with("arn:") {
         Model::instance_id_of_arn(raw).unwrap_or_else(|| raw.to_owned())
     } else {
