@@ -91,6 +91,10 @@ pub enum State {
     AccountNotFound,
     /// The `ConnectAccount` does not select the object's namespace; nothing is sent to AWS.
     AccountNotAllowed,
+    /// The instance is ACTIVE but some of its configuration (a storage config, an
+    /// origin, a function, a bot, a key) could not be applied; the rest was, and the
+    /// failed items are retried with backoff.
+    ConfigurationFailed,
     /// Any other AWS failure; retrying with backoff.
     AwsError,
 }
@@ -118,6 +122,7 @@ impl State {
             Self::DeletionProtected => "DeletionProtected",
             Self::AccountNotFound => "AccountNotFound",
             Self::AccountNotAllowed => "AccountNotAllowed",
+            Self::ConfigurationFailed => "ConfigurationFailed",
             Self::AwsError => "AwsError",
         }
     }
@@ -149,7 +154,9 @@ impl State {
             Self::Initializing | Self::Creating => Some("Creating"),
             Self::Updating => Some("Updating"),
             Self::Deleting => Some("Deleting"),
-            Self::AccessDenied | Self::Throttled | Self::AwsError => Some("RetryingAfterError"),
+            Self::AccessDenied | Self::Throttled | Self::AwsError | Self::ConfigurationFailed => {
+                Some("RetryingAfterError")
+            }
             _ => None,
         }
     }

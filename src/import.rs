@@ -157,9 +157,75 @@ pub async fn run(args: ImportArgs) -> Result<(), ImportError> {
             .await
             .map_err(aws)?,
     };
-    let object = manifest(&args, &instance, &attributes, &tags)?;
+    let configuration = read_configuration(&connect, &target, &instance.id)
+        .await
+        .map_err(aws)?;
+    let mut object = manifest(&args, &instance, &attributes, &tags)?;
+    configuration.apply_to(&mut object.spec);
     print!("{}", serde_yaml::to_string(&object)?);
     Ok(())
+}
+
+/// An instance's whole configuration, as the manifest writes it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImportedConfiguration {
+    /// Every storage configuration, of every resource type.
+    pub storage_configs: Vec<crate::api::StorageConfigSpec>,
+    /// Approved origins.
+    pub approved_origins: Vec<String>,
+    /// Lambda functions.
+    pub lambda_functions: Vec<String>,
+    /// Lex V2 bot alias ARNs.
+    pub lex_bots: Vec<String>,
+    /// Security keys (PEM, as AWS echoes them).
+    pub security_keys: Vec<String>,
+}
+
+impl ImportedConfiguration {
+    /// Sets every configuration field of `spec`, so that applying the manifest as it is
+    /// manages the configuration without changing it (an empty list: there is none).
+    pub fn apply_to(self, spec: &mut crate::api::ConnectInstanceSpec) {
+        spec.storage_configs = Some(self.storage_configs);
+        spec.approved_origins = Some(self.approved_origins);
+        spec.lambda_functions = Some(self.lambda_functions);
+        spec.lex_bots = Some(
+            self.lex_bots
+                .into_iter()
+                .map(|alias_arn| crate::api::LexBotSpec { alias_arn })
+                .collect(),
+        );
+        spec.security_keys = Some(self.security_keys);
+    }
+}
+
+/// Reads the whole configuration: every storage resource type the operator knows (one
+/// ListInstanceStorageConfigs each), origins, Lambda functions, Lex V2 bots, keys.
+async fn read_configuration(
+    connect: &ConnectClient,
+    target: &Target,
+    id: &str,
+) -> Result<ImportedConfiguration, crate::aws::AwsError> {
+    let mut storage_configs = Vec::new();
+    for resource_type in crate::api::STORAGE_RESOURCE_TYPES {
+        for association in connect
+            .list_storage_configs(target, id, resource_type)
+            .await?
+        {
+            storage_configs.push(association.config);
+        }
+    }
+    Ok(ImportedConfiguration {
+        storage_configs,
+        approved_origins: connect.list_approved_origins(target, id).await?,
+        lambda_functions: connect.list_lambda_functions(target, id).await?,
+        lex_bots: connect.list_lex_v2_bots(target, id).await?,
+        security_keys: connect
+            .list_security_keys(target, id)
+            .await?
+            .into_iter()
+            .map(|k| k.key)
+            .collect(),
+    })
 }
 
 /// The credentials a `ConnectAccount` in the cluster names.
@@ -231,6 +297,11 @@ pub fn manifest(
             .filter(|(k, _)| !k.starts_with("aws:") && k.as_str() != UID_TAG)
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
+        storage_configs: None,
+        approved_origins: None,
+        lambda_functions: None,
+        lex_bots: None,
+        security_keys: None,
         region: args.region.clone(),
         deletion_policy: Some(DeletionPolicy::Retain),
         deletion_protection: false,

@@ -13,6 +13,8 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::configuration::{LexBotSpec, StorageConfigSpec};
+
 /// The finalizer that keeps a `ConnectInstance` until its Amazon Connect instance is deleted
 /// (or released, with `deletionPolicy: Retain`).
 pub const FINALIZER: &str = "connect.operators.dev/cleanup";
@@ -166,6 +168,66 @@ pub struct ConnectInstanceSpec {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(schema_with = "tags_schema")]
     pub tags: BTreeMap<String, String>,
+
+    /// Where the instance stores each kind of data (call recordings, chat transcripts,
+    /// contact trace records, agent events, media streams, …), one entry per
+    /// `resourceType`. Unset: not managed. When set, each listed type is converged to its
+    /// entry; a type removed from the list is disassociated if the operator had been
+    /// managing it (see `status.storageConfigs`); a type never listed is left alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["resourceType".into()]))]
+    pub storage_configs: Option<Vec<StorageConfigSpec>>,
+
+    /// The origins (`https://host[:port]`) allowed to embed the agent application, e.g. a
+    /// CRM. Unset: not managed; set: exactly these (`[]`: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(max = 100),
+        inner(
+            regex(pattern = r"^https?://[A-Za-z0-9*]([A-Za-z0-9.*-]*[A-Za-z0-9])?(:[0-9]{1,5})?$"),
+            length(max = 267)
+        )
+    )]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    pub approved_origins: Option<Vec<String>>,
+
+    /// The Lambda functions (ARNs) flows of the instance may invoke, at most 50. Unset:
+    /// not managed; set: exactly these (`[]`: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(max = 50),
+        inner(
+            regex(
+                pattern = r"^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]+(:[A-Za-z0-9_$-]+)?$"
+            ),
+            length(max = 140)
+        )
+    )]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    pub lambda_functions: Option<Vec<String>>,
+
+    /// The Lex V2 bots (by alias) flows of the instance may use, at most 100. Unset: not
+    /// managed; set: exactly these (`[]`: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 100))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["aliasArn".into()]))]
+    pub lex_bots: Option<Vec<LexBotSpec>>,
+
+    /// PEM public keys for signing the tokens of embedded applications, at most 2 (for
+    /// rotation). Unset: not managed; set: exactly these (`[]`: none). Line breaks do not
+    /// matter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(max = 2),
+        inner(
+            regex(
+                pattern = r"^\s*-----BEGIN PUBLIC KEY-----[A-Za-z0-9+/=\s]+-----END PUBLIC KEY-----\s*$"
+            ),
+            length(min = 1, max = 1024)
+        )
+    )]
+    pub security_keys: Option<Vec<String>>,
 
     /// The AWS region of the instance. Defaults to the operator's region. Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -504,6 +566,15 @@ pub struct ConnectInstanceStatus {
     /// again at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delete_requested_time: Option<String>,
+    /// The storage configurations the operator manages: resource type → AWS's association
+    /// id. A type is recorded when the operator associates it (or finds it associated
+    /// while it is listed in the spec) and removed when it disassociates it; only recorded
+    /// types are ever disassociated.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub storage_configs: BTreeMap<String, String>,
+    /// The association ids of the security keys the operator manages.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_keys: Vec<String>,
     /// `Ready`, `Reconciling`, `Stalled` and `QuotaExceeded` (kstatus-compatible).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "conditions_schema")]

@@ -7,10 +7,12 @@
 //! server rejects bad input at admission, before anything can reach AWS.
 
 mod account;
+mod configuration;
 mod instance;
 mod ledger;
 
 pub use account::*;
+pub use configuration::*;
 pub use instance::*;
 pub use ledger::*;
 

@@ -287,7 +287,7 @@ impl ConnectClient {
         lock(&self.clients).entry(key).or_insert(client).clone()
     }
 
-    async fn call<T, E, F, Fut>(
+    pub(super) async fn call<T, E, F, Fut>(
         &self,
         target: &Target,
         operation: Operation,

@@ -28,6 +28,38 @@ pub enum Operation {
     UntagResource,
     /// `ListTagsForResource`
     ListTagsForResource,
+    /// `ListInstanceStorageConfigs`
+    ListInstanceStorageConfigs,
+    /// `AssociateInstanceStorageConfig`
+    AssociateInstanceStorageConfig,
+    /// `UpdateInstanceStorageConfig`
+    UpdateInstanceStorageConfig,
+    /// `DisassociateInstanceStorageConfig`
+    DisassociateInstanceStorageConfig,
+    /// `ListApprovedOrigins`
+    ListApprovedOrigins,
+    /// `AssociateApprovedOrigin`
+    AssociateApprovedOrigin,
+    /// `DisassociateApprovedOrigin`
+    DisassociateApprovedOrigin,
+    /// `ListLambdaFunctions`
+    ListLambdaFunctions,
+    /// `AssociateLambdaFunction`
+    AssociateLambdaFunction,
+    /// `DisassociateLambdaFunction`
+    DisassociateLambdaFunction,
+    /// `ListBots`
+    ListBots,
+    /// `AssociateBot`
+    AssociateBot,
+    /// `DisassociateBot`
+    DisassociateBot,
+    /// `ListSecurityKeys`
+    ListSecurityKeys,
+    /// `AssociateSecurityKey`
+    AssociateSecurityKey,
+    /// `DisassociateSecurityKey`
+    DisassociateSecurityKey,
     /// STS `GetCallerIdentity`, to verify an account's credentials.
     GetCallerIdentity,
     /// STS `AssumeRole`, made by the SDK's credentials provider (not rate limited here).
@@ -36,7 +68,7 @@ pub enum Operation {
 
 impl Operation {
     /// Every operation, for metrics initialisation.
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 26] = [
         Self::CreateInstance,
         Self::DescribeInstance,
         Self::ListInstances,
@@ -46,6 +78,22 @@ impl Operation {
         Self::TagResource,
         Self::UntagResource,
         Self::ListTagsForResource,
+        Self::ListInstanceStorageConfigs,
+        Self::AssociateInstanceStorageConfig,
+        Self::UpdateInstanceStorageConfig,
+        Self::DisassociateInstanceStorageConfig,
+        Self::ListApprovedOrigins,
+        Self::AssociateApprovedOrigin,
+        Self::DisassociateApprovedOrigin,
+        Self::ListLambdaFunctions,
+        Self::AssociateLambdaFunction,
+        Self::DisassociateLambdaFunction,
+        Self::ListBots,
+        Self::AssociateBot,
+        Self::DisassociateBot,
+        Self::ListSecurityKeys,
+        Self::AssociateSecurityKey,
+        Self::DisassociateSecurityKey,
         Self::GetCallerIdentity,
     ];
 
@@ -62,6 +110,22 @@ impl Operation {
             Self::TagResource => "TagResource",
             Self::UntagResource => "UntagResource",
             Self::ListTagsForResource => "ListTagsForResource",
+            Self::ListInstanceStorageConfigs => "ListInstanceStorageConfigs",
+            Self::AssociateInstanceStorageConfig => "AssociateInstanceStorageConfig",
+            Self::UpdateInstanceStorageConfig => "UpdateInstanceStorageConfig",
+            Self::DisassociateInstanceStorageConfig => "DisassociateInstanceStorageConfig",
+            Self::ListApprovedOrigins => "ListApprovedOrigins",
+            Self::AssociateApprovedOrigin => "AssociateApprovedOrigin",
+            Self::DisassociateApprovedOrigin => "DisassociateApprovedOrigin",
+            Self::ListLambdaFunctions => "ListLambdaFunctions",
+            Self::AssociateLambdaFunction => "AssociateLambdaFunction",
+            Self::DisassociateLambdaFunction => "DisassociateLambdaFunction",
+            Self::ListBots => "ListBots",
+            Self::AssociateBot => "AssociateBot",
+            Self::DisassociateBot => "DisassociateBot",
+            Self::ListSecurityKeys => "ListSecurityKeys",
+            Self::AssociateSecurityKey => "AssociateSecurityKey",
+            Self::DisassociateSecurityKey => "DisassociateSecurityKey",
             Self::GetCallerIdentity => "GetCallerIdentity",
             Self::AssumeRole => "AssumeRole",
         }
@@ -438,6 +502,21 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_iam_policy_allows_every_connect_operation_the_operator_calls() {
+        let policy = include_str!("../../docs/iam-policy.json");
+        for op in Operation::ALL {
+            // STS GetCallerIdentity needs no permission.
+            if op == Operation::GetCallerIdentity {
+                continue;
+            }
+            assert!(
+                policy.contains(&format!("\"connect:{op}\"")),
+                "docs/iam-policy.json does not allow connect:{op}"
+            );
+        }
+    }
+
+    #[test]
     fn only_reads_are_sent_by_a_replica_that_does_not_lead() {
         for op in Operation::ALL {
             let read = matches!(
@@ -446,16 +525,17 @@ mod tests {
                     | Operation::ListInstances
                     | Operation::ListInstanceAttributes
                     | Operation::ListTagsForResource
+                    | Operation::ListInstanceStorageConfigs
+                    | Operation::ListApprovedOrigins
+                    | Operation::ListLambdaFunctions
+                    | Operation::ListBots
+                    | Operation::ListSecurityKeys
                     | Operation::GetCallerIdentity
             );
             assert_eq!(op.is_write(), !read, "{op}");
         }
         // Operations the operator may call later are writes until known to be reads.
-        for name in [
-            "AssociateApprovedOrigin",
-            "ReplicateInstance",
-            "UpdateTrafficDistribution",
-        ] {
+        for name in ["ReplicateInstance", "UpdateTrafficDistribution"] {
             assert!(is_write_operation(name), "{name}");
         }
         for name in [

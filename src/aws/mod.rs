@@ -2,6 +2,7 @@
 //! classification, ClientToken derivation and client-side rate limits.
 
 pub mod client;
+pub mod configuration;
 pub mod credentials;
 pub mod error;
 pub mod ratelimit;

@@ -48,6 +48,28 @@ pub fn attribute_token(
     ])
 }
 
+/// The token for one instance-configuration write (an Associate, Update or Disassociate
+/// call) of one item, at one generation and one drift epoch: `operation` is AWS's operation
+/// name, `item` names what is written (a resource type with its configuration, an origin,
+/// a function ARN, a bot alias ARN, a key), canonically, so that the same intent gives the
+/// same token and a different one another.
+#[must_use]
+pub fn configuration_token(
+    uid: &str,
+    operation: &str,
+    item: &str,
+    generation: i64,
+    epoch: u64,
+) -> String {
+    derive(&[
+        operation,
+        uid,
+        item,
+        &generation.to_string(),
+        &epoch.to_string(),
+    ])
+}
+
 fn derive(parts: &[&str]) -> String {
     let mut hasher = Sha256::new();
     for part in parts {

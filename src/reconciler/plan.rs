@@ -177,7 +177,7 @@ pub fn retry_after(policy: &RetryPolicy, state: State, attempt: u32) -> Duration
     match state {
         State::QuotaExceeded(_) => policy.quota_retry,
         State::AccessDenied => policy.access_denied_retry.max(backoff(policy, attempt)),
-        State::Throttled | State::AwsError => backoff(policy, attempt),
+        State::Throttled | State::AwsError | State::ConfigurationFailed => backoff(policy, attempt),
         State::CreationFailed
         | State::InvalidSpec
         | State::AliasConflict

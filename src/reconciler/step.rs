@@ -6,6 +6,9 @@
 
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
+use super::decide::configuration::{self, Applied, ConfigWrite, ObservedConfiguration};
 use super::decide::{self, Described, Failures, Jitter, Lookup, Observation, Then, Write};
 use super::status::Reconciliation;
 use super::{Error, plan};
@@ -132,11 +135,24 @@ async fn describe(
     let mut described = Described {
         attributes: None,
         tags: None,
+        configuration: None,
         instance,
     };
     let active = described.instance.state == InstanceState::Active;
     if path == Path::Apply && active {
         described.attributes = Some(r.ctx.connect.list_attributes(target, id).await?);
+        // DescribeInstance just found the instance ACTIVE: a configuration List that does
+        // not find it (or refuses it as not ready) is AWS catching up, not a gone instance.
+        described.configuration = observe_configuration(r, target, id)
+            .await
+            .map_err(|mut e| {
+                if matches!(e.kind, ErrorKind::NotFound | ErrorKind::InvalidRequest) {
+                    e.kind = ErrorKind::Transient;
+                    e.message =
+                        format!("not visible to the configuration calls yet: {}", e.message);
+                }
+                e
+            })?;
     }
     if path == Path::Apply && (active || r.obj.spec.instance_id.is_some()) {
         described.tags = Some(match &described.instance.tags {
@@ -150,6 +166,41 @@ async fn describe(
         });
     }
     Ok(Observation::Instance(Box::new(described)))
+}
+
+/// The configuration parts the spec manages, each read with its List call (storage: one
+/// per resource type listed or recorded); `None` when the spec manages none.
+async fn observe_configuration(
+    r: &Reconciliation<'_>,
+    target: &Target,
+    id: &str,
+) -> Result<Option<ObservedConfiguration>, AwsError> {
+    let spec = &r.obj.spec;
+    let connect = &r.ctx.connect;
+    let mut observed = ObservedConfiguration::default();
+    if let Some(types) = configuration::storage_types_to_read(spec, &r.status.storage_configs) {
+        let mut storage = BTreeMap::new();
+        for resource_type in types {
+            let associations = connect
+                .list_storage_configs(target, id, &resource_type)
+                .await?;
+            storage.insert(resource_type, associations);
+        }
+        observed.storage = Some(storage);
+    }
+    if spec.approved_origins.is_some() {
+        observed.approved_origins = Some(connect.list_approved_origins(target, id).await?);
+    }
+    if spec.lambda_functions.is_some() {
+        observed.lambda_functions = Some(connect.list_lambda_functions(target, id).await?);
+    }
+    if spec.lex_bots.is_some() {
+        observed.lex_bots = Some(connect.list_lex_v2_bots(target, id).await?);
+    }
+    if spec.security_keys.is_some() {
+        observed.security_keys = Some(connect.list_security_keys(target, id).await?);
+    }
+    Ok((observed != ObservedConfiguration::default()).then_some(observed))
 }
 
 /// What the ledger needs to know of the object's account.
@@ -244,8 +295,23 @@ async fn act(
     };
     let instance_id = || r.status.instance_id.clone().unwrap_or_default();
     let mut outcome = None;
+    // Configuration writes do not stop at a failure: one item's failure never blocks the
+    // others.
+    let mut applied = Vec::new();
+    let mut failed = Vec::new();
     for write in writes {
         let result = match write {
+            Write::Configure(change) => match configure(r, target, &instance_id(), change).await {
+                Ok(done) => {
+                    applied.push((change.clone(), done));
+                    Ok(())
+                }
+                Err(e) if e.kind == ErrorKind::NotLeader => Err(e),
+                Err(e) => {
+                    failed.push((change.clone(), e));
+                    Ok(())
+                }
+            },
             Write::CreateInstance(request) => {
                 r.ctx.reporter.fence().check()?;
                 let attempt = attempt(r, "CreateInstance", &request.client_token);
@@ -341,8 +407,133 @@ async fn act(
             Ok(()) => {}
         }
     }
+    if (!applied.is_empty() || !failed.is_empty())
+        && let Observation::Instance(described) = before
+    {
+        return Ok(Observation::Configured {
+            described: described.clone(),
+            applied,
+            failed,
+        });
+    }
     Ok(outcome.unwrap_or_else(|| match before {
         Observation::Instance(described) => Observation::Converged(described.clone()),
         other => other.clone(),
     }))
+}
+
+/// One configuration write, and what it changed in what status records.
+async fn configure(
+    r: &Reconciliation<'_>,
+    target: &Target,
+    instance_id: &str,
+    write: &ConfigWrite,
+) -> Result<Applied, AwsError> {
+    let connect = &r.ctx.connect;
+    Ok(match write {
+        ConfigWrite::AssociateStorage {
+            config,
+            client_token,
+        } => {
+            let id = connect
+                .associate_storage_config(target, instance_id, config, client_token)
+                .await?;
+            Applied::StorageAssociated(config.resource_type.clone(), id)
+        }
+        ConfigWrite::UpdateStorage {
+            association_id,
+            config,
+            client_token,
+        } => {
+            connect
+                .update_storage_config(target, instance_id, association_id, config, client_token)
+                .await?;
+            Applied::StorageAssociated(config.resource_type.clone(), association_id.clone())
+        }
+        ConfigWrite::DisassociateStorage {
+            resource_type,
+            association_id,
+            client_token,
+        } => {
+            connect
+                .disassociate_storage_config(
+                    target,
+                    instance_id,
+                    resource_type,
+                    association_id,
+                    client_token,
+                )
+                .await?;
+            Applied::StorageDisassociated(resource_type.clone())
+        }
+        ConfigWrite::AssociateOrigin {
+            origin,
+            client_token,
+        } => {
+            connect
+                .associate_approved_origin(target, instance_id, origin, client_token)
+                .await?;
+            Applied::Other
+        }
+        ConfigWrite::DisassociateOrigin {
+            origin,
+            client_token,
+        } => {
+            connect
+                .disassociate_approved_origin(target, instance_id, origin, client_token)
+                .await?;
+            Applied::Other
+        }
+        ConfigWrite::AssociateLambda {
+            function_arn,
+            client_token,
+        } => {
+            connect
+                .associate_lambda_function(target, instance_id, function_arn, client_token)
+                .await?;
+            Applied::Other
+        }
+        ConfigWrite::DisassociateLambda {
+            function_arn,
+            client_token,
+        } => {
+            connect
+                .disassociate_lambda_function(target, instance_id, function_arn, client_token)
+                .await?;
+            Applied::Other
+        }
+        ConfigWrite::AssociateBot {
+            alias_arn,
+            client_token,
+        } => {
+            connect
+                .associate_lex_v2_bot(target, instance_id, alias_arn, client_token)
+                .await?;
+            Applied::Other
+        }
+        ConfigWrite::DisassociateBot {
+            alias_arn,
+            client_token,
+        } => {
+            connect
+                .disassociate_lex_v2_bot(target, instance_id, alias_arn, client_token)
+                .await?;
+            Applied::Other
+        }
+        ConfigWrite::AssociateKey { key, client_token } => {
+            let id = connect
+                .associate_security_key(target, instance_id, key, client_token)
+                .await?;
+            Applied::KeyAssociated(id)
+        }
+        ConfigWrite::DisassociateKey {
+            association_id,
+            client_token,
+        } => {
+            connect
+                .disassociate_security_key(target, instance_id, association_id, client_token)
+                .await?;
+            Applied::KeyDisassociated(association_id.clone())
+        }
+    })
 }

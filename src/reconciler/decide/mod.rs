@@ -13,6 +13,8 @@
 //! one place is how a row is checked against its neighbours. Its row tests are in
 //! `tests.rs`.
 
+pub mod configuration;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -95,6 +97,9 @@ pub struct Described {
     pub attributes: Option<BTreeMap<AttributeType, bool>>,
     /// The instance's tags, when ACTIVE.
     pub tags: Option<BTreeMap<String, String>>,
+    /// The configuration parts the spec manages, when ACTIVE (`None` before, or when the
+    /// spec manages none).
+    pub configuration: Option<configuration::ObservedConfiguration>,
 }
 
 /// What a step observed, or what its writes answered.
@@ -117,6 +122,17 @@ pub enum Observation {
     },
     /// The attribute and tag writes of the previous decision all succeeded.
     Converged(Box<Described>),
+    /// The previous decision's writes included configuration writes: what each that
+    /// succeeded changed, and each that failed with its error (the others were sent all
+    /// the same).
+    Configured {
+        /// What was observed before the writes.
+        described: Box<Described>,
+        /// The configuration writes that succeeded, with what each changed.
+        applied: Vec<(configuration::ConfigWrite, configuration::Applied)>,
+        /// The configuration writes that failed.
+        failed: Vec<(configuration::ConfigWrite, AwsError)>,
+    },
     /// DeleteInstance was accepted.
     DeleteAccepted,
     /// The account's attempt budget refused the create: nothing was sent.
@@ -148,6 +164,8 @@ pub enum Write {
         /// ClientToken for this intent.
         client_token: String,
     },
+    /// An instance-configuration write.
+    Configure(configuration::ConfigWrite),
     /// TagResource.
     Tag(BTreeMap<String, String>),
     /// UntagResource.
@@ -394,7 +412,10 @@ pub fn apply(inputs: &Inputs<'_>, observation: &Observation) -> Decision {
             let changed = described_changes(inputs, described);
             let mut decision = Decision::new(inputs, requeue(State::Available))
                 .state(State::Available, message)
-                .record(|s| record_observed(s, &described.instance))
+                .record(|s| {
+                    record_observed(s, &described.instance);
+                    record_configuration(inputs, s, described, &[]);
+                })
                 .failures(Failures::Reset);
             if !changed.is_empty() {
                 decision = decision.event(
@@ -405,9 +426,125 @@ pub fn apply(inputs: &Inputs<'_>, observation: &Observation) -> Decision {
             }
             decision
         }
+        Observation::Configured {
+            described,
+            applied,
+            failed,
+        } => configured(inputs, described, applied, failed),
         // Not answers to any Apply write; treated as a fresh look being needed.
         Observation::DeleteAccepted => Decision::new(inputs, Then::ObserveAgain),
     }
+}
+
+/// The configuration writes for an ACTIVE instance under `Manage`.
+fn configuration_changes(
+    inputs: &Inputs<'_>,
+    described: &Described,
+) -> Vec<configuration::ConfigWrite> {
+    let Some(observed) = &described.configuration else {
+        return Vec::new();
+    };
+    let alias = described.instance.alias.as_deref().unwrap_or_default();
+    configuration::configuration_writes(
+        inputs.spec,
+        alias,
+        &inputs.status.storage_configs,
+        observed,
+        configuration::Intent {
+            uid: inputs.uid,
+            generation: inputs.generation,
+            epoch: drift_epoch(inputs.now_epoch_seconds, inputs.retry.drift_interval),
+        },
+    )
+}
+
+/// Records the storage associations and security keys the operator manages.
+fn record_configuration(
+    inputs: &Inputs<'_>,
+    status: &mut ConnectInstanceStatus,
+    described: &Described,
+    applied: &[(configuration::ConfigWrite, configuration::Applied)],
+) {
+    let Some(observed) = &described.configuration else {
+        return;
+    };
+    let applied: Vec<configuration::Applied> = applied.iter().map(|(_, a)| a.clone()).collect();
+    let (storage, keys) = configuration::recorded_after(
+        inputs.spec,
+        &inputs.status.storage_configs,
+        observed,
+        &applied,
+    );
+    status.storage_configs = storage;
+    if inputs.spec.security_keys.is_some() {
+        status.security_keys = keys;
+    }
+}
+
+/// After configuration writes: Ready once they all succeeded (the next look confirms);
+/// otherwise `ConfigurationFailed`, naming each item with AWS's answer, retried with
+/// backoff.
+fn configured(
+    inputs: &Inputs<'_>,
+    described: &Described,
+    applied: &[(configuration::ConfigWrite, configuration::Applied)],
+    failed: &[(configuration::ConfigWrite, AwsError)],
+) -> Decision {
+    let id = &described.instance.id;
+    let done: Vec<String> = applied
+        .iter()
+        .map(|(write, _)| {
+            let verb = if write.is_removal() {
+                "removed"
+            } else {
+                "applied"
+            };
+            format!("{} {verb}", write.item(inputs.spec))
+        })
+        .collect();
+    let record = |s: &mut ConnectInstanceStatus| {
+        record_observed(s, &described.instance);
+        record_configuration(inputs, s, described, applied);
+    };
+    let mut decision = if failed.is_empty() {
+        Decision::new(inputs, Then::ObserveAgain)
+            .state(
+                State::Updating,
+                format!("Configuration of instance {id} applied; checking it"),
+            )
+            .record(record)
+    } else {
+        let problems: Vec<String> = failed
+            .iter()
+            .map(|(write, e)| format!("{}: {}", write.item(inputs.spec), e))
+            .collect();
+        // The List calls before these writes found the instance, so a ResourceNotFound here
+        // names the item's own resource (a bucket, a function), not a lagging instance.
+        let message = format!(
+            "{} of the configuration of instance {id} could not be applied (the rest was): {}",
+            failed.len(),
+            problems.join("; ")
+        );
+        Decision::new(
+            inputs,
+            Then::Requeue(
+                plan::retry_after(&inputs.retry, State::ConfigurationFailed, inputs.failures),
+                Jitter::Spread,
+            ),
+        )
+        .state(State::ConfigurationFailed, message.clone())
+        .record(record)
+        .failures(Failures::Count)
+        .event(EventType::Warning, "ConfigurationFailed", message)
+    };
+    if !done.is_empty() {
+        decision = decision.event(
+            EventType::Normal,
+            "Configured",
+            format!("Instance {id}: {}", done.join(", ")),
+        );
+    }
+    decision
 }
 
 /// An instance named by `spec.instanceId`: adopted only if it is what the spec says and no
@@ -540,7 +677,12 @@ fn described_instance(inputs: &Inputs<'_>, described: &Described) -> Decision {
         .failures(Failures::Count),
         InstanceState::Active if inputs.spec.observe_only() => observed_only(inputs, described),
         InstanceState::Active => {
-            let writes = convergence_writes(inputs, described);
+            let mut writes = convergence_writes(inputs, described);
+            writes.extend(
+                configuration_changes(inputs, described)
+                    .into_iter()
+                    .map(Write::Configure),
+            );
             if writes.is_empty() {
                 return apply(inputs, &Observation::Converged(Box::new(described.clone())));
             }
@@ -556,8 +698,12 @@ fn described_instance(inputs: &Inputs<'_>, described: &Described) -> Decision {
                 .iter()
                 .filter(|w| matches!(w, Write::UpdateAttribute { .. }))
                 .count();
+            let configuration_writes = writes
+                .iter()
+                .filter(|w| matches!(w, Write::Configure(_)))
+                .count();
             let message = format!(
-                "Applying {attribute_writes} attribute change(s) and {tag_writes} tag change(s) to instance {id}"
+                "Applying {attribute_writes} attribute change(s), {tag_writes} tag change(s) and {configuration_writes} configuration change(s) to instance {id}"
             );
             Decision {
                 writes,
@@ -648,6 +794,14 @@ fn drift_report(inputs: &Inputs<'_>, described: &Described) -> Option<String> {
                 out.push(format!("tag {key}: AWS {actual:?}, not in the spec"));
             }
         }
+    }
+    if let Some(observed) = &described.configuration {
+        out.extend(configuration::configuration_drift(
+            inputs.spec,
+            described.instance.alias.as_deref().unwrap_or_default(),
+            &inputs.status.storage_configs,
+            observed,
+        ));
     }
     (!out.is_empty()).then(|| out.join("; "))
 }
@@ -858,9 +1012,9 @@ pub fn cleanup(inputs: &Inputs<'_>, observation: &Observation) -> Decision {
                 .failures(Failures::Reset)
         }
         // Not answers to any Cleanup write; look again.
-        Observation::Created { .. } | Observation::Converged(_) => {
-            Decision::new(inputs, Then::ObserveAgain)
-        }
+        Observation::Created { .. }
+        | Observation::Converged(_)
+        | Observation::Configured { .. } => Decision::new(inputs, Then::ObserveAgain),
     }
 }
 

@@ -23,6 +23,11 @@ fn spec(policy: DeletionPolicy) -> ConnectInstanceSpec {
         outbound_calls_enabled: false,
         attributes: None,
         tags: [("team".to_owned(), "voice".to_owned())].into(),
+        storage_configs: None,
+        approved_origins: None,
+        lambda_functions: None,
+        lex_bots: None,
+        security_keys: None,
         region: None,
         deletion_policy: Some(policy),
         deletion_protection: false,
@@ -96,6 +101,7 @@ fn described(state: InstanceState, inbound: bool, tags: &[(&str, &str)]) -> Obse
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
         ),
+        configuration: None,
         instance: instance(state),
     }))
 }
@@ -325,6 +331,7 @@ fn rows() -> Vec<Row> {
             Observation::Converged(Box::new(Described {
                 attributes: None,
                 tags: None,
+                configuration: None,
                 instance: instance(InstanceState::Active),
             })),
             Some("Available"),
@@ -926,7 +933,125 @@ fn rows() -> Vec<Row> {
             Then::Requeue(secs(601), Jitter::None),
             Failures::Keep,
         )),
+        // Instance configuration.
+        with(
+            row(
+                "an approved origin missing in AWS: one configuration write",
+                Path::Apply,
+                configured_in_sync(&[]),
+                Some("Updating"),
+                &["Configure"],
+                Then::ObserveAgain,
+                Failures::Keep,
+            ),
+            with_origin,
+        ),
+        with(
+            row(
+                "the configuration as the spec says: Available",
+                Path::Apply,
+                configured_in_sync(&[ORIGIN]),
+                Some("Available"),
+                &[],
+                spread(drift),
+                Failures::Reset,
+            ),
+            with_origin,
+        ),
+        with(
+            row(
+                "configuration unmanaged: an origin AWS has is left alone",
+                Path::Apply,
+                configured_in_sync(&["https://other.example.com"]),
+                Some("Available"),
+                &[],
+                spread(drift),
+                Failures::Reset,
+            ),
+            |_| {},
+        ),
+        with(
+            row(
+                "configuration writes all succeeded: look again",
+                Path::Apply,
+                configured(vec![]),
+                Some("Updating"),
+                &[],
+                Then::ObserveAgain,
+                Failures::Keep,
+            ),
+            with_origin,
+        ),
+        with(
+            row(
+                "a configuration write failed: ConfigurationFailed, backoff, counted",
+                Path::Apply,
+                configured(vec![(
+                    configuration::ConfigWrite::AssociateOrigin {
+                        origin: ORIGIN.into(),
+                        client_token: "t".into(),
+                    },
+                    AwsError {
+                        operation: Operation::AssociateApprovedOrigin,
+                        kind: ErrorKind::NotFound,
+                        code: Some("ResourceNotFoundException".into()),
+                        message: "no such thing".into(),
+                        request_id: Some("req-9".into()),
+                        retry_after: None,
+                    },
+                )]),
+                Some("ConfigurationFailed"),
+                &[],
+                // The first backoff.
+                spread(secs(2)),
+                Failures::Count,
+            ),
+            with_origin,
+        ),
+        // Cleanup never disassociates: AWS removes the configuration with the instance.
+        with(
+            row(
+                "deleting an instance with configuration: DeleteInstance only",
+                Path::Cleanup,
+                configured_in_sync(&[]),
+                None,
+                &["DeleteInstance"],
+                Then::ObserveAgain,
+                Failures::Keep,
+            ),
+            with_origin,
+        ),
     ]
+}
+
+const ORIGIN: &str = "https://crm.example.com";
+
+fn with_origin(spec: &mut ConnectInstanceSpec) {
+    spec.approved_origins = Some(vec![ORIGIN.into()]);
+}
+
+/// In sync but for the approved origins, which AWS reports as `origins`.
+fn configured_in_sync(origins: &[&str]) -> Observation {
+    let Observation::Instance(mut described) = in_sync() else {
+        unreachable!("in_sync describes an instance")
+    };
+    described.configuration = Some(configuration::ObservedConfiguration {
+        approved_origins: Some(origins.iter().map(|o| (*o).to_owned()).collect()),
+        ..configuration::ObservedConfiguration::default()
+    });
+    Observation::Instance(described)
+}
+
+/// Configuration writes answered: `failed` failed, nothing else was written.
+fn configured(failed: Vec<(configuration::ConfigWrite, AwsError)>) -> Observation {
+    let Observation::Instance(described) = configured_in_sync(&[]) else {
+        unreachable!("an instance")
+    };
+    Observation::Configured {
+        described,
+        applied: vec![],
+        failed,
+    }
 }
 
 fn decide_row(row: &Row) -> Decision {
@@ -961,6 +1086,7 @@ fn write_name(write: &Write) -> &'static str {
         Write::Tag(_) => "TagResource",
         Write::Untag(_) => "UntagResource",
         Write::DeleteInstance { .. } => "DeleteInstance",
+        Write::Configure(_) => "Configure",
     }
 }
 

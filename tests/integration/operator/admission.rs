@@ -15,6 +15,17 @@ use super::Scenario;
 
 /// Manifests the API server must refuse, and a word its message must contain.
 fn invalid_specs() -> Vec<(&'static str, Value, &'static str)> {
+    let three_keys: Vec<String> = ["A", "B", "C"]
+        .map(|k| {
+            format!(
+                "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----",
+                k.repeat(64)
+            )
+        })
+        .to_vec();
+    let fifty_one_functions: Vec<String> = (0..51)
+        .map(|n| format!("arn:aws:lambda:us-east-1:111122223333:function:f{n}"))
+        .collect();
     let too_many_tags: serde_json::Map<String, Value> = (0..51)
         .map(|index| (format!("tag-{index}"), json!("x")))
         .collect();
@@ -123,6 +134,96 @@ fn invalid_specs() -> Vec<(&'static str, Value, &'static str)> {
             "unknown-management-policy",
             with(json!({ "managementPolicy": "Sometimes" })),
             "managementPolicy",
+        ),
+        (
+            "call-recordings-on-a-stream",
+            with(
+                json!({ "storageConfigs": [{ "resourceType": "CALL_RECORDINGS",
+                "kinesisStream": { "streamArn": "arn:aws:kinesis:us-east-1:111122223333:stream/s" } }] }),
+            ),
+            "spec.storageConfigs[0].s3",
+        ),
+        (
+            "media-streams-in-s3",
+            with(
+                json!({ "storageConfigs": [{ "resourceType": "MEDIA_STREAMS",
+                "s3": { "bucketName": "b", "bucketPrefix": "p" } }] }),
+            ),
+            "spec.storageConfigs[0].kinesisVideoStream",
+        ),
+        (
+            "agent-events-to-firehose",
+            with(json!({ "storageConfigs": [{ "resourceType": "AGENT_EVENTS",
+                "kinesisFirehose": { "firehoseArn": "arn:aws:firehose:us-east-1:111122223333:deliverystream/f" } }] })),
+            "spec.storageConfigs[0].kinesisStream",
+        ),
+        (
+            "contact-trace-records-in-s3",
+            with(
+                json!({ "storageConfigs": [{ "resourceType": "CONTACT_TRACE_RECORDS",
+                "s3": { "bucketName": "b", "bucketPrefix": "p" } }] }),
+            ),
+            "spec.storageConfigs[0].kinesisFirehose",
+        ),
+        (
+            "two-storage-kinds-in-one-entry",
+            with(json!({ "storageConfigs": [{ "resourceType": "FUTURE_TYPE",
+                "s3": { "bucketName": "b", "bucketPrefix": "p" },
+                "kinesisStream": { "streamArn": "arn:aws:kinesis:us-east-1:111122223333:stream/s" } }] })),
+            "spec.storageConfigs[0]",
+        ),
+        (
+            "a-storage-type-listed-twice",
+            with(json!({ "storageConfigs": [
+                { "resourceType": "CALL_RECORDINGS", "s3": { "bucketName": "a", "bucketPrefix": "p" } },
+                { "resourceType": "CALL_RECORDINGS", "s3": { "bucketName": "b", "bucketPrefix": "p" } }] })),
+            "spec.storageConfigs[1]",
+        ),
+        (
+            "a-lower-case-resource-type",
+            with(
+                json!({ "storageConfigs": [{ "resourceType": "call_recordings",
+                "s3": { "bucketName": "b", "bucketPrefix": "p" } }] }),
+            ),
+            "spec.storageConfigs[0].resourceType",
+        ),
+        (
+            "video-retention-beyond-ten-years",
+            with(
+                json!({ "storageConfigs": [{ "resourceType": "MEDIA_STREAMS",
+                "kinesisVideoStream": { "prefix": "m", "retentionPeriodHours": 87601, "kmsKeyArn": "k" } }] }),
+            ),
+            "retentionPeriodHours",
+        ),
+        (
+            "an-origin-with-a-path",
+            with(json!({ "approvedOrigins": ["https://crm.example.com/app"] })),
+            "spec.approvedOrigins[0]",
+        ),
+        (
+            "fifty-one-functions",
+            with(json!({ "lambdaFunctions": fifty_one_functions })),
+            "spec.lambdaFunctions",
+        ),
+        (
+            "a-function-that-is-no-lambda-arn",
+            with(json!({ "lambdaFunctions": ["arn:aws:s3:::bucket"] })),
+            "spec.lambdaFunctions[0]",
+        ),
+        (
+            "a-lex-v1-bot-name",
+            with(json!({ "lexBots": [{ "aliasArn": "MyV1Bot" }] })),
+            "spec.lexBots[0].aliasArn",
+        ),
+        (
+            "three-security-keys",
+            with(json!({ "securityKeys": three_keys })),
+            "spec.securityKeys",
+        ),
+        (
+            "a-security-key-that-is-no-pem",
+            with(json!({ "securityKeys": ["ssh-rsa AAAA"] })),
+            "spec.securityKeys[0]",
         ),
     ]
 }

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use test_kit::connect::{condition, describe, is_true, manifest, uid};
 use test_kit::{SimCall, kubectl_with_input};
 
-use super::{MUTATING, Scenario, aws_view, set_attribute_behind_the_back, tally};
+use super::{Scenario, aws_view, mutating, set_attribute_behind_the_back, tally};
 
 async fn set_inbound(s: &Scenario, id: &str, value: bool) {
     set_attribute_behind_the_back(s, id, InstanceAttributeType::InboundCalls, value).await;
@@ -45,10 +45,10 @@ async fn apply_yaml(s: &Scenario, yaml: &str) {
     assert!(output.success, "kubectl apply failed: {output:?}\n{yaml}");
 }
 
-fn mutating(calls: &[SimCall]) -> Vec<&SimCall> {
+fn mutating_calls(calls: &[SimCall]) -> Vec<&SimCall> {
     calls
         .iter()
-        .filter(|call| MUTATING.contains(&call.operation.as_str()))
+        .filter(|call| mutating(&call.operation))
         .collect()
 }
 
@@ -71,8 +71,66 @@ async fn imported_manifest_adopts_a_live_instance_writing_only_the_uid_tag() {
             &[("team", "voice"), ("cost-center", "42")],
         )
         .await;
+    // Its configuration, made outside the operator: import writes it all into the manifest.
+    let other = super::someone_else(&s);
+    other
+        .associate_instance_storage_config()
+        .instance_id(&live.id)
+        .resource_type(aws_sdk_connect::types::InstanceStorageResourceType::MediaStreams)
+        .storage_config(
+            aws_sdk_connect::types::InstanceStorageConfig::builder()
+                .storage_type(aws_sdk_connect::types::StorageType::KinesisVideoStream)
+                .kinesis_video_stream_config(
+                    aws_sdk_connect::types::KinesisVideoStreamConfig::builder()
+                        .prefix("media")
+                        .retention_period_hours(12)
+                        .encryption_config(
+                            aws_sdk_connect::types::EncryptionConfig::builder()
+                                .encryption_type(aws_sdk_connect::types::EncryptionType::Kms)
+                                .key_id("arn:aws:kms:us-east-1:111122223333:key/k")
+                                .build()
+                                .expect("encryption"),
+                        )
+                        .build()
+                        .expect("video"),
+                )
+                .build()
+                .expect("config"),
+        )
+        .send()
+        .await
+        .expect("a storage config");
+    other
+        .associate_approved_origin()
+        .instance_id(&live.id)
+        .origin("https://crm.example.com")
+        .send()
+        .await
+        .expect("an origin");
+    other
+        .associate_lambda_function()
+        .instance_id(&live.id)
+        .function_arn("arn:aws:lambda:us-east-1:111122223333:function:lookup")
+        .send()
+        .await
+        .expect("a function");
+    other
+        .associate_security_key()
+        .instance_id(&live.id)
+        .key(format!(
+            "-----BEGIN PUBLIC KEY-----\r\n{}\r\n-----END PUBLIC KEY-----",
+            "Q".repeat(80)
+        ))
+        .send()
+        .await
+        .expect("a key");
     let yaml = import(&s, &live.id, "brownfield").await;
     assert!(yaml.contains(&format!("instanceId: {}", live.id)), "{yaml}");
+    assert!(yaml.contains("resourceType: MEDIA_STREAMS"), "{yaml}");
+    assert!(yaml.contains("https://crm.example.com"), "{yaml}");
+    assert!(yaml.contains("function:lookup"), "{yaml}");
+    assert!(yaml.contains("BEGIN PUBLIC KEY"), "{yaml}");
+    assert!(yaml.contains("lexBots: []"), "{yaml}");
     assert!(yaml.contains("deletionPolicy: Retain"), "{yaml}");
     assert!(yaml.contains("cost-center"), "{yaml}");
     s.sim.clear_calls().await;
@@ -88,8 +146,13 @@ async fn imported_manifest_adopts_a_live_instance_writing_only_the_uid_tag() {
         Some(live.id.as_str())
     );
     let calls = s.connect_calls().await;
-    let writes = mutating(&calls);
+    let writes = mutating_calls(&calls);
     assert_eq!(writes.len(), 1, "only the uid tag: {:?}", tally(&calls));
+    assert!(
+        calls.iter().any(|c| c.operation == "ListSecurityKeys"),
+        "the imported configuration is managed: {:?}",
+        tally(&calls)
+    );
     assert_eq!(writes[0].operation, "TagResource");
     let instance = s.sim.instance(&live.id).await.expect("still there");
     assert_eq!(instance.tags.get(UID_TAG), Some(&uid(&object)));
@@ -191,7 +254,7 @@ async fn adoption_refuses_missing_mismatched_and_foreign_owned_instances() {
         assert!(output.success, "{output:?}");
     }
     let calls = s.connect_calls().await;
-    assert!(mutating(&calls).is_empty(), "{:?}", tally(&calls));
+    assert!(mutating_calls(&calls).is_empty(), "{:?}", tally(&calls));
     assert_eq!(s.sim.instances().await.len(), 2, "both instances untouched");
 }
 
@@ -236,7 +299,7 @@ async fn observe_only_never_writes_reports_drift_and_switches_to_manage_and_back
     .await;
     let calls = s.connect_calls().await;
     assert!(
-        mutating(&calls).is_empty(),
+        mutating_calls(&calls).is_empty(),
         "ObserveOnly wrote: {:?}",
         tally(&calls)
     );
@@ -298,7 +361,7 @@ async fn observe_only_never_writes_reports_drift_and_switches_to_manage_and_back
     })
     .await;
     let calls = s.connect_calls().await;
-    assert!(mutating(&calls).is_empty(), "{:?}", tally(&calls));
+    assert!(mutating_calls(&calls).is_empty(), "{:?}", tally(&calls));
     let instance = s.sim.instance(&live.id).await.expect("instance");
     assert_eq!(
         instance.attributes.get("INBOUND_CALLS").map(String::as_str),

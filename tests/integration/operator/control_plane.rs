@@ -839,7 +839,7 @@ async fn two_replicas_through_api_server_outages_never_both_lead_nor_write_after
         .calls()
         .await
         .into_iter()
-        .filter(|c| super::MUTATING.contains(&c.operation.as_str()))
+        .filter(|c| super::mutating(&c.operation))
         .collect();
     let replica_of = |c: &test_kit::SimCall| match c.access_key_id.as_deref() {
         Some("AKIDREPLICAA") => Some(0),

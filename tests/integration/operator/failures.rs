@@ -17,7 +17,7 @@ use test_kit::connect::{
 };
 use test_kit::{DEADLINE, SimCall, kubectl_ok, wait_until};
 
-use super::{MUTATING, Scenario, assert_ready_and_settled, count, tally};
+use super::{Scenario, assert_ready_and_settled, count, mutating, tally};
 
 #[tokio::test]
 async fn throttling_and_server_errors_converge_without_retry_storm() {
@@ -331,7 +331,7 @@ async fn alias_held_by_foreign_instance_is_alias_conflict_and_left_untouched() {
     let calls = s.connect_calls().await;
     let writes: Vec<&SimCall> = calls
         .iter()
-        .filter(|call| MUTATING.contains(&call.operation.as_str()))
+        .filter(|call| mutating(&call.operation))
         .collect();
     assert!(
         writes.is_empty(),
