@@ -181,10 +181,22 @@ async fn observe_configuration(
     if let Some(types) = configuration::storage_types_to_read(spec, &r.status.storage_configs) {
         let mut storage = BTreeMap::new();
         for resource_type in types {
-            let associations = connect
+            match connect
                 .list_storage_configs(target, id, &resource_type)
-                .await?;
-            storage.insert(resource_type, associations);
+                .await
+            {
+                Ok(associations) => {
+                    storage.insert(resource_type, associations);
+                }
+                // A type AWS does not know (one added to the spec ahead of AWS, or a typo that
+                // matches the pattern): that item fails, the others go on.
+                Err(e) if e.kind == ErrorKind::InvalidRequest => {
+                    observed
+                        .refused
+                        .push((format!("storageConfigs[{resource_type}]"), e));
+                }
+                Err(e) => return Err(e),
+            }
         }
         observed.storage = Some(storage);
     }

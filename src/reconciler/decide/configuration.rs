@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::api::{ConnectInstanceSpec, StorageConfigSpec, canonical_key, echoed_video_prefix};
 use crate::aws::configuration::{SecurityKey, StorageAssociation};
-use crate::aws::token;
+use crate::aws::{AwsError, token};
 
 /// The configuration parts the spec manages, as AWS reports them; `None` for a part that
 /// is not managed (and so was not read).
@@ -29,6 +29,9 @@ pub struct ObservedConfiguration {
     pub lex_bots: Option<Vec<String>>,
     /// ListSecurityKeys.
     pub security_keys: Option<Vec<SecurityKey>>,
+    /// Storage resource types AWS refused to list (a type it does not know): each with the
+    /// spec's item and AWS's answer. They are reported, and block nothing else.
+    pub refused: Vec<(String, AwsError)>,
 }
 
 /// One configuration write.

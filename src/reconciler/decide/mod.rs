@@ -506,7 +506,12 @@ fn configured(
         record_observed(s, &described.instance);
         record_configuration(inputs, s, described, applied);
     };
-    let mut decision = if failed.is_empty() {
+    let refused = described
+        .configuration
+        .as_ref()
+        .map(|c| c.refused.as_slice())
+        .unwrap_or_default();
+    let mut decision = if failed.is_empty() && refused.is_empty() {
         Decision::new(inputs, Then::ObserveAgain)
             .state(
                 State::Updating,
@@ -514,15 +519,20 @@ fn configured(
             )
             .record(record)
     } else {
-        let problems: Vec<String> = failed
+        let problems: Vec<String> = refused
             .iter()
-            .map(|(write, e)| format!("{}: {}", write.item(inputs.spec), e))
+            .map(|(item, e)| format!("{item}: {e}"))
+            .chain(
+                failed
+                    .iter()
+                    .map(|(write, e)| format!("{}: {}", write.item(inputs.spec), e)),
+            )
             .collect();
         // The List calls before these writes found the instance, so a ResourceNotFound here
         // names the item's own resource (a bucket, a function), not a lagging instance.
         let message = format!(
             "{} of the configuration of instance {id} could not be applied (the rest was): {}",
-            failed.len(),
+            problems.len(),
             problems.join("; ")
         );
         Decision::new(
@@ -684,6 +694,13 @@ fn described_instance(inputs: &Inputs<'_>, described: &Described) -> Decision {
                     .map(Write::Configure),
             );
             if writes.is_empty() {
+                if described
+                    .configuration
+                    .as_ref()
+                    .is_some_and(|c| !c.refused.is_empty())
+                {
+                    return configured(inputs, described, &[], &[]);
+                }
                 return apply(inputs, &Observation::Converged(Box::new(described.clone())));
             }
             let tag_writes = writes

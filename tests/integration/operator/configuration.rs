@@ -379,6 +379,43 @@ async fn configuration_converges_stays_still_is_repaired_and_fails_one_item_at_a
         .await;
     s.wait_ready(name).await;
 
+    // A resource type AWS may add later is admitted; AWS's refusal shows, naming the item.
+    let mut spec = configured_spec("configured-e2e");
+    let future = json!({ "resourceType": "FUTURE_TYPE",
+        "s3": { "bucketName": "future", "bucketPrefix": "f" } });
+    spec["storageConfigs"]
+        .as_array_mut()
+        .expect("a list")
+        .push(future);
+    s.merge_patch(
+        name,
+        json!({ "spec": { "storageConfigs": spec["storageConfigs"] } }),
+    )
+    .await;
+    let refused = s
+        .wait_for(name, "the future type refused by AWS", |o| {
+            condition(o, "Ready").is_some_and(|c| {
+                c.reason == "ConfigurationFailed"
+                    && c.message.contains("storageConfigs[FUTURE_TYPE]")
+            })
+        })
+        .await;
+    let message = condition(&refused, "Ready")
+        .map(|c| c.message)
+        .unwrap_or_default();
+    assert!(message.contains("InvalidParameterException"), "{message}");
+    let mut spec = configured_spec("configured-e2e");
+    spec["storageConfigs"]
+        .as_array_mut()
+        .expect("a list")
+        .retain(|c| c["resourceType"] != "CHAT_TRANSCRIPTS");
+    s.merge_patch(
+        name,
+        json!({ "spec": { "storageConfigs": spec["storageConfigs"] } }),
+    )
+    .await;
+    s.wait_ready(name).await;
+
     // Deleting the instance makes no Disassociate call.
     let before = s.connect_calls().await.len();
     let output = test_kit::kubectl(&["delete", "connectinstance", name, "-n", &s.namespace]).await;
