@@ -10,6 +10,11 @@ use aws_sdk_connect::types::{
     S3Config, StorageType,
 };
 
+use std::future::Future;
+
+use aws_sdk_connect::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::http::Response as HttpResponse;
+
 use super::client::{ConnectClient, Target, malformed};
 use super::error::{AwsError, Operation};
 use crate::api::{
@@ -144,6 +149,34 @@ fn from_sdk(resource_type: &str, config: &InstanceStorageConfig) -> Option<Stora
 }
 
 impl ConnectClient {
+    /// Every page of a List call: `send` asks for the page after a token, `items` takes a
+    /// page's items and its next token.
+    async fn all_pages<P, T, E, Fut>(
+        &self,
+        target: &Target,
+        operation: Operation,
+        send: impl Fn(aws_sdk_connect::Client, Option<String>) -> Fut,
+        items: impl Fn(P) -> Result<(Vec<T>, Option<String>), AwsError>,
+    ) -> Result<Vec<T>, AwsError>
+    where
+        Fut: Future<Output = Result<P, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let mut out = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let page = self
+                .call(target, operation, |c| send(c, next.clone()))
+                .await?;
+            let (page_items, token) = items(page)?;
+            out.extend(page_items);
+            match token {
+                Some(token) if !token.is_empty() => next = Some(token),
+                _ => return Ok(out),
+            }
+        }
+    }
+
     /// ListInstanceStorageConfigs of one resource type, every page.
     pub async fn list_storage_configs(
         &self,
@@ -151,39 +184,35 @@ impl ConnectClient {
         instance_id: &str,
         resource_type: &str,
     ) -> Result<Vec<StorageAssociation>, AwsError> {
-        let mut out = Vec::new();
-        let mut next: Option<String> = None;
-        loop {
-            let page = self
-                .call(target, Operation::ListInstanceStorageConfigs, |c| {
-                    c.list_instance_storage_configs()
-                        .instance_id(instance_id)
-                        .resource_type(InstanceStorageResourceType::from(resource_type))
-                        .set_next_token(next.clone())
-                        .send()
-                })
-                .await?;
-            for config in page.storage_configs() {
-                let (Some(id), Some(spec)) =
-                    (config.association_id(), from_sdk(resource_type, config))
-                else {
-                    return Err(malformed(
-                        Operation::ListInstanceStorageConfigs,
-                        &format!(
-                            "a {resource_type} storage config without an association id or of an unknown storage type"
-                        ),
-                    ));
-                };
-                out.push(StorageAssociation {
-                    association_id: id.to_owned(),
-                    config: spec,
-                });
-            }
-            match page.next_token() {
-                Some(token) if !token.is_empty() => next = Some(token.to_owned()),
-                _ => return Ok(out),
-            }
-        }
+        self.all_pages(
+            target,
+            Operation::ListInstanceStorageConfigs,
+            |c, next| {
+                c.list_instance_storage_configs()
+                    .instance_id(instance_id)
+                    .resource_type(InstanceStorageResourceType::from(resource_type))
+                    .set_next_token(next)
+                    .send()
+            },
+            |page| {
+                let associations = page
+                    .storage_configs()
+                    .iter()
+                    .map(|config| match (config.association_id(), from_sdk(resource_type, config)) {
+                        (Some(id), Some(spec)) => Ok(StorageAssociation {
+                            association_id: id.to_owned(),
+                            config: spec,
+                        }),
+                        _ => Err(malformed(
+                            Operation::ListInstanceStorageConfigs,
+                            &format!("a {resource_type} storage config without an association id or of an unknown storage type"),
+                        )),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((associations, page.next_token().map(str::to_owned)))
+            },
+        )
+        .await
     }
 
     /// AssociateInstanceStorageConfig; returns the new association's id.
@@ -266,23 +295,23 @@ impl ConnectClient {
         target: &Target,
         instance_id: &str,
     ) -> Result<Vec<String>, AwsError> {
-        let mut out = Vec::new();
-        let mut next: Option<String> = None;
-        loop {
-            let page = self
-                .call(target, Operation::ListApprovedOrigins, |c| {
-                    c.list_approved_origins()
-                        .instance_id(instance_id)
-                        .set_next_token(next.clone())
-                        .send()
-                })
-                .await?;
-            out.extend(page.origins().iter().cloned());
-            match page.next_token() {
-                Some(token) if !token.is_empty() => next = Some(token.to_owned()),
-                _ => return Ok(out),
-            }
-        }
+        self.all_pages(
+            target,
+            Operation::ListApprovedOrigins,
+            |c, next| {
+                c.list_approved_origins()
+                    .instance_id(instance_id)
+                    .set_next_token(next)
+                    .send()
+            },
+            |page| {
+                Ok((
+                    page.origins().to_vec(),
+                    page.next_token().map(str::to_owned),
+                ))
+            },
+        )
+        .await
     }
 
     /// AssociateApprovedOrigin.
@@ -329,23 +358,23 @@ impl ConnectClient {
         target: &Target,
         instance_id: &str,
     ) -> Result<Vec<String>, AwsError> {
-        let mut out = Vec::new();
-        let mut next: Option<String> = None;
-        loop {
-            let page = self
-                .call(target, Operation::ListLambdaFunctions, |c| {
-                    c.list_lambda_functions()
-                        .instance_id(instance_id)
-                        .set_next_token(next.clone())
-                        .send()
-                })
-                .await?;
-            out.extend(page.lambda_functions().iter().cloned());
-            match page.next_token() {
-                Some(token) if !token.is_empty() => next = Some(token.to_owned()),
-                _ => return Ok(out),
-            }
-        }
+        self.all_pages(
+            target,
+            Operation::ListLambdaFunctions,
+            |c, next| {
+                c.list_lambda_functions()
+                    .instance_id(instance_id)
+                    .set_next_token(next)
+                    .send()
+            },
+            |page| {
+                Ok((
+                    page.lambda_functions().to_vec(),
+                    page.next_token().map(str::to_owned),
+                ))
+            },
+        )
+        .await
     }
 
     /// AssociateLambdaFunction.
@@ -392,29 +421,27 @@ impl ConnectClient {
         target: &Target,
         instance_id: &str,
     ) -> Result<Vec<String>, AwsError> {
-        let mut out = Vec::new();
-        let mut next: Option<String> = None;
-        loop {
-            let page = self
-                .call(target, Operation::ListBots, |c| {
-                    c.list_bots()
-                        .instance_id(instance_id)
-                        .lex_version(LexVersion::V2)
-                        .set_next_token(next.clone())
-                        .send()
-                })
-                .await?;
-            out.extend(
-                page.lex_bots()
+        self.all_pages(
+            target,
+            Operation::ListBots,
+            |c, next| {
+                c.list_bots()
+                    .instance_id(instance_id)
+                    .lex_version(LexVersion::V2)
+                    .set_next_token(next)
+                    .send()
+            },
+            |page| {
+                let bots = page
+                    .lex_bots()
                     .iter()
                     .filter_map(|b| b.lex_v2_bot().and_then(LexV2Bot::alias_arn))
-                    .map(str::to_owned),
-            );
-            match page.next_token() {
-                Some(token) if !token.is_empty() => next = Some(token.to_owned()),
-                _ => return Ok(out),
-            }
-        }
+                    .map(str::to_owned)
+                    .collect();
+                Ok((bots, page.next_token().map(str::to_owned)))
+            },
+        )
+        .await
     }
 
     /// AssociateBot of a Lex V2 bot alias.
@@ -461,30 +488,30 @@ impl ConnectClient {
         target: &Target,
         instance_id: &str,
     ) -> Result<Vec<SecurityKey>, AwsError> {
-        let mut out = Vec::new();
-        let mut next: Option<String> = None;
-        loop {
-            let page = self
-                .call(target, Operation::ListSecurityKeys, |c| {
-                    c.list_security_keys()
-                        .instance_id(instance_id)
-                        .set_next_token(next.clone())
-                        .send()
-                })
-                .await?;
-            for key in page.security_keys() {
-                if let (Some(id), Some(pem)) = (key.association_id(), key.key()) {
-                    out.push(SecurityKey {
-                        association_id: id.to_owned(),
-                        key: pem.to_owned(),
-                    });
-                }
-            }
-            match page.next_token() {
-                Some(token) if !token.is_empty() => next = Some(token.to_owned()),
-                _ => return Ok(out),
-            }
-        }
+        self.all_pages(
+            target,
+            Operation::ListSecurityKeys,
+            |c, next| {
+                c.list_security_keys()
+                    .instance_id(instance_id)
+                    .set_next_token(next)
+                    .send()
+            },
+            |page| {
+                let keys = page
+                    .security_keys()
+                    .iter()
+                    .filter_map(|key| {
+                        Some(SecurityKey {
+                            association_id: key.association_id()?.to_owned(),
+                            key: key.key()?.to_owned(),
+                        })
+                    })
+                    .collect();
+                Ok((keys, page.next_token().map(str::to_owned)))
+            },
+        )
+        .await
     }
 
     /// AssociateSecurityKey; returns the association's id.

@@ -52,13 +52,9 @@ use test_kit::{
     heavy_slot, kubectl_with_input,
 };
 
-/// Whether a Connect operation changes something in AWS: every one but the reads, by
-/// name, so that an operation added later counts as a write until it is known to be a read.
-fn mutating(operation: &str) -> bool {
-    !["Describe", "List", "Get", "Search"]
-        .iter()
-        .any(|read| operation.starts_with(read))
-}
+// Whether a Connect operation changes something in AWS: the operator's own rule (every
+// operation but the reads, by name).
+use connect_operator::aws::error::is_write_operation as mutating;
 
 /// Every Connect operation the simulator serves.
 const OPERATIONS: &[&str] = &[
