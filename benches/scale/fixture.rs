@@ -38,7 +38,10 @@ pub async fn start_simulator(
         "TagResource",
         "UntagResource",
         "ListTagsForResource",
-    ];
+    ]
+    .into_iter()
+    .chain(CONFIGURATION_LISTS)
+    .chain(CONFIGURATION_WRITES);
     let mut rates = BTreeMap::new();
     let mut bursts = BTreeMap::new();
     for operation in ["CreateInstance", "DeleteInstance"] {
@@ -109,35 +112,82 @@ pub struct Applied {
     pub applied_at: f64,
 }
 
-fn manifest(name: &str, alias: &str) -> Value {
-    connect::manifest(
-        name,
-        json!({
-            "identityManagementType": "CONNECT_MANAGED",
-            "instanceAlias": alias,
-            "inboundCallsEnabled": true,
-            "outboundCallsEnabled": true,
-            // Both differ from a new instance's defaults: converging writes two attributes.
-            "attributes": { "contactflowLogs": true, "contactLens": true },
-            "tags": { "team": "benchmark", "cost-center": "42" },
-        }),
-    )
+/// The List calls of the instance configuration, one per managed part (storage: one per
+/// resource type).
+pub const CONFIGURATION_LISTS: [&str; 5] = [
+    "ListInstanceStorageConfigs",
+    "ListApprovedOrigins",
+    "ListLambdaFunctions",
+    "ListBots",
+    "ListSecurityKeys",
+];
+
+const CONFIGURATION_WRITES: [&str; 5] = [
+    "AssociateInstanceStorageConfig",
+    "AssociateApprovedOrigin",
+    "AssociateLambdaFunction",
+    "AssociateBot",
+    "AssociateSecurityKey",
+];
+
+/// The managed parts of a configured object's spec: two storage types, origins, Lambda
+/// functions, Lex bots, security keys; at rest each is one List call per drift interval.
+pub const CONFIGURED_PARTS: usize = 6;
+
+fn manifest(name: &str, alias: &str, configured: bool) -> Value {
+    let mut spec = json!({
+        "identityManagementType": "CONNECT_MANAGED",
+        "instanceAlias": alias,
+        "inboundCallsEnabled": true,
+        "outboundCallsEnabled": true,
+        // Both differ from a new instance's defaults: converging writes two attributes.
+        "attributes": { "contactflowLogs": true, "contactLens": true },
+        "tags": { "team": "benchmark", "cost-center": "42" },
+    });
+    if configured {
+        let account = "111122223333";
+        spec["storageConfigs"] = json!([
+            { "resourceType": "CALL_RECORDINGS",
+              "s3": { "bucketName": "bench-recordings", "bucketPrefix": alias } },
+            { "resourceType": "CONTACT_TRACE_RECORDS",
+              "kinesisFirehose": { "firehoseArn": format!("arn:aws:firehose:us-east-1:{account}:deliverystream/ctr") } },
+        ]);
+        spec["approvedOrigins"] = json!(["https://crm.example.com"]);
+        spec["lambdaFunctions"] = json!([format!(
+            "arn:aws:lambda:us-east-1:{account}:function:lookup"
+        )]);
+        spec["lexBots"] = json!([{ "aliasArn": format!("arn:aws:lex:us-east-1:{account}:bot-alias/BOT1/ALIAS1") }]);
+        let body = "B".repeat(128);
+        spec["securityKeys"] = json!([format!(
+            "-----BEGIN PUBLIC KEY-----\n{body}\n-----END PUBLIC KEY-----\n"
+        )]);
+    }
+    connect::manifest(name, spec)
 }
 
-/// Creates the objects `prefix-0000 ...` through the API, `parallel` requests at a time.
+/// Whether an object's spec manages any instance configuration.
+pub fn is_configured(object: &DynamicObject) -> bool {
+    object.data.pointer("/spec/storageConfigs").is_some()
+}
+
+/// Creates the objects `prefix-0000 ...` through the API, `parallel` requests at a time;
+/// with `configure_every: Some(k)`, every k-th of them (0, k, 2k, ...) also manages an
+/// instance configuration of [`CONFIGURED_PARTS`] parts.
 pub async fn apply_objects(
     api: &Api<DynamicObject>,
     clock: Clock,
     prefix: &str,
     range: std::ops::Range<usize>,
     parallel: usize,
+    configure_every: Option<usize>,
 ) -> Vec<Applied> {
     futures::stream::iter(range)
         .map(|i| async move {
             let name = format!("{prefix}-{i:04}");
             let alias = format!("{prefix}-{i:04}");
+            let configured = configure_every.is_some_and(|k| i % k.max(1) == 0);
             let applied_at = clock.now();
-            let object = connect::create(api, &manifest(&name, &alias))
+            let object = connect::create(api, &manifest(&name, &alias, configured))
                 .await
                 .unwrap_or_else(|error| panic!("creating {name}: {error}"));
             Applied {

@@ -94,7 +94,7 @@ pub async fn run(params: &Params, clock: Clock, report: &mut Report) {
         println!("  RSS with 0 objects: {:.1} MiB", mib(baseline));
 
         let t_setup = clock.now();
-        let objects = apply_objects(&api, clock, "mem", 0..params.m, 32).await;
+        let objects = apply_objects(&api, clock, "mem", 0..params.m, 32, None).await;
         futures::stream::iter(objects.iter())
             .map(|object| {
                 let api = api.clone();
@@ -158,7 +158,7 @@ pub async fn run(params: &Params, clock: Clock, report: &mut Report) {
         let (baseline, _) = memory_kib(operator.pid().expect("operator running"));
         println!("  RSS with 0 objects: {:.1} MiB", mib(baseline));
         let t0 = clock.now();
-        let objects = apply_objects(&api, clock, "mem", 0..params.m, 32).await;
+        let objects = apply_objects(&api, clock, "mem", 0..params.m, 32, None).await;
         println!(
             "  applied {} objects in {:.1} s",
             objects.len(),

@@ -29,7 +29,7 @@ pub async fn run(pair: &Lifecycle<'_>, report: &mut Report) -> Vec<Applied> {
     println!("\n== latency probes: {} single objects ==", params.probes);
     let mut probes: Vec<Applied> = Vec::new();
     for i in 0..params.probes {
-        let applied = apply_objects(api, clock, "probe", i..i + 1, 1).await;
+        let applied = apply_objects(api, clock, "probe", i..i + 1, 1, None).await;
         let names: Vec<String> = applied.iter().map(|a| a.name.clone()).collect();
         if let Err(missing) = watch
             .wait_ready(&names, params.creation_delay + Duration::from_secs(60))

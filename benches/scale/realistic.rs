@@ -84,7 +84,7 @@ pub async fn run(params: &Params, clock: Clock, report: &mut Report) {
 
     let seq_before = sim.last_seq().await;
     let t0 = clock.now();
-    let objects = apply_objects(&api, clock, "real", 0..n, 16).await;
+    let objects = apply_objects(&api, clock, "real", 0..n, 16, None).await;
     let names: Vec<String> = objects.iter().map(|a| a.name.clone()).collect();
     let ideal = n.saturating_sub(1) as f64 / rate + delay;
     let timeout = Duration::from_secs_f64(ideal * 2.0 + 120.0);

@@ -1,12 +1,15 @@
 //! Scenario 2, steady state: with every object Ready, a window of about two drift intervals
 //! in which the operator should write nothing to Kubernetes (no object write, no Event, no
 //! status patch) and describe each instance once per drift interval, never closer than the
-//! jitter floor of 0.8 intervals.
+//! jitter floor of 0.8 intervals; and, for the objects that manage an instance
+//! configuration, read each managed part with at most one List call per drift interval
+//! (and the others none at all).
 
 use std::collections::HashSet;
 use std::time::Duration;
 
 use crate::calls::{Call, count_operation, print_calls_by_operation, shortest_describe_gap};
+use crate::fixture::{CONFIGURATION_LISTS, CONFIGURED_PARTS, is_configured, remaining_objects};
 use crate::lifecycle::Lifecycle;
 use crate::metrics::metric_delta;
 use crate::params::fmt_dur;
@@ -21,6 +24,7 @@ pub async fn run(pair: &Lifecycle<'_>, report: &mut Report) {
         watch,
         operator,
         total,
+        api,
         ..
     } = *pair;
     println!(
@@ -114,6 +118,60 @@ pub async fn run(pair: &Lifecycle<'_>, report: &mut Report) {
             },
         );
     }
+    // The instance configuration: each managed part (a storage type, the origins, ...) is
+    // one List call per drift interval; objects without configuration make none.
+    let mut configured = HashSet::new();
+    let mut unconfigured = HashSet::new();
+    for object in remaining_objects(api).await {
+        let Some(id) = object
+            .data
+            .pointer("/status/instanceId")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+        else {
+            continue;
+        };
+        if is_configured(&object) {
+            configured.insert(id);
+        } else {
+            unconfigured.insert(id);
+        }
+    }
+    let lists_of = |ids: &HashSet<String>| {
+        in_window
+            .iter()
+            .filter(|c| CONFIGURATION_LISTS.contains(&c.operation.as_str()))
+            .filter(|c| c.instance_id.as_ref().is_some_and(|id| ids.contains(id)))
+            .count()
+    };
+    let configured_lists = lists_of(&configured);
+    let stray_lists = lists_of(&unconfigured);
+    let parts = configured.len() * CONFIGURED_PARTS;
+    let per_part_per_interval = configured_lists as f64 / parts.max(1) as f64 / intervals;
+    println!(
+        "  configuration List calls: {configured_lists} for {} configured instances x {CONFIGURED_PARTS} managed parts = {per_part_per_interval:.2} per part per drift interval; {stray_lists} for the {} instances without configuration",
+        configured.len(),
+        unconfigured.len()
+    );
+    if !configured.is_empty() {
+        report.add(
+            "2: configuration List calls / managed part / instance / drift interval",
+            format!("{per_part_per_interval:.2}"),
+            "<= 1",
+            Some(per_part_per_interval),
+            // The same jitter noise as DescribeInstance: they are read in the same pass.
+            if per_part_per_interval <= 1.1 {
+                Verdict::Ok
+            } else {
+                Verdict::Miss
+            },
+        );
+    }
+    report.zero(
+        "2: configuration List calls of instances without configuration",
+        stray_lists,
+        false,
+    );
     report.add(
         "2: all AWS calls / instance / drift interval",
         format!("{all_per_instance_per_interval:.2}"),

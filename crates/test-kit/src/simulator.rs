@@ -107,6 +107,28 @@ pub struct SimInstance {
     pub attributes: BTreeMap<String, String>,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// Its storage associations, in association order.
+    #[serde(default)]
+    pub storage_configs: Vec<SimStorageConfig>,
+    #[serde(default)]
+    pub approved_origins: Vec<String>,
+    #[serde(default)]
+    pub lambda_functions: Vec<String>,
+    /// Lex V2 bot alias ARNs.
+    #[serde(default)]
+    pub lex_v2_bots: Vec<String>,
+    /// As ListSecurityKeys shows them (`AssociationId`, `Key`, `CreationTime`).
+    #[serde(default)]
+    pub security_keys: Vec<Value>,
+}
+
+/// One storage association of an instance.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SimStorageConfig {
+    pub resource_type: String,
+    /// As AWS echoes it (`AssociationId`, `StorageType`, the type's config).
+    pub storage_config: Value,
 }
 
 fn visible_by_default() -> bool {

@@ -1,8 +1,8 @@
 //! Instances that already exist: `connect-operator import` prints a manifest that, applied
 //! as is, adopts a live instance with no AWS write but the uid tag; adoption refuses an
 //! instance that does not exist, does not match the spec, or belongs to another object;
-//! `ObserveOnly` never writes, whatever someone changes behind the operator's back, reports
-//! every difference in `Drifted`, converges once switched to `Manage` and stops writing at
+//! `ObserveOnly` never writes, whatever someone changes behind the operator's back (its
+//! attributes or its configuration), reports every difference in `Drifted`, converges once switched to `Manage` and stops writing at
 //! once when switched back.
 
 use aws_sdk_connect::types::InstanceAttributeType;
@@ -14,6 +14,9 @@ use test_kit::connect::{condition, describe, is_true, manifest, uid};
 use test_kit::{SimCall, kubectl_with_input};
 
 use super::{Scenario, aws_view, mutating, set_attribute_behind_the_back, tally};
+
+const ORIGIN: &str = "https://crm.example.com";
+const FUNCTION: &str = "arn:aws:lambda:us-east-1:111122223333:function:lookup";
 
 async fn set_inbound(s: &Scenario, id: &str, value: bool) {
     set_attribute_behind_the_back(s, id, InstanceAttributeType::InboundCalls, value).await;
@@ -323,7 +326,59 @@ async fn observe_only_never_writes_reports_drift_and_switches_to_manage_and_back
     s.wait_for("observed", "Drifted gone", |o| !is_true(o, "Drifted", None))
         .await;
 
-    // Switched to Manage: drift is corrected and the uid tag added.
+    // Its configuration changed behind the operator's back (the imported manifest says no
+    // origin and no function): reported item by item, never corrected.
+    assert!(yaml.contains("approvedOrigins: []"), "{yaml}");
+    let other = super::someone_else(&s);
+    other
+        .associate_approved_origin()
+        .instance_id(&live.id)
+        .origin(ORIGIN)
+        .send()
+        .await
+        .expect("an origin added behind the operator's back");
+    other
+        .associate_lambda_function()
+        .instance_id(&live.id)
+        .function_arn(FUNCTION)
+        .send()
+        .await
+        .expect("a function added behind the operator's back");
+    s.sim.clear_calls().await;
+    let object = s
+        .wait_for("observed", "Drifted naming the configuration", |o| {
+            condition(o, "Drifted")
+                .is_some_and(|c| c.status == "True" && c.message.contains("approvedOrigins"))
+                && condition(o, "Drifted").is_some_and(|c| c.message.contains("lambdaFunctions"))
+        })
+        .await;
+    let drift = condition(&object, "Drifted")
+        .map(|c| c.message)
+        .unwrap_or_default();
+    assert_eq!(
+        drift,
+        format!(
+            "approvedOrigins {ORIGIN}: in AWS, not in the spec; lambdaFunctions {FUNCTION}: in AWS, not in the spec"
+        )
+    );
+    assert_eq!(ready_reason(&object).as_deref(), Some("Observed"));
+    let seen = s.connect_calls().await.len();
+    s.wait_calls(seen, 2, "two more configuration checks", |c| {
+        c.operation == "ListApprovedOrigins"
+    })
+    .await;
+    let calls = s.connect_calls().await;
+    assert!(
+        mutating_calls(&calls).is_empty(),
+        "ObserveOnly wrote: {:?}",
+        tally(&calls)
+    );
+    let instance = s.sim.instance(&live.id).await.expect("instance");
+    assert_eq!(instance.approved_origins, [ORIGIN]);
+    assert_eq!(instance.lambda_functions, [FUNCTION]);
+
+    // Switched to Manage: drift is corrected (the attribute, the origin and the function)
+    // and the uid tag added.
     set_inbound(&s, &live.id, false).await;
     s.merge_patch(
         "observed",
@@ -337,6 +392,8 @@ async fn observe_only_never_writes_reports_drift_and_switches_to_manage_and_back
         instance.attributes.get("INBOUND_CALLS").map(String::as_str),
         Some("true")
     );
+    assert!(instance.approved_origins.is_empty(), "{instance:?}");
+    assert!(instance.lambda_functions.is_empty(), "{instance:?}");
     assert_eq!(instance.tags.get(UID_TAG), Some(&uid(&object)));
 
     // Switched back: writes stop at once.
