@@ -1,19 +1,30 @@
 //! The instance-configuration part of the decision table: which Associate, Update and
 //! Disassociate calls bring an ACTIVE instance's storage configurations, approved origins,
-//! Lambda functions, Lex V2 bots and security keys to the spec, and how they differ from
-//! it, for `Drifted`.
+//! Lambda functions, Lex V2 bots and security keys to the spec, how they differ from it,
+//! for `Drifted`, what status records of them, and what the step after the writes reports
+//! (`ConfigurationFailed` naming each item AWS refused, with its answer).
 //!
 //! Only the parts the spec manages are compared (a field left unset is never read); values
 //! are compared the way AWS echoes them (a Kinesis Video prefix with its
 //! `-connect-<alias>-contact-` suffix, a PEM without its line breaks), so nothing differs at
 //! rest. Disassociations come before associations, so that a rotation at a per-instance
-//! limit (two security keys, fifty functions) frees its slot first.
+//! limit (two security keys, fifty functions) frees its slot first. The differences are
+//! found once, without tokens; the writes key each with its ClientToken, the `Drifted`
+//! report names each.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::api::{ConnectInstanceSpec, StorageConfigSpec, canonical_key, echoed_video_prefix};
+use kube::runtime::events::EventType;
+
+use super::{Decision, Described, Failures, Inputs, Jitter, Then, drift_epoch, record_observed};
+use crate::api::{
+    ConnectInstanceSpec, ConnectInstanceStatus, StorageConfigSpec, canonical_key,
+    echoed_video_prefix,
+};
 use crate::aws::configuration::{SecurityKey, StorageAssociation};
 use crate::aws::{AwsError, token};
+use crate::conditions::State;
+use crate::reconciler::plan;
 
 /// The configuration parts the spec manages, as AWS reports them; `None` for a part that
 /// is not managed (and so was not read).
@@ -106,48 +117,39 @@ impl ConfigWrite {
     /// (`lambdaFunctions[1] arn:…`, `storageConfigs[CALL_RECORDINGS]`).
     #[must_use]
     pub fn item(&self, spec: &ConnectInstanceSpec) -> String {
-        let index_of = |list: Option<&Vec<String>>, value: &str| {
-            list.and_then(|l| l.iter().position(|v| v == value))
-                .map_or_else(String::new, |i| format!("[{i}]"))
-        };
+        self.change().item(spec)
+    }
+
+    /// The change the write makes, without its token.
+    fn change(&self) -> Change<'_> {
         match self {
-            Self::AssociateStorage { config, .. } | Self::UpdateStorage { config, .. } => {
-                format!("storageConfigs[{}]", config.resource_type)
+            Self::AssociateStorage { config, .. } => Change::AssociateStorage(config),
+            Self::UpdateStorage {
+                association_id,
+                config,
+                ..
+            } => Change::UpdateStorage {
+                association_id,
+                config,
+            },
+            Self::DisassociateStorage {
+                resource_type,
+                association_id,
+                ..
+            } => Change::DisassociateStorage {
+                resource_type,
+                association_id,
+            },
+            Self::AssociateOrigin { origin, .. } => Change::AssociateOrigin(origin),
+            Self::DisassociateOrigin { origin, .. } => Change::DisassociateOrigin(origin),
+            Self::AssociateLambda { function_arn, .. } => Change::AssociateLambda(function_arn),
+            Self::DisassociateLambda { function_arn, .. } => {
+                Change::DisassociateLambda(function_arn)
             }
-            Self::DisassociateStorage { resource_type, .. } => {
-                format!("storageConfigs[{resource_type}] (no longer listed)")
-            }
-            Self::AssociateOrigin { origin, .. } | Self::DisassociateOrigin { origin, .. } => {
-                format!(
-                    "approvedOrigins{} {origin}",
-                    index_of(spec.approved_origins.as_ref(), origin)
-                )
-            }
-            Self::AssociateLambda { function_arn, .. }
-            | Self::DisassociateLambda { function_arn, .. } => format!(
-                "lambdaFunctions{} {function_arn}",
-                index_of(spec.lambda_functions.as_ref(), function_arn)
-            ),
-            Self::AssociateBot { alias_arn, .. } | Self::DisassociateBot { alias_arn, .. } => {
-                let index = spec
-                    .lex_bots
-                    .as_ref()
-                    .and_then(|l| l.iter().position(|b| &b.alias_arn == alias_arn))
-                    .map_or_else(String::new, |i| format!("[{i}]"));
-                format!("lexBots{index} {alias_arn}")
-            }
-            Self::AssociateKey { key, .. } => {
-                let wanted = canonical_key(key);
-                let index = spec
-                    .security_keys
-                    .as_ref()
-                    .and_then(|l| l.iter().position(|k| canonical_key(k) == wanted))
-                    .map_or_else(String::new, |i| format!("[{i}]"));
-                format!("securityKeys{index}")
-            }
-            Self::DisassociateKey { association_id, .. } => {
-                format!("securityKeys (association {association_id}, no longer listed)")
-            }
+            Self::AssociateBot { alias_arn, .. } => Change::AssociateBot(alias_arn),
+            Self::DisassociateBot { alias_arn, .. } => Change::DisassociateBot(alias_arn),
+            Self::AssociateKey { key, .. } => Change::AssociateKey(key),
+            Self::DisassociateKey { association_id, .. } => Change::DisassociateKey(association_id),
         }
     }
 
@@ -162,6 +164,175 @@ impl ConfigWrite {
                 | Self::DisassociateBot { .. }
                 | Self::DisassociateKey { .. }
         )
+    }
+}
+
+/// One way the managed configuration differs from the spec, borrowed from the spec and
+/// from what AWS reported: a write before it is keyed by a token. The writes and the
+/// `Drifted` report are both made from these, so they always agree.
+#[derive(Clone, Copy, Debug)]
+enum Change<'a> {
+    /// A listed storage resource type AWS has no association for.
+    AssociateStorage(&'a StorageConfigSpec),
+    /// The association kept for a listed type differs from the spec's entry.
+    UpdateStorage {
+        association_id: &'a str,
+        config: &'a StorageConfigSpec,
+    },
+    /// An association to remove: an extra one of a listed type, or a recorded type no
+    /// longer listed.
+    DisassociateStorage {
+        resource_type: &'a str,
+        association_id: &'a str,
+    },
+    /// An approved origin the spec has and AWS does not.
+    AssociateOrigin(&'a str),
+    /// An approved origin AWS has and the spec does not.
+    DisassociateOrigin(&'a str),
+    /// A Lambda function the spec has and AWS does not.
+    AssociateLambda(&'a str),
+    /// A Lambda function AWS has and the spec does not.
+    DisassociateLambda(&'a str),
+    /// A Lex V2 bot alias the spec has and AWS does not.
+    AssociateBot(&'a str),
+    /// A Lex V2 bot alias AWS has and the spec does not.
+    DisassociateBot(&'a str),
+    /// A security key (as the spec writes it) that AWS does not have.
+    AssociateKey(&'a str),
+    /// The association id of a security key AWS has and the spec does not.
+    DisassociateKey(&'a str),
+}
+
+impl Change<'_> {
+    /// The spec field and item the change is about (see [`ConfigWrite::item`]).
+    fn item(&self, spec: &ConnectInstanceSpec) -> String {
+        let index_of = |list: Option<&Vec<String>>, value: &str| {
+            list.and_then(|l| l.iter().position(|v| v == value))
+                .map_or_else(String::new, |i| format!("[{i}]"))
+        };
+        match *self {
+            Self::AssociateStorage(config) | Self::UpdateStorage { config, .. } => {
+                format!("storageConfigs[{}]", config.resource_type)
+            }
+            Self::DisassociateStorage { resource_type, .. } => {
+                format!("storageConfigs[{resource_type}] (no longer listed)")
+            }
+            Self::AssociateOrigin(origin) | Self::DisassociateOrigin(origin) => {
+                format!(
+                    "approvedOrigins{} {origin}",
+                    index_of(spec.approved_origins.as_ref(), origin)
+                )
+            }
+            Self::AssociateLambda(function_arn) | Self::DisassociateLambda(function_arn) => {
+                format!(
+                    "lambdaFunctions{} {function_arn}",
+                    index_of(spec.lambda_functions.as_ref(), function_arn)
+                )
+            }
+            Self::AssociateBot(alias_arn) | Self::DisassociateBot(alias_arn) => {
+                let index = spec
+                    .lex_bots
+                    .as_ref()
+                    .and_then(|l| l.iter().position(|b| b.alias_arn == alias_arn))
+                    .map_or_else(String::new, |i| format!("[{i}]"));
+                format!("lexBots{index} {alias_arn}")
+            }
+            Self::AssociateKey(key) => {
+                let wanted = canonical_key(key);
+                let index = spec
+                    .security_keys
+                    .as_ref()
+                    .and_then(|l| l.iter().position(|k| canonical_key(k) == wanted))
+                    .map_or_else(String::new, |i| format!("[{i}]"));
+                format!("securityKeys{index}")
+            }
+            Self::DisassociateKey(association_id) => {
+                format!("securityKeys (association {association_id}, no longer listed)")
+            }
+        }
+    }
+
+    /// How AWS differs, for the `Drifted` report.
+    fn difference(&self) -> &'static str {
+        match self {
+            Self::AssociateStorage(_)
+            | Self::AssociateOrigin(_)
+            | Self::AssociateLambda(_)
+            | Self::AssociateBot(_)
+            | Self::AssociateKey(_) => "missing in AWS",
+            Self::UpdateStorage { .. } => "differs in AWS",
+            Self::DisassociateStorage { .. }
+            | Self::DisassociateOrigin(_)
+            | Self::DisassociateLambda(_)
+            | Self::DisassociateBot(_)
+            | Self::DisassociateKey(_) => "in AWS, not in the spec",
+        }
+    }
+
+    /// The write that makes the change, keyed by the intent: the same change of the same
+    /// intent always gets the same token.
+    fn write(self, intent: Intent<'_>) -> ConfigWrite {
+        match self {
+            Self::AssociateStorage(config) => ConfigWrite::AssociateStorage {
+                config: config.clone(),
+                client_token: intent
+                    .token("AssociateInstanceStorageConfig", &canonical_storage(config)),
+            },
+            Self::UpdateStorage {
+                association_id,
+                config,
+            } => ConfigWrite::UpdateStorage {
+                association_id: association_id.to_owned(),
+                config: config.clone(),
+                client_token: intent.token(
+                    "UpdateInstanceStorageConfig",
+                    &format!("{association_id} {}", canonical_storage(config)),
+                ),
+            },
+            Self::DisassociateStorage {
+                resource_type,
+                association_id,
+            } => ConfigWrite::DisassociateStorage {
+                resource_type: resource_type.to_owned(),
+                association_id: association_id.to_owned(),
+                client_token: intent.token(
+                    "DisassociateInstanceStorageConfig",
+                    &format!("{resource_type} {association_id}"),
+                ),
+            },
+            Self::AssociateOrigin(origin) => ConfigWrite::AssociateOrigin {
+                origin: origin.to_owned(),
+                client_token: intent.token("AssociateApprovedOrigin", origin),
+            },
+            Self::DisassociateOrigin(origin) => ConfigWrite::DisassociateOrigin {
+                origin: origin.to_owned(),
+                client_token: intent.token("DisassociateApprovedOrigin", origin),
+            },
+            Self::AssociateLambda(function_arn) => ConfigWrite::AssociateLambda {
+                function_arn: function_arn.to_owned(),
+                client_token: intent.token("AssociateLambdaFunction", function_arn),
+            },
+            Self::DisassociateLambda(function_arn) => ConfigWrite::DisassociateLambda {
+                function_arn: function_arn.to_owned(),
+                client_token: intent.token("DisassociateLambdaFunction", function_arn),
+            },
+            Self::AssociateBot(alias_arn) => ConfigWrite::AssociateBot {
+                alias_arn: alias_arn.to_owned(),
+                client_token: intent.token("AssociateBot", alias_arn),
+            },
+            Self::DisassociateBot(alias_arn) => ConfigWrite::DisassociateBot {
+                alias_arn: alias_arn.to_owned(),
+                client_token: intent.token("DisassociateBot", alias_arn),
+            },
+            Self::AssociateKey(key) => ConfigWrite::AssociateKey {
+                key: key.to_owned(),
+                client_token: intent.token("AssociateSecurityKey", &canonical_key(key)),
+            },
+            Self::DisassociateKey(association_id) => ConfigWrite::DisassociateKey {
+                association_id: association_id.to_owned(),
+                client_token: intent.token("DisassociateSecurityKey", association_id),
+            },
+        }
     }
 }
 
@@ -301,30 +472,52 @@ pub fn configuration_writes(
     observed: &ObservedConfiguration,
     intent: Intent<'_>,
 ) -> Vec<ConfigWrite> {
+    changes(spec, alias, recorded_storage, observed)
+        .into_iter()
+        .map(|change| change.write(intent))
+        .collect()
+}
+
+/// How the managed configuration differs from the spec, for people (the `Drifted`
+/// message): one entry per difference, the same differences the writes would make.
+#[must_use]
+pub fn configuration_drift(
+    spec: &ConnectInstanceSpec,
+    alias: &str,
+    recorded_storage: &BTreeMap<String, String>,
+    observed: &ObservedConfiguration,
+) -> Vec<String> {
+    changes(spec, alias, recorded_storage, observed)
+        .iter()
+        .map(|change| format!("{}: {}", change.item(spec), change.difference()))
+        .collect()
+}
+
+/// The changes that bring the managed configuration to the spec, in the order they are
+/// written: removals first, then associations and updates.
+fn changes<'a>(
+    spec: &'a ConnectInstanceSpec,
+    alias: &str,
+    recorded_storage: &'a BTreeMap<String, String>,
+    observed: &'a ObservedConfiguration,
+) -> Vec<Change<'a>> {
     let mut removals = Vec::new();
     let mut additions = Vec::new();
     if let (Some(listed), Some(storage)) = (&spec.storage_configs, &observed.storage) {
-        let empty = Vec::new();
         for wanted in listed {
-            let present = storage.get(&wanted.resource_type).unwrap_or(&empty);
+            let present = storage
+                .get(&wanted.resource_type)
+                .map_or(&[][..], Vec::as_slice);
             let echo = echoed(wanted, alias);
             let keep = recorded_storage
                 .get(&wanted.resource_type)
                 .and_then(|id| present.iter().find(|a| &a.association_id == id))
                 .or_else(|| present.first());
             match keep {
-                None => additions.push(ConfigWrite::AssociateStorage {
-                    config: wanted.clone(),
-                    client_token: intent
-                        .token("AssociateInstanceStorageConfig", &canonical_storage(wanted)),
-                }),
-                Some(kept) if kept.config != echo => additions.push(ConfigWrite::UpdateStorage {
-                    association_id: kept.association_id.clone(),
-                    config: wanted.clone(),
-                    client_token: intent.token(
-                        "UpdateInstanceStorageConfig",
-                        &format!("{} {}", kept.association_id, canonical_storage(wanted)),
-                    ),
+                None => additions.push(Change::AssociateStorage(wanted)),
+                Some(kept) if kept.config != echo => additions.push(Change::UpdateStorage {
+                    association_id: &kept.association_id,
+                    config: wanted,
                 }),
                 Some(_) => {}
             }
@@ -335,7 +528,10 @@ pub fn configuration_writes(
                     .iter()
                     .filter(|a| a.association_id != kept.association_id)
                 {
-                    removals.push(disassociate_storage(&wanted.resource_type, extra, intent));
+                    removals.push(Change::DisassociateStorage {
+                        resource_type: &wanted.resource_type,
+                        association_id: &extra.association_id,
+                    });
                 }
             }
         }
@@ -347,97 +543,39 @@ pub fn configuration_writes(
                 .get(resource_type)
                 .and_then(|p| p.iter().find(|a| &a.association_id == association_id))
             {
-                removals.push(disassociate_storage(resource_type, association, intent));
+                removals.push(Change::DisassociateStorage {
+                    resource_type,
+                    association_id: &association.association_id,
+                });
             }
         }
     }
-    set_writes(
-        spec.approved_origins.as_deref(),
+    let strings = |list: &'a [String]| list.iter().map(String::as_str).collect::<Vec<_>>();
+    set_changes(
+        spec.approved_origins.as_deref().map(strings),
         observed.approved_origins.as_deref(),
         &mut removals,
         &mut additions,
-        |origin, add| {
-            let client_token = intent.token(
-                if add {
-                    "AssociateApprovedOrigin"
-                } else {
-                    "DisassociateApprovedOrigin"
-                },
-                origin,
-            );
-            let origin = origin.to_owned();
-            if add {
-                ConfigWrite::AssociateOrigin {
-                    origin,
-                    client_token,
-                }
-            } else {
-                ConfigWrite::DisassociateOrigin {
-                    origin,
-                    client_token,
-                }
-            }
-        },
+        Change::DisassociateOrigin,
+        Change::AssociateOrigin,
     );
-    set_writes(
-        spec.lambda_functions.as_deref(),
+    set_changes(
+        spec.lambda_functions.as_deref().map(strings),
         observed.lambda_functions.as_deref(),
         &mut removals,
         &mut additions,
-        |arn, add| {
-            let client_token = intent.token(
-                if add {
-                    "AssociateLambdaFunction"
-                } else {
-                    "DisassociateLambdaFunction"
-                },
-                arn,
-            );
-            let function_arn = arn.to_owned();
-            if add {
-                ConfigWrite::AssociateLambda {
-                    function_arn,
-                    client_token,
-                }
-            } else {
-                ConfigWrite::DisassociateLambda {
-                    function_arn,
-                    client_token,
-                }
-            }
-        },
+        Change::DisassociateLambda,
+        Change::AssociateLambda,
     );
-    let bots: Option<Vec<String>> = spec
-        .lex_bots
-        .as_ref()
-        .map(|bots| bots.iter().map(|b| b.alias_arn.clone()).collect());
-    set_writes(
-        bots.as_deref(),
+    set_changes(
+        spec.lex_bots
+            .as_ref()
+            .map(|bots| bots.iter().map(|b| b.alias_arn.as_str()).collect()),
         observed.lex_bots.as_deref(),
         &mut removals,
         &mut additions,
-        |arn, add| {
-            let client_token = intent.token(
-                if add {
-                    "AssociateBot"
-                } else {
-                    "DisassociateBot"
-                },
-                arn,
-            );
-            let alias_arn = arn.to_owned();
-            if add {
-                ConfigWrite::AssociateBot {
-                    alias_arn,
-                    client_token,
-                }
-            } else {
-                ConfigWrite::DisassociateBot {
-                    alias_arn,
-                    client_token,
-                }
-            }
-        },
+        Change::DisassociateBot,
+        Change::AssociateBot,
     );
     if let (Some(wanted), Some(present)) = (&spec.security_keys, &observed.security_keys) {
         let wanted_canonical: BTreeSet<String> = wanted.iter().map(|k| canonical_key(k)).collect();
@@ -445,20 +583,14 @@ pub fn configuration_writes(
             present.iter().map(|k| canonical_key(&k.key)).collect();
         for key in present {
             if !wanted_canonical.contains(&canonical_key(&key.key)) {
-                removals.push(ConfigWrite::DisassociateKey {
-                    association_id: key.association_id.clone(),
-                    client_token: intent.token("DisassociateSecurityKey", &key.association_id),
-                });
+                removals.push(Change::DisassociateKey(&key.association_id));
             }
         }
         let mut seen = BTreeSet::new();
         for key in wanted {
             let canonical = canonical_key(key);
-            if !present_canonical.contains(&canonical) && seen.insert(canonical.clone()) {
-                additions.push(ConfigWrite::AssociateKey {
-                    key: key.clone(),
-                    client_token: intent.token("AssociateSecurityKey", &canonical),
-                });
+            if !present_canonical.contains(&canonical) && seen.insert(canonical) {
+                additions.push(Change::AssociateKey(key));
             }
         }
     }
@@ -466,295 +598,151 @@ pub fn configuration_writes(
     removals
 }
 
-fn disassociate_storage(
-    resource_type: &str,
-    association: &StorageAssociation,
-    intent: Intent<'_>,
-) -> ConfigWrite {
-    ConfigWrite::DisassociateStorage {
-        resource_type: resource_type.to_owned(),
-        association_id: association.association_id.clone(),
-        client_token: intent.token(
-            "DisassociateInstanceStorageConfig",
-            &format!("{resource_type} {}", association.association_id),
-        ),
-    }
-}
-
 /// Set semantics for a list of strings: what AWS has and the spec does not is removed,
 /// what the spec has and AWS does not is added (each once, in the spec's order).
-fn set_writes(
-    wanted: Option<&[String]>,
-    present: Option<&[String]>,
-    removals: &mut Vec<ConfigWrite>,
-    additions: &mut Vec<ConfigWrite>,
-    write: impl Fn(&str, bool) -> ConfigWrite,
+fn set_changes<'a>(
+    wanted: Option<Vec<&'a str>>,
+    present: Option<&'a [String]>,
+    removals: &mut Vec<Change<'a>>,
+    additions: &mut Vec<Change<'a>>,
+    remove: fn(&'a str) -> Change<'a>,
+    add: fn(&'a str) -> Change<'a>,
 ) {
     let (Some(wanted), Some(present)) = (wanted, present) else {
         return;
     };
-    let wanted_set: BTreeSet<&str> = wanted.iter().map(String::as_str).collect();
+    let wanted_set: BTreeSet<&str> = wanted.iter().copied().collect();
     let present_set: BTreeSet<&str> = present.iter().map(String::as_str).collect();
     for item in present {
         if !wanted_set.contains(item.as_str()) {
-            removals.push(write(item, false));
+            removals.push(remove(item));
         }
     }
     let mut seen = BTreeSet::new();
     for item in wanted {
-        if !present_set.contains(item.as_str()) && seen.insert(item.as_str()) {
-            additions.push(write(item, true));
+        if !present_set.contains(item) && seen.insert(item) {
+            additions.push(add(item));
         }
     }
 }
 
-/// How the managed configuration differs from the spec, for people (the `Drifted`
-/// message): one entry per difference.
-#[must_use]
-pub fn configuration_drift(
-    spec: &ConnectInstanceSpec,
-    alias: &str,
-    recorded_storage: &BTreeMap<String, String>,
-    observed: &ObservedConfiguration,
-) -> Vec<String> {
-    let intent = Intent {
-        uid: "",
-        generation: 0,
-        epoch: 0,
+/// The configuration writes for an ACTIVE instance under `Manage`.
+pub(super) fn configuration_changes(
+    inputs: &Inputs<'_>,
+    described: &Described,
+) -> Vec<ConfigWrite> {
+    let Some(observed) = &described.configuration else {
+        return Vec::new();
     };
-    configuration_writes(spec, alias, recorded_storage, observed, intent)
+    let alias = described.instance.alias.as_deref().unwrap_or_default();
+    configuration_writes(
+        inputs.spec,
+        alias,
+        &inputs.status.storage_configs,
+        observed,
+        Intent {
+            uid: inputs.uid,
+            generation: inputs.generation,
+            epoch: drift_epoch(inputs.now_epoch_seconds, inputs.retry.drift_interval),
+        },
+    )
+}
+
+/// Records the storage associations and security keys the operator manages.
+pub(super) fn record_configuration(
+    inputs: &Inputs<'_>,
+    status: &mut ConnectInstanceStatus,
+    described: &Described,
+    applied: &[(ConfigWrite, Applied)],
+) {
+    let Some(observed) = &described.configuration else {
+        return;
+    };
+    let applied: Vec<Applied> = applied.iter().map(|(_, a)| a.clone()).collect();
+    let (storage, keys) = recorded_after(
+        inputs.spec,
+        &inputs.status.storage_configs,
+        observed,
+        &applied,
+    );
+    status.storage_configs = storage;
+    if inputs.spec.security_keys.is_some() {
+        status.security_keys = keys;
+    }
+}
+
+/// After configuration writes: Ready once they all succeeded (the next look confirms);
+/// otherwise `ConfigurationFailed`, naming each item with AWS's answer, retried with
+/// backoff.
+pub(super) fn configured(
+    inputs: &Inputs<'_>,
+    described: &Described,
+    applied: &[(ConfigWrite, Applied)],
+    failed: &[(ConfigWrite, AwsError)],
+) -> Decision {
+    let id = &described.instance.id;
+    let done: Vec<String> = applied
         .iter()
-        .map(|write| {
-            let what = match write {
-                ConfigWrite::AssociateStorage { .. }
-                | ConfigWrite::AssociateOrigin { .. }
-                | ConfigWrite::AssociateLambda { .. }
-                | ConfigWrite::AssociateBot { .. }
-                | ConfigWrite::AssociateKey { .. } => "missing in AWS",
-                ConfigWrite::UpdateStorage { .. } => "differs in AWS",
-                _ => "in AWS, not in the spec",
+        .map(|(write, _)| {
+            let verb = if write.is_removal() {
+                "removed"
+            } else {
+                "applied"
             };
-            format!("{}: {what}", write.item(spec))
+            format!("{} {verb}", write.item(inputs.spec))
         })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::api::{KinesisVideoStreamStorage, LexBotSpec, S3Storage};
-
-    const ALIAS: &str = "team";
-    const INTENT: Intent<'static> = Intent {
-        uid: "0b5a6c1e-0000-4000-8000-000000000001",
-        generation: 3,
-        epoch: 7,
+        .collect();
+    let record = |s: &mut ConnectInstanceStatus| {
+        record_observed(s, &described.instance);
+        record_configuration(inputs, s, described, applied);
     };
-
-    fn spec() -> ConnectInstanceSpec {
-        serde_json::from_value(serde_json::json!({
-            "identityManagementType": "CONNECT_MANAGED",
-            "instanceAlias": ALIAS,
-            "inboundCallsEnabled": true,
-            "outboundCallsEnabled": false,
-        }))
-        .expect("a spec")
-    }
-
-    fn s3(resource_type: &str, bucket: &str) -> StorageConfigSpec {
-        StorageConfigSpec {
-            resource_type: resource_type.into(),
-            s3: Some(S3Storage {
-                bucket_name: bucket.into(),
-                bucket_prefix: "p".into(),
-                kms_key_arn: None,
-            }),
-            kinesis_video_stream: None,
-            kinesis_stream: None,
-            kinesis_firehose: None,
-        }
-    }
-
-    fn media(prefix: &str) -> StorageConfigSpec {
-        StorageConfigSpec {
-            resource_type: "MEDIA_STREAMS".into(),
-            s3: None,
-            kinesis_video_stream: Some(KinesisVideoStreamStorage {
-                prefix: prefix.into(),
-                retention_period_hours: 24,
-                kms_key_arn: "k".into(),
-            }),
-            kinesis_stream: None,
-            kinesis_firehose: None,
-        }
-    }
-
-    fn associated(id: &str, config: StorageConfigSpec) -> StorageAssociation {
-        StorageAssociation {
-            association_id: id.into(),
-            config,
-        }
-    }
-
-    #[test]
-    fn unmanaged_parts_are_neither_read_nor_written() {
-        let spec = spec();
-        assert!(storage_types_to_read(&spec, &BTreeMap::new()).is_none());
-        let observed = ObservedConfiguration {
-            approved_origins: Some(vec!["https://a.example.com".into()]),
-            ..ObservedConfiguration::default()
-        };
-        assert!(configuration_writes(&spec, ALIAS, &BTreeMap::new(), &observed, INTENT).is_empty());
-    }
-
-    #[test]
-    fn echoed_values_are_no_difference() {
-        let mut spec = spec();
-        spec.storage_configs = Some(vec![media("media")]);
-        let key = "-----BEGIN PUBLIC KEY-----\r\nAAAA\r\nBBBB\r\n-----END PUBLIC KEY-----";
-        spec.security_keys = Some(vec![key.into()]);
-        let observed = ObservedConfiguration {
-            storage: Some(
-                [(
-                    "MEDIA_STREAMS".to_owned(),
-                    vec![associated("m1", media("media-connect-team-contact-"))],
-                )]
-                .into(),
-            ),
-            security_keys: Some(vec![SecurityKey {
-                association_id: "k1".into(),
-                key: "-----BEGIN PUBLIC KEY-----\nAAAABBBB\n-----END PUBLIC KEY-----".into(),
-            }]),
-            ..ObservedConfiguration::default()
-        };
-        assert_eq!(
-            configuration_writes(&spec, ALIAS, &BTreeMap::new(), &observed, INTENT),
-            vec![]
-        );
-        assert!(configuration_drift(&spec, ALIAS, &BTreeMap::new(), &observed).is_empty());
-    }
-
-    #[test]
-    fn storage_is_associated_updated_and_disassociated_only_when_recorded() {
-        let mut spec = spec();
-        spec.storage_configs = Some(vec![
-            s3("CALL_RECORDINGS", "new"),
-            s3("CHAT_TRANSCRIPTS", "c"),
-        ]);
-        let recorded: BTreeMap<String, String> = [
-            ("CALL_RECORDINGS".to_owned(), "r1".to_owned()),
-            ("ATTACHMENTS".to_owned(), "a1".to_owned()),
-        ]
-        .into();
-        assert_eq!(
-            storage_types_to_read(&spec, &recorded),
-            Some(
-                ["ATTACHMENTS", "CALL_RECORDINGS", "CHAT_TRANSCRIPTS"]
-                    .map(str::to_owned)
-                    .into()
+    let refused = described
+        .configuration
+        .as_ref()
+        .map(|c| c.refused.as_slice())
+        .unwrap_or_default();
+    let mut decision = if failed.is_empty() && refused.is_empty() {
+        Decision::new(inputs, Then::ObserveAgain)
+            .state(
+                State::Updating,
+                format!("Configuration of instance {id} applied; checking it"),
             )
-        );
-        let observed = ObservedConfiguration {
-            storage: Some(
-                [
-                    (
-                        "CALL_RECORDINGS".to_owned(),
-                        vec![associated("r1", s3("CALL_RECORDINGS", "old"))],
-                    ),
-                    ("CHAT_TRANSCRIPTS".to_owned(), vec![]),
-                    (
-                        "ATTACHMENTS".to_owned(),
-                        vec![associated("a1", s3("ATTACHMENTS", "x"))],
-                    ),
-                    // Never listed and not recorded: not read in practice, and never touched.
-                    (
-                        "SCHEDULED_REPORTS".to_owned(),
-                        vec![associated("s1", s3("SCHEDULED_REPORTS", "y"))],
-                    ),
-                ]
-                .into(),
-            ),
-            ..ObservedConfiguration::default()
-        };
-        let writes = configuration_writes(&spec, ALIAS, &recorded, &observed, INTENT);
-        let shapes: Vec<(&str, String)> = writes
+            .record(record)
+    } else {
+        let problems: Vec<String> = refused
             .iter()
-            .map(|w| match w {
-                ConfigWrite::DisassociateStorage {
-                    resource_type,
-                    association_id,
-                    ..
-                } => ("disassociate", format!("{resource_type} {association_id}")),
-                ConfigWrite::UpdateStorage {
-                    association_id,
-                    config,
-                    ..
-                } => (
-                    "update",
-                    format!("{} {association_id}", config.resource_type),
-                ),
-                ConfigWrite::AssociateStorage { config, .. } => {
-                    ("associate", config.resource_type.clone())
-                }
-                other => panic!("unexpected {other:?}"),
-            })
+            .map(|(item, e)| format!("{item}: {e}"))
+            .chain(
+                failed
+                    .iter()
+                    .map(|(write, e)| format!("{}: {}", write.item(inputs.spec), e)),
+            )
             .collect();
-        assert_eq!(
-            shapes,
-            [
-                ("disassociate", "ATTACHMENTS a1".to_owned()),
-                ("update", "CALL_RECORDINGS r1".to_owned()),
-                ("associate", "CHAT_TRANSCRIPTS".to_owned()),
-            ]
+        // The List calls before these writes found the instance, so a ResourceNotFound here
+        // names the item's own resource (a bucket, a function), not a lagging instance.
+        let message = format!(
+            "{} of the configuration of instance {id} could not be applied (the rest was): {}",
+            problems.len(),
+            problems.join("; ")
         );
-    }
-
-    #[test]
-    fn sets_remove_first_then_add_and_tokens_follow_the_intent() {
-        let mut spec = spec();
-        spec.lambda_functions = Some(vec!["arn:f2".into(), "arn:f3".into()]);
-        spec.lex_bots = Some(vec![LexBotSpec {
-            alias_arn: "arn:b1".into(),
-        }]);
-        spec.approved_origins = Some(vec![]);
-        let observed = ObservedConfiguration {
-            lambda_functions: Some(vec!["arn:f1".into(), "arn:f2".into()]),
-            lex_bots: Some(vec![]),
-            approved_origins: Some(vec!["https://old.example.com".into()]),
-            ..ObservedConfiguration::default()
-        };
-        let writes = configuration_writes(&spec, ALIAS, &BTreeMap::new(), &observed, INTENT);
-        let removals = writes.iter().take_while(|w| w.is_removal()).count();
-        assert_eq!(removals, 2, "{writes:?}");
-        assert!(
-            writes[removals..].iter().all(|w| !w.is_removal()),
-            "{writes:?}"
-        );
-        assert!(writes.contains(&ConfigWrite::DisassociateLambda {
-            function_arn: "arn:f1".into(),
-            client_token: token::configuration_token(
-                INTENT.uid,
-                "DisassociateLambdaFunction",
-                "arn:f1",
-                3,
-                7
+        Decision::new(
+            inputs,
+            Then::Requeue(
+                plan::retry_after(&inputs.retry, State::ConfigurationFailed, inputs.failures),
+                Jitter::Spread,
             ),
-        }));
-        let items: Vec<String> = writes.iter().map(|w| w.item(&spec)).collect();
-        assert!(
-            items.contains(&"lambdaFunctions[1] arn:f3".to_owned()),
-            "{items:?}"
+        )
+        .state(State::ConfigurationFailed, message.clone())
+        .record(record)
+        .failures(Failures::Count)
+        .event(EventType::Warning, "ConfigurationFailed", message)
+    };
+    if !done.is_empty() {
+        decision = decision.event(
+            EventType::Normal,
+            "Configured",
+            format!("Instance {id}: {}", done.join(", ")),
         );
-        assert!(items.contains(&"lexBots[0] arn:b1".to_owned()), "{items:?}");
-        // The same intent gives the same tokens; a new generation or epoch new ones.
-        let again = configuration_writes(&spec, ALIAS, &BTreeMap::new(), &observed, INTENT);
-        assert_eq!(writes, again);
-        let later = Intent { epoch: 8, ..INTENT };
-        assert_ne!(
-            writes,
-            configuration_writes(&spec, ALIAS, &BTreeMap::new(), &observed, later)
-        );
-        let drift = configuration_drift(&spec, ALIAS, &BTreeMap::new(), &observed);
-        assert_eq!(drift.len(), writes.len(), "{drift:?}");
     }
+    decision
 }
