@@ -14,8 +14,9 @@ use std::convert::Infallible;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
-use super::config::{SimConfig, is_account_id};
+use super::config::SimConfig;
 use super::errors::{ApiError, ErrorKind, Protocol};
+use super::validate::is_account_id;
 
 /// The prefix of every access key the simulator's AssumeRole issues.
 pub const ISSUED_KEY_PREFIX: &str = "ASIASIM";

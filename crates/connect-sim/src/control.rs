@@ -13,9 +13,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::config::{ConfigPatch, is_account_id, is_region};
+use super::config::ConfigPatch;
 use super::model::NewInstance;
 use super::service::{Scope, Sim};
+use super::validate::{is_account_id, is_region};
 
 type SimState = State<Arc<Sim>>;
 

@@ -14,10 +14,11 @@ use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::response::Response;
 
 use super::auth::{Auth, Caller, issue_key};
-use super::config::{Operation, is_account_id};
+use super::config::Operation;
 use super::errors::{ApiError, ErrorKind};
 use super::limits::ConnectionHandle;
 use super::service::{Answer, Body, Call, Inner, Sim, fnv1a, sts_error_response};
+use super::validate::is_account_id;
 
 type SimState = State<Arc<Sim>>;
 type Conn = ConnectInfo<ConnectionHandle>;

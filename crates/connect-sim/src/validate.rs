@@ -1,6 +1,8 @@
 //! Request validation as Connect does it (identity types, aliases, directory ids, tags,
-//! ClientTokens, attribute names and values) and the pagination parameters and tokens of
-//! the List operations. Pure functions, kept apart from the account model they guard.
+//! ClientTokens, attribute names and values, required members and their lengths, ARNs),
+//! the shapes of AWS identifiers (account ids, regions) and the pagination parameters and
+//! tokens of the List operations. Pure functions, kept apart from the account model they
+//! guard.
 
 use std::collections::BTreeMap;
 
@@ -175,6 +177,97 @@ pub(crate) fn normalise_attribute_value(value: Option<&str>) -> Result<String, A
             "Value '{other}' is not valid for this attribute; expected true or false."
         ))),
         None => Err(ApiError::invalid_parameter("Value is required.")),
+    }
+}
+
+/// A 12-digit AWS account id.
+pub(crate) fn is_account_id(value: &str) -> bool {
+    value.len() == 12 && value.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// A region name as it appears in ARNs and credential scopes (`us-east-1`).
+pub(crate) fn is_region(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= 64
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// A request member that must be present and 1 to `max` characters long, with the messages
+/// of AWS's validation errors.
+pub(crate) fn required<'a>(
+    field: &str,
+    value: Option<&'a str>,
+    max: usize,
+) -> Result<&'a str, ApiError> {
+    let Some(value) = value else {
+        return Err(ApiError::invalid_parameter(format!(
+            "1 validation error detected: Value null at '{field}' failed to satisfy constraint: Member must not be null"
+        )));
+    };
+    check_length(field, value, max)?;
+    Ok(value)
+}
+
+/// A request member of 1 to `max` characters.
+pub(crate) fn check_length(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
+    if value.is_empty() || value.chars().count() > max {
+        return Err(ApiError::invalid_parameter(format!(
+            "1 validation error detected: Value at '{field}' failed to satisfy constraint: \
+             Member must have length between 1 and {max}"
+        )));
+    }
+    Ok(())
+}
+
+/// The six parts of `arn:<partition>:<service>:<region>:<account>:<resource>`; the resource
+/// keeps any further colons.
+fn arn_parts(arn: &str) -> Option<[&str; 6]> {
+    arn.splitn(6, ':').collect::<Vec<_>>().try_into().ok()
+}
+
+/// An ARN of `service` with a resource, as the stream and Firehose ARNs of storage
+/// configurations are checked (partition, region and account are not looked at).
+pub(crate) fn check_service_arn(field: &str, arn: &str, service: &str) -> Result<(), ApiError> {
+    let valid = arn_parts(arn).is_some_and(|[prefix, _, arn_service, _, _, resource]| {
+        prefix == "arn" && arn_service == service && !resource.is_empty()
+    });
+    if valid {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_parameter(format!(
+            "The {field} '{arn}' is not a valid {service} ARN."
+        )))
+    }
+}
+
+/// `arn:aws<partition suffix>:<service>:<region>:<12 digits>:<resource prefix><rest>`, as
+/// Lambda function and Lex V2 bot alias ARNs are checked.
+pub(crate) fn check_resource_arn(
+    field: &str,
+    arn: &str,
+    service: &str,
+    resource_prefix: &str,
+) -> Result<(), ApiError> {
+    let valid = arn_parts(arn).is_some_and(
+        |[prefix, partition, arn_service, region, account, resource]| {
+            prefix == "arn"
+                && partition.starts_with("aws")
+                && arn_service == service
+                && !region.is_empty()
+                && is_account_id(account)
+                && resource.len() > resource_prefix.len()
+                && resource.starts_with(resource_prefix)
+        },
+    );
+    if valid {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_parameter(format!(
+            "The {field} '{arn}' is not a valid {service} {} ARN.",
+            resource_prefix.trim_end_matches([':', '/'])
+        )))
     }
 }
 

@@ -9,8 +9,10 @@ use axum::response::Response;
 use super::{Conn, QueryPairs, SimState, first, instance_id, parse_body, query_pairs};
 use crate::auth::Auth;
 use crate::config::Operation;
+use crate::errors::ApiError;
 use crate::model::associations::{AssociateRequest, BotRequest};
 use crate::model::storage::StorageConfigRequest;
+use crate::model::{Model, Reply};
 use crate::service::Call;
 
 /// `PUT /instance/{InstanceId}/storage-config`
@@ -130,7 +132,7 @@ pub(crate) async fn disassociate_storage_config(
 }
 
 /// The `clientToken` query member of a DELETE.
-fn token_of(query: &Result<Vec<(String, String)>, crate::errors::ApiError>) -> Option<String> {
+fn token_of(query: &Result<Vec<(String, String)>, ApiError>) -> Option<String> {
     query
         .as_ref()
         .ok()
@@ -169,7 +171,7 @@ async fn associate(
     sim.connect(&conn, call, |model, settings, _| {
         let request = request?;
         match kind {
-            Kind::Origin => model.associate_approved_origin(&id, request),
+            Kind::Origin => model.associate_approved_origin(settings, &id, request),
             Kind::Lambda => model.associate_lambda_function(settings, &id, request),
             Kind::SecurityKey => model.associate_security_key(&id, request),
         }
@@ -206,6 +208,51 @@ async fn list(
     .await
 }
 
+/// A model operation taking an instance id, a name and a ClientToken.
+type ByName = fn(&mut Model, &str, Option<&str>, Option<&str>) -> Result<Reply, ApiError>;
+
+/// DisassociateApprovedOrigin and DisassociateLambdaFunction: the name to remove is the query
+/// member `member`.
+struct DisassociateNamed {
+    operation: Operation,
+    member: &'static str,
+    disassociate: ByName,
+}
+
+const DISASSOCIATE_ORIGIN: DisassociateNamed = DisassociateNamed {
+    operation: Operation::DisassociateApprovedOrigin,
+    member: "origin",
+    disassociate: Model::disassociate_approved_origin,
+};
+
+const DISASSOCIATE_LAMBDA: DisassociateNamed = DisassociateNamed {
+    operation: Operation::DisassociateLambdaFunction,
+    member: "functionArn",
+    disassociate: Model::disassociate_lambda_function,
+};
+
+async fn disassociate_named(
+    sim: SimState,
+    conn: Conn,
+    auth: Auth,
+    raw_id: &str,
+    query: QueryPairs,
+    named: &DisassociateNamed,
+) -> Response {
+    let (State(sim), ConnectInfo(conn)) = (sim, conn);
+    let id = instance_id(raw_id);
+    let query = query_pairs(query);
+    let token = token_of(&query);
+    let call = Call::new(named.operation, auth)
+        .token(token.clone())
+        .instance(Some(id.clone()));
+    sim.connect(&conn, call, |model, _, _| {
+        let query = query?;
+        (named.disassociate)(model, &id, first(&query, named.member), token.as_deref())
+    })
+    .await
+}
+
 /// `PUT /instance/{InstanceId}/approved-origin`
 pub(crate) async fn associate_approved_origin(
     sim: SimState,
@@ -230,23 +277,13 @@ pub(crate) async fn list_approved_origins(
 
 /// `DELETE /instance/{InstanceId}/approved-origin?origin=&clientToken=`
 pub(crate) async fn disassociate_approved_origin(
-    State(sim): SimState,
-    ConnectInfo(conn): Conn,
+    sim: SimState,
+    conn: Conn,
     auth: Auth,
     Path(raw_id): Path<String>,
     query: QueryPairs,
 ) -> Response {
-    let id = instance_id(&raw_id);
-    let query = query_pairs(query);
-    let token = token_of(&query);
-    let call = Call::new(Operation::DisassociateApprovedOrigin, auth)
-        .token(token.clone())
-        .instance(Some(id.clone()));
-    sim.connect(&conn, call, |model, _, _| {
-        let query = query?;
-        model.disassociate_approved_origin(&id, first(&query, "origin"), token.as_deref())
-    })
-    .await
+    disassociate_named(sim, conn, auth, &raw_id, query, &DISASSOCIATE_ORIGIN).await
 }
 
 /// `PUT /instance/{InstanceId}/lambda-function`
@@ -273,23 +310,13 @@ pub(crate) async fn list_lambda_functions(
 
 /// `DELETE /instance/{InstanceId}/lambda-function?functionArn=&clientToken=`
 pub(crate) async fn disassociate_lambda_function(
-    State(sim): SimState,
-    ConnectInfo(conn): Conn,
+    sim: SimState,
+    conn: Conn,
     auth: Auth,
     Path(raw_id): Path<String>,
     query: QueryPairs,
 ) -> Response {
-    let id = instance_id(&raw_id);
-    let query = query_pairs(query);
-    let token = token_of(&query);
-    let call = Call::new(Operation::DisassociateLambdaFunction, auth)
-        .token(token.clone())
-        .instance(Some(id.clone()));
-    sim.connect(&conn, call, |model, _, _| {
-        let query = query?;
-        model.disassociate_lambda_function(&id, first(&query, "functionArn"), token.as_deref())
-    })
-    .await
+    disassociate_named(sim, conn, auth, &raw_id, query, &DISASSOCIATE_LAMBDA).await
 }
 
 /// `PUT /instance/{InstanceId}/bot` (AssociateBot) and `POST` (DisassociateBot).

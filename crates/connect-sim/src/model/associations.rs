@@ -1,17 +1,25 @@
 //! What an instance is associated with besides storage: approved origins, Lambda functions,
 //! Lex V2 bots and security keys (Associate / List / Disassociate of each).
 //!
+//! Origins, Lambda functions and Lex V2 bots are sets of names (an origin, a function ARN, a
+//! bot alias ARN) that behave alike; one [`NameSet`] each says how it differs from the
+//! others: its operations, how its messages name a member, its limit, whether its members
+//! must exist, and its List answer. Each operation validates its own request first.
+//!
 //! Per-instance limits as AWS documents them answer ServiceQuotaExceededException: 50
 //! Lambda functions, 100 Lex V2 bots, 2 security keys. Associating what is already
 //! associated answers ResourceConflictException. A security key is stored as AWS echoes it:
 //! its base64 body re-wrapped at 64 characters with `\n` line breaks.
 
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{Value, json};
 
-use super::storage::{page_of, with_next_token};
-use super::{Model, Reply, Settings, epoch_seconds};
+use super::{Model, Reply, Settings, epoch_seconds, list_page};
 use crate::errors::ApiError;
+use crate::validate::{check_resource_arn, required};
+
+#[cfg(test)]
+mod tests;
 
 /// Per-instance limits.
 pub(crate) const MAX_LAMBDA_FUNCTIONS: usize = 50;
@@ -68,19 +76,105 @@ pub(crate) struct AssociateRequest {
     pub(crate) client_token: Option<String>,
 }
 
-fn required<'a>(field: &str, value: Option<&'a str>, max: usize) -> Result<&'a str, ApiError> {
-    match value {
-        None => Err(ApiError::invalid_parameter(format!(
-            "1 validation error detected: Value null at '{field}' failed to satisfy constraint: Member must not be null"
-        ))),
-        Some(v) if v.is_empty() || v.chars().count() > max => {
-            Err(ApiError::invalid_parameter(format!(
-                "1 validation error detected: Value at '{field}' failed to satisfy constraint: \
-                 Member must have length between 1 and {max}"
-            )))
-        }
-        Some(v) => Ok(v),
+/// A set of names an instance is associated with, each name at most once, in association
+/// order: what tells one such set from another.
+struct NameSet {
+    /// The operations, as ClientToken records name them.
+    associate: &'static str,
+    disassociate: &'static str,
+    /// What messages call a member, and how it relates to the instance ("approved for").
+    noun: &'static str,
+    relation: &'static str,
+    /// The most names an instance may have, and what the message calls them.
+    limit: Option<(usize, &'static str)>,
+    /// Whether a name is a resource that must exist (see `missingResourcePattern`).
+    must_exist: bool,
+    /// The List answer: its member, the shape of one name in it, its page size and the kind
+    /// of its tokens.
+    list_member: &'static str,
+    listed: fn(&str) -> Value,
+    page_size: usize,
+    token_kind: &'static str,
+    /// Where an instance keeps the set.
+    names: fn(&Associations) -> &[String],
+    names_mut: fn(&mut Associations) -> &mut Vec<String>,
+}
+
+/// Approved origins: no limit, listed as strings.
+const APPROVED_ORIGINS: NameSet = NameSet {
+    associate: "AssociateApprovedOrigin",
+    disassociate: "DisassociateApprovedOrigin",
+    noun: "origin",
+    relation: "approved for",
+    limit: None,
+    must_exist: false,
+    list_member: "Origins",
+    listed: |origin| json!(origin),
+    page_size: LIST_ORIGINS_MAX_RESULTS,
+    token_kind: "origins",
+    names: |associations| &associations.origins,
+    names_mut: |associations| &mut associations.origins,
+};
+
+/// Lambda function ARNs, listed as strings.
+const LAMBDA_FUNCTIONS: NameSet = NameSet {
+    associate: "AssociateLambdaFunction",
+    disassociate: "DisassociateLambdaFunction",
+    noun: "function",
+    relation: "associated with",
+    limit: Some((MAX_LAMBDA_FUNCTIONS, "Lambda functions")),
+    must_exist: true,
+    list_member: "LambdaFunctions",
+    listed: |arn| json!(arn),
+    page_size: LIST_LAMBDA_FUNCTIONS_MAX_RESULTS,
+    token_kind: "functions",
+    names: |associations| &associations.lambda_functions,
+    names_mut: |associations| &mut associations.lambda_functions,
+};
+
+/// Lex V2 bot alias ARNs, listed as `LexBotConfig`s.
+const LEX_V2_BOTS: NameSet = NameSet {
+    associate: "AssociateBot",
+    disassociate: "DisassociateBot",
+    noun: "bot alias",
+    relation: "associated with",
+    limit: Some((MAX_LEX_V2_BOTS, "Amazon Lex V2 bots")),
+    must_exist: true,
+    list_member: "LexBots",
+    listed: |arn| json!({ "LexV2Bot": { "AliasArn": arn } }),
+    page_size: LIST_BOTS_MAX_RESULTS,
+    token_kind: "bots",
+    names: |associations| &associations.lex_v2_bots,
+    names_mut: |associations| &mut associations.lex_v2_bots,
+};
+
+impl NameSet {
+    /// The List answer of `names`.
+    fn list(
+        &self,
+        id: &str,
+        names: &[String],
+        max_results: Option<&str>,
+        next_token: Option<&str>,
+    ) -> Result<Reply, ApiError> {
+        let listed: Vec<Value> = names.iter().map(|name| (self.listed)(name)).collect();
+        let body = list_page(
+            self.list_member,
+            &listed,
+            max_results,
+            next_token,
+            self.page_size,
+            self.token_kind,
+        )?;
+        Ok(Reply::new(Some(body), Some(id.to_owned())))
     }
+}
+
+/// ServiceQuotaExceededException for an instance that has `max` of something already.
+fn limit_reached(id: &str, max: usize, what: &str) -> ApiError {
+    ApiError::service_quota_exceeded(format!(
+        "The instance {id} already has the maximum of {max} {what}."
+    ))
 }
 
 /// `https://host[:port]` or `http://host[:port]`, nothing after the authority.
@@ -101,28 +195,6 @@ fn check_origin(origin: &str) -> Result<(), ApiError> {
     } else {
         Err(ApiError::invalid_parameter(format!(
             "The origin '{origin}' is not valid: expected http(s)://host[:port]."
-        )))
-    }
-}
-
-/// `arn:<partition>:<service>:<region>:<12 digits>:<resource prefix><rest>`.
-fn check_arn(field: &str, arn: &str, service: &str, resource_prefix: &str) -> Result<(), ApiError> {
-    let parts: Vec<&str> = arn.splitn(6, ':').collect();
-    let valid = parts.len() == 6
-        && parts[0] == "arn"
-        && parts[1].starts_with("aws")
-        && parts[2] == service
-        && !parts[3].is_empty()
-        && parts[4].len() == 12
-        && parts[4].chars().all(|c| c.is_ascii_digit())
-        && parts[5].len() > resource_prefix.len()
-        && parts[5].starts_with(resource_prefix);
-    if valid {
-        Ok(())
-    } else {
-        Err(ApiError::invalid_parameter(format!(
-            "The {field} '{arn}' is not a valid {service} {} ARN.",
-            resource_prefix.trim_end_matches([':', '/'])
         )))
     }
 }
@@ -157,9 +229,78 @@ fn normalised_key(pem: &str) -> Result<String, ApiError> {
 }
 
 impl Model {
+    /// Associates a validated `name` with instance `id`: a replay answers as the first call
+    /// did; a name already in the set is a conflict.
+    fn associate_name(
+        &mut self,
+        set: &NameSet,
+        settings: &Settings<'_>,
+        id: &str,
+        name: String,
+        token: Option<&str>,
+    ) -> Result<Reply, ApiError> {
+        if let Some(reply) = self.replayed(token, set.associate, id, &name)? {
+            return Ok(reply);
+        }
+        if set.must_exist {
+            settings.check_referenced(&[name.as_str()])?;
+        }
+        let names = (set.names_mut)(&mut self.configurable_mut(id)?.associations);
+        if names.contains(&name) {
+            return Err(ApiError::resource_conflict(format!(
+                "The {} {name} is already {} instance {id}.",
+                set.noun, set.relation
+            )));
+        }
+        if let Some((max, what)) = set.limit
+            && names.len() >= max
+        {
+            return Err(limit_reached(id, max, what));
+        }
+        names.push(name.clone());
+        self.remember(token, set.associate, id, name, None);
+        Ok(Reply::new(None, Some(id.to_owned())))
+    }
+
+    /// Removes `name` from the set of instance `id`; a name not in it is not found.
+    fn disassociate_name(
+        &mut self,
+        set: &NameSet,
+        id: &str,
+        name: String,
+        token: Option<&str>,
+    ) -> Result<Reply, ApiError> {
+        if let Some(reply) = self.replayed(token, set.disassociate, id, &name)? {
+            return Ok(reply);
+        }
+        let names = (set.names_mut)(&mut self.configurable_mut(id)?.associations);
+        let Some(index) = names.iter().position(|n| *n == name) else {
+            return Err(ApiError::resource_not_found(format!(
+                "The {} {name} is not {} instance {id}.",
+                set.noun, set.relation
+            )));
+        };
+        names.remove(index);
+        self.remember(token, set.disassociate, id, name, None);
+        Ok(Reply::new(None, Some(id.to_owned())))
+    }
+
+    /// One page of the set of instance `id`.
+    fn list_names(
+        &self,
+        set: &NameSet,
+        id: &str,
+        max_results: Option<&str>,
+        next_token: Option<&str>,
+    ) -> Result<Reply, ApiError> {
+        let names = (set.names)(&self.configurable(id)?.associations);
+        set.list(id, names, max_results, next_token)
+    }
+
     /// AssociateApprovedOrigin.
     pub(crate) fn associate_approved_origin(
         &mut self,
+        settings: &Settings<'_>,
         id: &str,
         request: AssociateRequest,
     ) -> Result<Reply, ApiError> {
@@ -167,18 +308,7 @@ impl Model {
         let origin = required("origin", request.origin.as_deref(), 267)?.to_owned();
         check_origin(&origin)?;
         let token = request.client_token.as_deref();
-        if let Some(reply) = self.replayed(token, "AssociateApprovedOrigin", id, &origin)? {
-            return Ok(reply);
-        }
-        let instance = self.configurable_mut(id)?;
-        if instance.associations.origins.contains(&origin) {
-            return Err(ApiError::resource_conflict(format!(
-                "The origin {origin} is already approved for instance {id}."
-            )));
-        }
-        instance.associations.origins.push(origin.clone());
-        self.remember(token, "AssociateApprovedOrigin", id, origin, None);
-        Ok(Reply::new(None, Some(id.to_owned())))
+        self.associate_name(&APPROVED_ORIGINS, settings, id, origin, token)
     }
 
     /// ListApprovedOrigins.
@@ -188,17 +318,7 @@ impl Model {
         max_results: Option<&str>,
         next_token: Option<&str>,
     ) -> Result<Reply, ApiError> {
-        let origins = &self.configurable(id)?.associations.origins;
-        let (page, next) = page_of(
-            origins,
-            max_results,
-            next_token,
-            LIST_ORIGINS_MAX_RESULTS,
-            "origins",
-        )?;
-        let mut body = json!({ "Origins": page });
-        with_next_token(&mut body, next, "origins");
-        Ok(Reply::new(Some(body), Some(id.to_owned())))
+        self.list_names(&APPROVED_ORIGINS, id, max_results, next_token)
     }
 
     /// DisassociateApprovedOrigin.
@@ -210,25 +330,7 @@ impl Model {
     ) -> Result<Reply, ApiError> {
         self.configurable(id)?;
         let origin = required("origin", origin, 267)?.to_owned();
-        if let Some(reply) =
-            self.replayed(client_token, "DisassociateApprovedOrigin", id, &origin)?
-        {
-            return Ok(reply);
-        }
-        let instance = self.configurable_mut(id)?;
-        let Some(index) = instance
-            .associations
-            .origins
-            .iter()
-            .position(|o| *o == origin)
-        else {
-            return Err(ApiError::resource_not_found(format!(
-                "The origin {origin} is not approved for instance {id}."
-            )));
-        };
-        instance.associations.origins.remove(index);
-        self.remember(client_token, "DisassociateApprovedOrigin", id, origin, None);
-        Ok(Reply::new(None, Some(id.to_owned())))
+        self.disassociate_name(&APPROVED_ORIGINS, id, origin, client_token)
     }
 
     /// AssociateLambdaFunction.
@@ -240,26 +342,9 @@ impl Model {
     ) -> Result<Reply, ApiError> {
         self.configurable(id)?;
         let arn = required("functionArn", request.function_arn.as_deref(), 140)?.to_owned();
-        check_arn("FunctionArn", &arn, "lambda", "function:")?;
+        check_resource_arn("FunctionArn", &arn, "lambda", "function:")?;
         let token = request.client_token.as_deref();
-        if let Some(reply) = self.replayed(token, "AssociateLambdaFunction", id, &arn)? {
-            return Ok(reply);
-        }
-        settings.check_referenced(&[arn.as_str()])?;
-        let functions = &mut self.configurable_mut(id)?.associations.lambda_functions;
-        if functions.contains(&arn) {
-            return Err(ApiError::resource_conflict(format!(
-                "The function {arn} is already associated with instance {id}."
-            )));
-        }
-        if functions.len() >= MAX_LAMBDA_FUNCTIONS {
-            return Err(ApiError::service_quota_exceeded(format!(
-                "The instance {id} already has the maximum of {MAX_LAMBDA_FUNCTIONS} Lambda functions."
-            )));
-        }
-        functions.push(arn.clone());
-        self.remember(token, "AssociateLambdaFunction", id, arn, None);
-        Ok(Reply::new(None, Some(id.to_owned())))
+        self.associate_name(&LAMBDA_FUNCTIONS, settings, id, arn, token)
     }
 
     /// ListLambdaFunctions.
@@ -269,20 +354,11 @@ impl Model {
         max_results: Option<&str>,
         next_token: Option<&str>,
     ) -> Result<Reply, ApiError> {
-        let functions = &self.configurable(id)?.associations.lambda_functions;
-        let (page, next) = page_of(
-            functions,
-            max_results,
-            next_token,
-            LIST_LAMBDA_FUNCTIONS_MAX_RESULTS,
-            "functions",
-        )?;
-        let mut body = json!({ "LambdaFunctions": page });
-        with_next_token(&mut body, next, "functions");
-        Ok(Reply::new(Some(body), Some(id.to_owned())))
+        self.list_names(&LAMBDA_FUNCTIONS, id, max_results, next_token)
     }
 
-    /// DisassociateLambdaFunction.
+    /// DisassociateLambdaFunction: the ARN's format is not checked, an ARN that is not one
+    /// is not associated.
     pub(crate) fn disassociate_lambda_function(
         &mut self,
         id: &str,
@@ -291,18 +367,7 @@ impl Model {
     ) -> Result<Reply, ApiError> {
         self.configurable(id)?;
         let arn = required("functionArn", function_arn, 140)?.to_owned();
-        if let Some(reply) = self.replayed(client_token, "DisassociateLambdaFunction", id, &arn)? {
-            return Ok(reply);
-        }
-        let functions = &mut self.configurable_mut(id)?.associations.lambda_functions;
-        let Some(index) = functions.iter().position(|f| *f == arn) else {
-            return Err(ApiError::resource_not_found(format!(
-                "The function {arn} is not associated with instance {id}."
-            )));
-        };
-        functions.remove(index);
-        self.remember(client_token, "DisassociateLambdaFunction", id, arn, None);
-        Ok(Reply::new(None, Some(id.to_owned())))
+        self.disassociate_name(&LAMBDA_FUNCTIONS, id, arn, client_token)
     }
 
     /// The Lex V2 alias ARN of an AssociateBot / DisassociateBot request; Lex V1 bots are
@@ -321,7 +386,7 @@ impl Model {
                 .and_then(|b| b.alias_arn.as_deref()),
             100,
         )?;
-        check_arn("AliasArn", arn, "lex", "bot-alias/")?;
+        check_resource_arn("AliasArn", arn, "lex", "bot-alias/")?;
         Ok(arn.to_owned())
     }
 
@@ -335,24 +400,7 @@ impl Model {
         self.configurable(id)?;
         let arn = Self::lex_v2_alias(&request)?;
         let token = request.client_token.as_deref();
-        if let Some(reply) = self.replayed(token, "AssociateBot", id, &arn)? {
-            return Ok(reply);
-        }
-        settings.check_referenced(&[arn.as_str()])?;
-        let bots = &mut self.configurable_mut(id)?.associations.lex_v2_bots;
-        if bots.contains(&arn) {
-            return Err(ApiError::resource_conflict(format!(
-                "The bot alias {arn} is already associated with instance {id}."
-            )));
-        }
-        if bots.len() >= MAX_LEX_V2_BOTS {
-            return Err(ApiError::service_quota_exceeded(format!(
-                "The instance {id} already has the maximum of {MAX_LEX_V2_BOTS} Amazon Lex V2 bots."
-            )));
-        }
-        bots.push(arn.clone());
-        self.remember(token, "AssociateBot", id, arn, None);
-        Ok(Reply::new(None, Some(id.to_owned())))
+        self.associate_name(&LEX_V2_BOTS, settings, id, arn, token)
     }
 
     /// ListBots: Lex V2 bots for `lexVersion=V2`; none for `V1`.
@@ -364,14 +412,9 @@ impl Model {
         next_token: Option<&str>,
     ) -> Result<Reply, ApiError> {
         let instance = self.configurable(id)?;
-        let bots: Vec<serde_json::Value> = match lex_version {
-            Some("V2") => instance
-                .associations
-                .lex_v2_bots
-                .iter()
-                .map(|arn| json!({ "LexV2Bot": { "AliasArn": arn } }))
-                .collect(),
-            Some("V1") => Vec::new(),
+        let bots: &[String] = match lex_version {
+            Some("V2") => (LEX_V2_BOTS.names)(&instance.associations),
+            Some("V1") => &[],
             other => {
                 return Err(ApiError::invalid_parameter(format!(
                     "1 validation error detected: Value '{}' at 'lexVersion' failed to satisfy constraint: \
@@ -380,16 +423,7 @@ impl Model {
                 )));
             }
         };
-        let (page, next) = page_of(
-            &bots,
-            max_results,
-            next_token,
-            LIST_BOTS_MAX_RESULTS,
-            "bots",
-        )?;
-        let mut body = json!({ "LexBots": page });
-        with_next_token(&mut body, next, "bots");
-        Ok(Reply::new(Some(body), Some(id.to_owned())))
+        LEX_V2_BOTS.list(id, bots, max_results, next_token)
     }
 
     /// DisassociateBot (Lex V2).
@@ -401,18 +435,7 @@ impl Model {
         self.configurable(id)?;
         let arn = Self::lex_v2_alias(&request)?;
         let token = request.client_token.as_deref();
-        if let Some(reply) = self.replayed(token, "DisassociateBot", id, &arn)? {
-            return Ok(reply);
-        }
-        let bots = &mut self.configurable_mut(id)?.associations.lex_v2_bots;
-        let Some(index) = bots.iter().position(|b| *b == arn) else {
-            return Err(ApiError::resource_not_found(format!(
-                "The bot alias {arn} is not associated with instance {id}."
-            )));
-        };
-        bots.remove(index);
-        self.remember(token, "DisassociateBot", id, arn, None);
-        Ok(Reply::new(None, Some(id.to_owned())))
+        self.disassociate_name(&LEX_V2_BOTS, id, arn, token)
     }
 
     /// AssociateSecurityKey.
@@ -434,9 +457,7 @@ impl Model {
             )));
         }
         if keys.len() >= MAX_SECURITY_KEYS {
-            return Err(ApiError::service_quota_exceeded(format!(
-                "The instance {id} already has the maximum of {MAX_SECURITY_KEYS} security keys."
-            )));
+            return Err(limit_reached(id, MAX_SECURITY_KEYS, "security keys"));
         }
         let association_id = self.association_id();
         self.configurable_mut(id)?
@@ -460,15 +481,14 @@ impl Model {
         next_token: Option<&str>,
     ) -> Result<Reply, ApiError> {
         let keys = &self.configurable(id)?.associations.security_keys;
-        let (page, next) = page_of(
+        let body = list_page(
+            "SecurityKeys",
             keys,
             max_results,
             next_token,
             LIST_SECURITY_KEYS_MAX_RESULTS,
             "keys",
         )?;
-        let mut body = json!({ "SecurityKeys": page });
-        with_next_token(&mut body, next, "keys");
         Ok(Reply::new(Some(body), Some(id.to_owned())))
     }
 

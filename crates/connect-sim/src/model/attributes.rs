@@ -5,15 +5,42 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::{
-    ATTRIBUTE_TYPES, Instance, LIST_INSTANCE_ATTRIBUTES_MAX_RESULTS, Model, Reply, Settings,
-    UpdateTokenRecord,
-};
+use super::{Instance, Model, Reply, Settings};
 use crate::errors::ApiError;
 use crate::validate::{
     MAX_TAGS, decode_token, encode_token, normalise_attribute_value, parse_max_results,
     validate_attribute_type, validate_client_token, validate_tags,
 };
+
+/// Every `InstanceAttributeType` the Connect API knows, in the order `ListInstanceAttributes`
+/// returns them. All of them are boolean-valued (`"true"` / `"false"`).
+pub(crate) const ATTRIBUTE_TYPES: [&str; 14] = [
+    "INBOUND_CALLS",
+    "OUTBOUND_CALLS",
+    "CONTACTFLOW_LOGS",
+    "CONTACT_LENS",
+    "AUTO_RESOLVE_BEST_VOICES",
+    "USE_CUSTOM_TTS_VOICES",
+    "EARLY_MEDIA",
+    "MULTI_PARTY_CONFERENCE",
+    "HIGH_VOLUME_OUTBOUND",
+    "ENHANCED_CONTACT_MONITORING",
+    "ENHANCED_CHAT_MONITORING",
+    "MULTI_PARTY_CHAT_CONFERENCE",
+    "MESSAGE_STREAMING",
+    "AUTO_MUTE_AGENT_ON_HOLD",
+];
+
+/// Page size AWS allows (and uses when `maxResults` is absent).
+pub(crate) const LIST_INSTANCE_ATTRIBUTES_MAX_RESULTS: usize = 7;
+
+/// What an UpdateInstanceAttribute ClientToken was first used for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct UpdateTokenRecord {
+    instance_id: String,
+    attribute_type: String,
+    value: String,
+}
 
 impl Model {
     /// UpdateInstanceAttribute.
@@ -200,5 +227,69 @@ impl Model {
             Some(json!({ "tags": instance.tags })),
             Some(instance.id.clone()),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::super::testing::{new_model, request, settings};
+    use crate::config::SimConfig;
+
+    #[test]
+    fn extra_attribute_types_are_listed_after_the_known_ones_and_paged() {
+        let config = SimConfig {
+            extra_attribute_types: vec!["FUTURE_ONE".into(), "FUTURE_TWO".into()],
+            ..SimConfig::default()
+        };
+        let settings = settings(&config);
+        let mut model = new_model(9);
+        let t0 = Instant::now();
+        let id = model
+            .create_instance(&settings, request("attrs", None), t0)
+            .unwrap()
+            .instance_id
+            .unwrap();
+        let mut listed = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let body = model
+                .list_instance_attributes(&settings, &id, None, token.as_deref())
+                .unwrap()
+                .body
+                .unwrap();
+            for attribute in body["Attributes"].as_array().unwrap() {
+                listed.push((
+                    attribute["AttributeType"].as_str().unwrap().to_owned(),
+                    attribute["Value"].as_str().unwrap().to_owned(),
+                ));
+            }
+            match body["NextToken"].as_str() {
+                Some(next) => token = Some(next.to_owned()),
+                None => break,
+            }
+        }
+        assert_eq!(listed.len(), 16);
+        assert_eq!(
+            listed[14..],
+            [
+                ("FUTURE_ONE".to_owned(), "false".to_owned()),
+                ("FUTURE_TWO".to_owned(), "false".to_owned())
+            ]
+        );
+        let body = model
+            .describe_instance_attribute(&settings, &id, "FUTURE_TWO")
+            .unwrap()
+            .body
+            .unwrap();
+        assert_eq!(body["Attribute"]["Value"], "false");
+        let plain = SimConfig::default();
+        assert!(
+            model
+                .describe_instance_attribute(&self::settings(&plain), &id, "FUTURE_TWO")
+                .is_err(),
+            "unknown without the knob"
+        );
     }
 }

@@ -6,11 +6,11 @@
 //! answer literally sees a difference that is none.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::{Instance, Model, Reply};
+use super::{Instance, Model, Reply, Settings, list_page};
 use crate::errors::ApiError;
-use crate::validate::{decode_token, encode_token, parse_max_results};
+use crate::validate::{check_length, check_service_arn};
 
 /// Page size of ListInstanceStorageConfigs (its `maxResults` allows at most 10).
 pub(crate) const LIST_STORAGE_CONFIGS_MAX_RESULTS: usize = 10;
@@ -150,16 +150,6 @@ fn check_resource_type(resource_type: Option<&str>) -> Result<&'static [&'static
         })
 }
 
-fn check_length(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
-    if value.is_empty() || value.chars().count() > max {
-        return Err(ApiError::invalid_parameter(format!(
-            "1 validation error detected: Value at '{field}' failed to satisfy constraint: \
-             Member must have length between 1 and {max}"
-        )));
-    }
-    Ok(())
-}
-
 fn check_encryption(field: &str, encryption: &EncryptionConfig) -> Result<(), ApiError> {
     if encryption.encryption_type != "KMS" {
         return Err(ApiError::invalid_parameter(format!(
@@ -169,16 +159,6 @@ fn check_encryption(field: &str, encryption: &EncryptionConfig) -> Result<(), Ap
         )));
     }
     check_length(&format!("{field}.keyId"), &encryption.key_id, 128)
-}
-
-fn check_arn(field: &str, arn: &str, service: &str) -> Result<(), ApiError> {
-    let parts: Vec<&str> = arn.splitn(6, ':').collect();
-    if parts.len() != 6 || parts[0] != "arn" || parts[2] != service || parts[5].is_empty() {
-        return Err(ApiError::invalid_parameter(format!(
-            "The {field} '{arn}' is not a valid {service} ARN."
-        )));
-    }
-    Ok(())
 }
 
 /// Checks a storage configuration for `resource_type` and returns it as AWS would store it
@@ -268,10 +248,10 @@ fn validated(
         video.prefix = format!("{}-connect-{alias}-contact-", video.prefix);
     }
     if let Some(stream) = &config.kinesis_stream_config {
-        check_arn("StreamArn", &stream.stream_arn, "kinesis")?;
+        check_service_arn("StreamArn", &stream.stream_arn, "kinesis")?;
     }
     if let Some(firehose) = &config.kinesis_firehose_config {
-        check_arn("FirehoseArn", &firehose.firehose_arn, "firehose")?;
+        check_service_arn("FirehoseArn", &firehose.firehose_arn, "firehose")?;
     }
     Ok((resource_type, config))
 }
@@ -314,7 +294,7 @@ impl Model {
     /// AssociateInstanceStorageConfig: one association per resource type.
     pub(crate) fn associate_storage_config(
         &mut self,
-        settings: &super::Settings<'_>,
+        settings: &Settings<'_>,
         id: &str,
         request: StorageConfigRequest,
     ) -> Result<Reply, ApiError> {
@@ -394,22 +374,21 @@ impl Model {
             .filter(|a| Some(a.resource_type.as_str()) == resource_type)
             .map(|a| &a.config)
             .collect();
-        let (page, next) = page_of(
+        let body = list_page(
+            "StorageConfigs",
             &configs,
             max_results,
             next_token,
             LIST_STORAGE_CONFIGS_MAX_RESULTS,
             "storage",
         )?;
-        let mut body = json!({ "StorageConfigs": page });
-        with_next_token(&mut body, next, "storage");
         Ok(Reply::new(Some(body), Some(id.to_owned())))
     }
 
     /// UpdateInstanceStorageConfig: the association keeps its id.
     pub(crate) fn update_storage_config(
         &mut self,
-        settings: &super::Settings<'_>,
+        settings: &Settings<'_>,
         id: &str,
         association_id: &str,
         resource_type: Option<&str>,
@@ -474,38 +453,4 @@ fn association_not_found(id: &str, association_id: &str) -> ApiError {
     ApiError::resource_not_found(format!(
         "Association {association_id} was not found for instance {id}."
     ))
-}
-
-/// One page of `items` after `next_token`, at most `max_results` (default and maximum
-/// `limit`), and the position of the next page if there is one.
-pub(crate) fn page_of<T: Serialize>(
-    items: &[T],
-    max_results: Option<&str>,
-    next_token: Option<&str>,
-    limit: usize,
-    kind: &str,
-) -> Result<(Vec<Value>, Option<usize>), ApiError> {
-    let page_size = parse_max_results(max_results, limit).map_err(ApiError::invalid_parameter)?;
-    let start = match next_token {
-        None => 0,
-        Some(token) => decode_token(token, kind)
-            .and_then(|n| usize::try_from(n).ok())
-            .filter(|n| *n <= items.len())
-            .ok_or_else(|| ApiError::invalid_parameter("The NextToken is not valid."))?,
-    };
-    let page = items
-        .iter()
-        .skip(start)
-        .take(page_size)
-        .map(|item| serde_json::to_value(item).unwrap_or(Value::Null))
-        .collect();
-    let end = start + page_size;
-    Ok((page, (end < items.len()).then_some(end)))
-}
-
-/// Adds `NextToken` to a list answer when there is a next page.
-pub(crate) fn with_next_token(body: &mut Value, next: Option<usize>, kind: &str) {
-    if let (Some(end), Value::Object(map)) = (next, body) {
-        map.insert("NextToken".into(), json!(encode_token(end as u64, kind)));
-    }
 }
