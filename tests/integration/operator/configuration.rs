@@ -465,15 +465,15 @@ async fn configuration_under_crashes_and_faults_is_associated_once_and_leaves_no
         &[("drift-interval", "5s")],
     )
     .await;
-    // Every configuration write: 30 % answered 5xx, and of the rest half acted on by AWS with
+    // Every configuration write: 20 % answered 5xx, and of the rest 60 % acted on by AWS with
     // the reply dropped, so that the operator cannot tell whether it happened; each after
     // 200 ms, so that the SIGKILLs below land between associations.
     s.sim
         .set_config(&ConfigPatch {
             faults: Some(FaultsPatch {
                 latency_ms: Some(200),
-                server_error_ratio: Some(0.3),
-                drop_connection_ratio: Some(0.5),
+                server_error_ratio: Some(0.2),
+                drop_connection_ratio: Some(0.6),
                 operations: Some(CONFIGURATION_WRITES.map(str::to_owned).to_vec()),
                 ..FaultsPatch::default()
             }),
@@ -519,18 +519,19 @@ async fn configuration_under_crashes_and_faults_is_associated_once_and_leaves_no
         "too few kills landed mid-configuration: {kills}"
     );
 
+    // Under these faults it converges all the same; then they stop.
+    s.wait_ready(name).await;
     let calls = s.connect_calls().await;
-    let dropped = calls
-        .iter()
-        .filter(|c| c.dropped && CONFIGURATION_WRITES.contains(&c.operation.as_str()))
-        .count();
+    let faulted = |c: &&SimCall| CONFIGURATION_WRITES.contains(&c.operation.as_str());
+    let dropped = calls.iter().filter(faulted).filter(|c| c.dropped).count();
     let server_errors = calls
         .iter()
-        .filter(|c| c.status >= 500 && CONFIGURATION_WRITES.contains(&c.operation.as_str()))
+        .filter(faulted)
+        .filter(|c| c.status >= 500)
         .count();
     assert!(
-        dropped > 0 && server_errors > 0,
-        "faults were not exercised: {:?}",
+        dropped > 0,
+        "no reply was dropped after AWS acted: {:?}",
         tally(&calls)
     );
     s.sim
