@@ -2,9 +2,7 @@
 //! back identical through the SDK, nothing is written at rest, changes made outside the
 //! operator are repaired while a storage type never listed is left alone, a type removed
 //! from the list is disassociated, one failing item does not block the others, and deleting
-//! the instance makes no Disassociate call; SIGKILLs the moment an association was made,
-//! 5xx answers and replies dropped after AWS acted never associate anything twice and leave
-//! nothing behind.
+//! the instance makes no Disassociate call.
 
 use std::collections::BTreeMap;
 
@@ -12,19 +10,20 @@ use aws_sdk_connect::types::{
     InstanceStorageConfig, InstanceStorageResourceType, KinesisFirehoseConfig, S3Config,
     StorageType,
 };
-use connect_sim::{ConfigPatch, FaultsPatch};
+use connect_sim::ConfigPatch;
 use serde_json::{Value, json};
 
+use kube::api::DynamicObject;
+use test_kit::DEADLINE;
 use test_kit::connect::{basic_spec, condition, is_true, manifest, status_str, wait_gone};
-use test_kit::{DEADLINE, SimCall};
 
-use super::{Scenario, assert_steady, mutating, someone_else, tally};
+use super::{Scenario, assert_steady, mutating, someone_else};
 
 const KMS: &str = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
 const CTR_FIREHOSE: &str = "arn:aws:firehose:us-east-1:111122223333:deliverystream/ctr";
 const AGENT_STREAM: &str = "arn:aws:kinesis:us-east-1:111122223333:stream/agent-events";
-const ORIGIN: &str = "https://crm.example.com";
-const BOT: &str = "arn:aws:lex:us-east-1:111122223333:bot-alias/BOT1/ALIAS1";
+pub(super) const ORIGIN: &str = "https://crm.example.com";
+pub(super) const BOT: &str = "arn:aws:lex:us-east-1:111122223333:bot-alias/BOT1/ALIAS1";
 
 fn function(name: &str) -> String {
     format!("arn:aws:lambda:us-east-1:111122223333:function:{name}")
@@ -40,7 +39,7 @@ fn key(fill: char) -> String {
 }
 
 /// A spec with every kind of configuration.
-fn configured_spec(alias: &str) -> Value {
+pub(super) fn configured_spec(alias: &str) -> Value {
     let mut spec = basic_spec(alias);
     spec["storageConfigs"] = json!([
         { "resourceType": "CALL_RECORDINGS",
@@ -149,6 +148,18 @@ async fn config_view(s: &Scenario, id: &str) -> ConfigView {
     }
 }
 
+/// `status.storageConfigs`: resource type → association id.
+pub(super) fn recorded_storage(object: &DynamicObject) -> BTreeMap<String, String> {
+    serde_json::from_value(
+        object
+            .data
+            .pointer("/status/storageConfigs")
+            .cloned()
+            .unwrap_or(Value::Null),
+    )
+    .expect("status.storageConfigs")
+}
+
 #[tokio::test]
 async fn configuration_converges_stays_still_is_repaired_and_fails_one_item_at_a_time() {
     let s = Scenario::start(
@@ -185,14 +196,7 @@ async fn configuration_converges_stays_still_is_repaired_and_fails_one_item_at_a
     assert_eq!(view.bots, [BOT]);
     assert_eq!(view.keys, [key('A').split_whitespace().collect::<String>()]);
     // Status records the storage associations and the key by AWS's ids.
-    let recorded: BTreeMap<String, String> = serde_json::from_value(
-        object
-            .data
-            .pointer("/status/storageConfigs")
-            .cloned()
-            .unwrap_or(Value::Null),
-    )
-    .expect("status.storageConfigs");
+    let recorded = recorded_storage(&object);
     let listed: BTreeMap<String, String> = view
         .storage
         .iter()
@@ -429,204 +433,4 @@ async fn configuration_converges_stays_still_is_repaired_and_fails_one_item_at_a
         .filter(|c| c.operation.starts_with("Disassociate"))
         .collect();
     assert!(disassociations.is_empty(), "{disassociations:?}");
-}
-
-/// The configuration writes: the faults below apply to these only, so that the instance
-/// comes up and the configuration is read as usual.
-const CONFIGURATION_WRITES: [&str; 11] = [
-    "AssociateInstanceStorageConfig",
-    "UpdateInstanceStorageConfig",
-    "DisassociateInstanceStorageConfig",
-    "AssociateApprovedOrigin",
-    "DisassociateApprovedOrigin",
-    "AssociateLambdaFunction",
-    "DisassociateLambdaFunction",
-    "AssociateBot",
-    "DisassociateBot",
-    "AssociateSecurityKey",
-    "DisassociateSecurityKey",
-];
-
-/// The items of [`configured_spec`]: five storage types, an origin, two functions, a bot
-/// and a key.
-const CONFIGURED_ITEMS: usize = 10;
-
-/// An Associate call that took effect in AWS for the first time (not a replay of an earlier
-/// answer for its ClientToken), whether or not its reply reached the operator.
-fn new_association(call: &SimCall) -> bool {
-    call.operation.starts_with("Associate") && call.applied() && !call.replay
-}
-
-#[tokio::test]
-async fn configuration_under_crashes_and_faults_is_associated_once_and_leaves_nothing() {
-    let mut s = Scenario::start(
-        "configuration_under_crashes_and_faults_is_associated_once_and_leaves_nothing",
-        &["--creation-delay", "1s"],
-        &[("drift-interval", "5s")],
-    )
-    .await;
-    // Every configuration write: 20 % answered 5xx, and of the rest 60 % acted on by AWS with
-    // the reply dropped, so that the operator cannot tell whether it happened; each after
-    // 200 ms, so that the SIGKILLs below land between associations.
-    s.sim
-        .set_config(&ConfigPatch {
-            faults: Some(FaultsPatch {
-                latency_ms: Some(200),
-                server_error_ratio: Some(0.2),
-                drop_connection_ratio: Some(0.6),
-                operations: Some(CONFIGURATION_WRITES.map(str::to_owned).to_vec()),
-                ..FaultsPatch::default()
-            }),
-            ..ConfigPatch::default()
-        })
-        .await;
-    let name = "crashed";
-    s.kubectl_apply(&manifest(name, configured_spec("crashed-e2e")))
-        .await;
-
-    // SIGKILL the operator each time a new association has just been made (before it could
-    // record it), three times, and restart it.
-    let mut kills = 0;
-    let mut made = 0;
-    while kills < 3 {
-        let now = test_kit::wait_until("a new association", DEADLINE, || async {
-            let n = s
-                .sim
-                .calls()
-                .await
-                .iter()
-                .filter(|c| new_association(c))
-                .count();
-            if n > made {
-                Ok(n)
-            } else {
-                Err(format!("{n} so far"))
-            }
-        })
-        .await;
-        if now >= CONFIGURED_ITEMS {
-            break;
-        }
-        made = now;
-        if s.operator.kill() {
-            kills += 1;
-        }
-        s.operator.restart().await;
-    }
-    eprintln!("{kills} SIGKILLs, each right after a new association ({made} made by then)");
-    assert!(
-        kills >= 2,
-        "too few kills landed mid-configuration: {kills}"
-    );
-
-    // Under these faults it converges all the same; then they stop.
-    s.wait_ready(name).await;
-    let calls = s.connect_calls().await;
-    let faulted = |c: &&SimCall| CONFIGURATION_WRITES.contains(&c.operation.as_str());
-    let dropped = calls.iter().filter(faulted).filter(|c| c.dropped).count();
-    let server_errors = calls
-        .iter()
-        .filter(faulted)
-        .filter(|c| c.status >= 500)
-        .count();
-    assert!(
-        dropped > 0,
-        "no reply was dropped after AWS acted: {:?}",
-        tally(&calls)
-    );
-    s.sim
-        .set_config(&ConfigPatch {
-            faults: Some(FaultsPatch {
-                latency_ms: Some(0),
-                server_error_ratio: Some(0.0),
-                drop_connection_ratio: Some(0.0),
-                ..FaultsPatch::default()
-            }),
-            ..ConfigPatch::default()
-        })
-        .await;
-    let object = s.wait_ready(name).await;
-    let id = status_str(&object, "instanceId").expect("an instance id");
-    assert_steady(&s, name, 2).await;
-
-    // Exactly the spec, each item associated once: no association undone and made again,
-    // none refused as already there.
-    let calls = s.connect_calls().await;
-    eprintln!(
-        "configuration under faults: {dropped} dropped replies, {server_errors} 5xx, calls {:?}",
-        tally(&calls)
-    );
-    let associations = calls.iter().filter(|c| new_association(c)).count();
-    assert_eq!(associations, CONFIGURED_ITEMS, "{:?}", tally(&calls));
-    let undone: Vec<_> = calls
-        .iter()
-        .filter(|c| c.operation.starts_with("Disassociate") && c.applied())
-        .collect();
-    assert!(undone.is_empty(), "{undone:?}");
-    let conflicts: Vec<_> = calls
-        .iter()
-        .filter(|c| c.error_type.as_deref() == Some("ResourceConflictException"))
-        .collect();
-    assert!(conflicts.is_empty(), "{conflicts:?}");
-    let instance = s.sim.instance(&id).await.expect("the instance");
-    let mut types: Vec<&str> = instance
-        .storage_configs
-        .iter()
-        .map(|c| c.resource_type.as_str())
-        .collect();
-    types.sort_unstable();
-    assert_eq!(
-        types,
-        [
-            "AGENT_EVENTS",
-            "CALL_RECORDINGS",
-            "CHAT_TRANSCRIPTS",
-            "CONTACT_TRACE_RECORDS",
-            "MEDIA_STREAMS"
-        ]
-    );
-    assert_eq!(instance.approved_origins, [ORIGIN]);
-    assert_eq!(instance.lambda_functions.len(), 2, "{instance:?}");
-    assert_eq!(instance.lex_v2_bots, [BOT]);
-    assert_eq!(instance.security_keys.len(), 1, "{instance:?}");
-    // Status knows every association by AWS's id, also those made just before a SIGKILL.
-    let recorded: BTreeMap<String, String> = serde_json::from_value(
-        object
-            .data
-            .pointer("/status/storageConfigs")
-            .cloned()
-            .unwrap_or(Value::Null),
-    )
-    .expect("status.storageConfigs");
-    let listed: BTreeMap<String, String> = instance
-        .storage_configs
-        .iter()
-        .map(|c| {
-            let id = c.storage_config["AssociationId"]
-                .as_str()
-                .unwrap_or_default();
-            (c.resource_type.clone(), id.to_owned())
-        })
-        .collect();
-    assert_eq!(recorded, listed);
-    let key_id = instance.security_keys[0]["AssociationId"].clone();
-    assert_eq!(
-        object.data.pointer("/status/securityKeys"),
-        Some(&json!([key_id]))
-    );
-
-    // Deleting: the instance goes, and its configuration with it.
-    let before = s.connect_calls().await.len();
-    let output = test_kit::kubectl(&["delete", "connectinstance", name, "-n", &s.namespace]).await;
-    assert!(output.success, "{output:?}");
-    wait_gone(&s.api, name, DEADLINE).await;
-    assert!(s.sim.instances().await.is_empty(), "left behind");
-    let calls = s.connect_calls().await;
-    assert!(
-        calls[before..]
-            .iter()
-            .all(|c| !c.operation.starts_with("Disassociate")),
-        "{:?}",
-        tally(&calls[before..])
-    );
 }

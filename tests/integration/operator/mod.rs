@@ -27,6 +27,7 @@ mod accounts;
 mod admission;
 mod brownfield;
 mod configuration;
+mod configuration_faults;
 mod control_plane;
 mod failures;
 mod ledger;

@@ -93,10 +93,7 @@ pub(super) fn rows() -> Vec<Row> {
 #[test]
 fn convergence_writes_carry_tokens_and_the_event_lists_what_changed() {
     let rows = rows();
-    let row = rows
-        .iter()
-        .find(|r| r.what.starts_with("ACTIVE and differing"))
-        .expect("row");
+    let row = find(&rows, "ACTIVE and differing");
     let decision = decide_row(row);
     let epoch = u64::try_from(NOW).unwrap_or_default() / 600;
     assert_eq!(

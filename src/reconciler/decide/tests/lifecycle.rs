@@ -1,13 +1,10 @@
 //! The lifecycle rows of the behaviour table: finding or creating the instance, following
 //! its creation, the AWS error table, adoption of `spec.instanceId`, pause, the account's
-//! refusal and attempt budget, what AWS does not document (an instance not visible yet),
-//! and Cleanup; then the checks of tokens, recorded times and messages these rows give.
+//! refusal and attempt budget, what AWS does not document (an instance not visible yet);
+//! then the checks of tokens, recorded times and messages these rows give. Deleting the
+//! instance and deletion protection are in `deletion.rs`.
 
 use super::*;
-
-fn protected(spec: &mut ConnectInstanceSpec) {
-    spec.deletion_protection = true;
-}
 
 fn as_saml(spec: &mut ConnectInstanceSpec) {
     adopting(spec);
@@ -181,130 +178,6 @@ pub(super) fn rows() -> Vec<Row> {
             Then::Requeue(Duration::from_millis(700), Jitter::Slot),
             Failures::Keep,
         ),
-        // ---- Cleanup
-        retained(row(
-            "Retain: released, AWS never called",
-            Path::Cleanup,
-            Observation::NotAsked,
-            None,
-            &[],
-            Then::Release,
-            Failures::Keep,
-        )),
-        row(
-            "Delete: DeleteInstance with the UID token",
-            Path::Cleanup,
-            in_sync(),
-            None,
-            &["DeleteInstance"],
-            Then::ObserveAgain,
-            Failures::Keep,
-        ),
-        row(
-            "DeleteInstance accepted: Deleting, the finalizer stays, polled",
-            Path::Cleanup,
-            Observation::DeleteAccepted,
-            Some("Deleting"),
-            &[],
-            Then::Pending(poll, Jitter::None),
-            Failures::Reset,
-        ),
-        deleting_since(
-            row(
-                "accepted a minute ago (status): polled, not resent",
-                Path::Cleanup,
-                in_sync(),
-                None,
-                &[],
-                Then::Pending(poll, Jitter::None),
-                Failures::Reset,
-            ),
-            60,
-        ),
-        deleting_since(
-            row(
-                "accepted long ago and still there: resent, same token",
-                Path::Cleanup,
-                in_sync(),
-                None,
-                &["DeleteInstance"],
-                Then::ObserveAgain,
-                Failures::Keep,
-            ),
-            3600,
-        ),
-        row(
-            "ResourceNotFound on describe: gone, the finalizer is released",
-            Path::Cleanup,
-            Observation::Gone,
-            None,
-            &[],
-            Then::Release,
-            Failures::Reset,
-        ),
-        row(
-            "ResourceNotFound on delete is success",
-            Path::Cleanup,
-            Observation::DeleteFoundNothing,
-            None,
-            &[],
-            Then::Release,
-            Failures::Reset,
-        ),
-        unrecorded(row(
-            "nothing recorded and nothing found: nothing to delete",
-            Path::Cleanup,
-            Observation::Lookup(Lookup::Nothing),
-            None,
-            &[],
-            Then::Release,
-            Failures::Reset,
-        )),
-        unrecorded(row(
-            "nothing recorded, ours found by alias + uid tag: recorded, then deleted",
-            Path::Cleanup,
-            Observation::Lookup(Lookup::Ours(summary(ID, "contact-center"))),
-            None,
-            &[],
-            Then::ObserveAgain,
-            Failures::Keep,
-        )),
-        unrecorded(row(
-            "a foreign instance holding the alias is never deleted",
-            Path::Cleanup,
-            Observation::Lookup(Lookup::Foreign(summary(ID, "contact-center"))),
-            None,
-            &[],
-            Then::Release,
-            Failures::Reset,
-        )),
-        row(
-            "the 30-day limit on delete: QuotaExceeded, the finalizer stays, slow retry",
-            Path::Cleanup,
-            failed(O::DeleteInstance, K::LifecycleAttemptLimitExceeded),
-            Some("QuotaExceeded"),
-            &[],
-            pending(minutes(120)),
-            Failures::Count,
-        ),
-        row(
-            "errors on delete are retried with backoff, never terminal",
-            Path::Cleanup,
-            failed(O::DeleteInstance, K::Transient),
-            Some("AwsError"),
-            &[],
-            pending(secs(2)),
-            Failures::Count,
-        ),
-        row(
-            "invalid request on delete is not InvalidSpec: retried",
-            Path::Cleanup,
-            failed(O::DeleteInstance, K::InvalidRequest),
-            Some("AwsError"),
-            &[],
-            pending(secs(2)),
-            Failures::Count,
-        ),
         // ---- Adoption (spec.instanceId): never a lookup, never a create
         with(
             unrecorded(row(
@@ -410,55 +283,6 @@ pub(super) fn rows() -> Vec<Row> {
             Then::Release,
             Failures::Keep,
         ))),
-        // ---- Deletion protection and policies that never delete
-        with(
-            row(
-                "protected under Delete: DeletionProtected, no DeleteInstance",
-                Path::Cleanup,
-                Observation::NotAsked,
-                Some("DeletionProtected"),
-                &[],
-                pending(drift),
-                Failures::Keep,
-            ),
-            protected,
-        ),
-        retained(with(
-            row(
-                "protected under Retain: released, the instance kept",
-                Path::Cleanup,
-                Observation::NotAsked,
-                None,
-                &[],
-                Then::Release,
-                Failures::Keep,
-            ),
-            protected,
-        )),
-        retained(with(
-            row(
-                "ObserveOnly being deleted: released, never deleted",
-                Path::Cleanup,
-                Observation::NotAsked,
-                None,
-                &[],
-                Then::Release,
-                Failures::Keep,
-            ),
-            observing,
-        )),
-        with(
-            unrecorded(row(
-                "an instance never adopted is never deleted",
-                Path::Cleanup,
-                Observation::NotAsked,
-                None,
-                &[],
-                Then::Release,
-                Failures::Reset,
-            )),
-            adopting,
-        ),
         // ---- What AWS does not document: safe under either answer
         created_ago(
             row(
@@ -651,7 +475,7 @@ pub(super) fn rows() -> Vec<Row> {
 
 #[test]
 fn create_sends_the_uid_token_and_tag_and_records_the_id_at_once() {
-    let rows = rows();
+    let rows = table();
     let first_create = rows
         .iter()
         .find(|r| r.what.starts_with("no instance recorded, none found"))
@@ -684,81 +508,13 @@ fn create_sends_the_uid_token_and_tag_and_records_the_id_at_once() {
 }
 
 #[test]
-fn delete_records_when_it_was_accepted_once_and_uses_the_uid_token() {
-    let rows = rows();
-    let send = rows
-        .iter()
-        .find(|r| r.what.starts_with("Delete: DeleteInstance"))
-        .expect("row");
-    assert_eq!(
-        decide_row(send).writes,
-        vec![Write::DeleteInstance {
-            instance_id: ID.into(),
-            client_token: token::delete_token(UID),
-        }]
-    );
-    let accepted = rows
-        .iter()
-        .find(|r| r.what.starts_with("DeleteInstance accepted"))
-        .expect("row");
-    let first = decide_row(accepted);
-    assert_eq!(first.status.delete_requested_time, rfc3339(NOW));
-    // A later acceptance (a resend) keeps the first time: the field never churns.
-    let mut again = Row {
-        status: first.status.clone(),
-        ..decide_row_clone(accepted)
-    };
-    again.status.delete_requested_time = rfc3339(NOW - 900);
-    assert_eq!(
-        decide_row(&again).status.delete_requested_time,
-        rfc3339(NOW - 900)
-    );
-}
-
-#[test]
-fn this_process_resending_recently_only_polls() {
-    let spec = spec(DeletionPolicy::Delete);
-    let mut status = recorded();
-    status.delete_requested_time = rfc3339(NOW - 3600);
-    let inputs = Inputs {
-        spec: &spec,
-        uid: UID,
-        generation: 3,
-        status: &status,
-        region: "us-east-1",
-        now_epoch_seconds: NOW,
-        retry: RetryPolicy::default(),
-        poll_interval: secs(5),
-        failures: 0,
-        delete_sent_ago: Some(secs(30)),
-        paused: false,
-        creations_in_flight: 1,
-        creation_polls_per_second: 1.0,
-        account: None,
-    };
-    let decision = cleanup(&inputs, &in_sync());
-    assert!(decision.writes.is_empty(), "{:?}", decision.writes);
-    // What comes next: a poll at the poll interval, the finalizer kept, nothing new to
-    // report (the deletion is already recorded as requested).
-    assert_eq!(decision.then, Then::Pending(secs(5), Jitter::None));
-    assert_eq!(decision.state, None, "{:?}", decision.state);
-    assert!(decision.events.is_empty(), "{:?}", decision.events);
-}
-
-#[test]
 fn messages_carry_the_aws_message_and_request_id() {
-    let rows = rows();
-    let quota = rows
-        .iter()
-        .find(|r| r.what.starts_with("ServiceQuotaExceeded"))
-        .expect("row");
+    let rows = table();
+    let quota = find(&rows, "ServiceQuotaExceeded");
     let (_, message) = decide_row(quota).state.expect("a state");
     assert!(message.contains("the message AWS sent"), "{message}");
     assert!(message.contains("req-1"), "{message}");
-    let delete = rows
-        .iter()
-        .find(|r| r.what.starts_with("errors on delete"))
-        .expect("row");
+    let delete = find(&rows, "errors on delete");
     let (_, message) = decide_row(delete).state.expect("a state");
     assert!(
         message.starts_with("Deleting the instance failed: "),
@@ -768,7 +524,7 @@ fn messages_carry_the_aws_message_and_request_id() {
 
 #[test]
 fn adoption_records_the_id_announces_it_and_names_each_mismatch() {
-    let rows = rows();
+    let rows = table();
     let adopt = decide_row(find(&rows, "adopting a matching, untagged"));
     assert_eq!(adopt.status.instance_id.as_deref(), Some(ID));
     assert_eq!(
@@ -801,7 +557,7 @@ fn adoption_records_the_id_announces_it_and_names_each_mismatch() {
 
 #[test]
 fn alias_conflict_says_how_to_adopt() {
-    let rows = rows();
+    let rows = table();
     let (_, message) = decide_row(find(&rows, "an alias held by an instance without our tag"))
         .state
         .expect("a state");

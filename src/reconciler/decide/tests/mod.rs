@@ -12,6 +12,7 @@ use crate::aws::{InstanceState, Operation, token};
 
 mod attributes;
 mod configuration;
+mod deletion;
 mod lifecycle;
 
 const UID: &str = "0b5a6c1e-0000-4000-8000-000000000001";
@@ -250,6 +251,7 @@ fn pending(d: Duration) -> Then {
 /// Every row of every part.
 fn table() -> Vec<Row> {
     let mut rows = lifecycle::rows();
+    rows.extend(deletion::rows());
     rows.extend(attributes::rows());
     rows.extend(configuration::rows());
     rows
