@@ -70,9 +70,11 @@ pub struct RunArgs {
     #[arg(long, env = "CONNECT_OPERATOR_DRIFT_INTERVAL", default_value = "10m", value_parser = humantime::parse_duration)]
     pub drift_interval: Duration,
 
-    /// Poll interval while an instance is being created or deleted (longer only when so many
-    /// creations are in flight that their polls would exceed half of --api-rate).
-    #[arg(long, env = "CONNECT_OPERATOR_CREATION_POLL_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
+    /// Interval of the shared poll of each account and region while instances are being
+    /// created or deleted there: ACTIVE is seen within it, Ready follows in moments (longer
+    /// only when one poll's reads, a ListInstances listing or a DescribeInstance per
+    /// instance, would exceed half of --api-rate on average).
+    #[arg(long, env = "CONNECT_OPERATOR_CREATION_POLL_INTERVAL", default_value = "4s", value_parser = humantime::parse_duration)]
     pub creation_poll_interval: Duration,
 
     /// Retry interval after a quota error.

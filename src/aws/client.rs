@@ -134,6 +134,8 @@ pub struct InstanceSummary {
     pub alias: Option<String>,
     /// Identity management type, AWS's name.
     pub identity_management_type: Option<String>,
+    /// Lifecycle state, when ListInstances reports it.
+    pub state: Option<InstanceState>,
 }
 
 /// The parameters of CreateInstance.
@@ -312,8 +314,13 @@ impl ConnectClient {
         account: &str,
         region: &str,
         operation: Operation,
+        holder: &str,
     ) -> Result<(), AwsError> {
-        match self.limits.acquire(account, region, operation).await {
+        match self
+            .limits
+            .acquire(account, region, operation, holder)
+            .await
+        {
             Admission::Admitted(waited) => {
                 if !waited.is_zero() {
                     self.metrics.rate_limited(operation, waited);
@@ -328,16 +335,19 @@ impl ConnectClient {
         }
     }
 
-    /// Takes the rate limiter's slot for a CreateInstance or DeleteInstance to `target`:
-    /// the caller does so before writing the attempt to the ledger, so that an attempt the
-    /// limiter would not send now costs no ledger write. `create_instance` and
-    /// `delete_instance` do not take a slot themselves.
+    /// Takes the rate limiter's slot for a CreateInstance or DeleteInstance to `target` for
+    /// `holder` (the object's uid): the caller does so before writing the attempt to the
+    /// ledger, so that an attempt the limiter would not send now costs no ledger write. A
+    /// holder that cannot go now keeps its place in line: the error's `retry_after` is when
+    /// its own slot comes. `create_instance` and `delete_instance` do not take a slot
+    /// themselves.
     pub async fn lifecycle_slot(
         &self,
         target: &Target,
         operation: Operation,
+        holder: &str,
     ) -> Result<(), AwsError> {
-        self.admit(&target.account_id, &target.region, operation)
+        self.admit(&target.account_id, &target.region, operation, holder)
             .await
     }
 
@@ -357,7 +367,7 @@ impl ConnectClient {
         if operation.is_lifecycle() {
             self.limits.pace(account, region, operation).await;
         } else {
-            self.admit(account, region, operation).await?;
+            self.admit(account, region, operation, "").await?;
         }
         // Not sent, so not counted as a call (as a rate-limited one is not).
         if operation.is_write() && self.fence.check_for(self.connect_timeout).is_err() {
@@ -482,6 +492,9 @@ impl ConnectClient {
                     identity_management_type: s
                         .identity_management_type()
                         .map(|t| t.as_str().to_owned()),
+                    state: s
+                        .instance_status()
+                        .map(|t| InstanceState::from_aws(t.as_str())),
                 })
             }));
             match page.next_token() {

@@ -19,6 +19,7 @@ pub(super) async fn cleanup(obj: Arc<ConnectInstance>, ctx: &Context) -> Result<
         Then::Release => {
             tracing::info!("cleanup done; removing finalizer");
             ctx.memory.forget(&r.uid);
+            ctx.polls.unfollow(&r.uid);
             // An instance of ours is gone from its account and region: objects waiting
             // there for room under the instance quota may try now.
             let deleted = r.obj.spec.effective_deletion_policy() == DeletionPolicy::Delete

@@ -10,6 +10,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use super::decide::Described;
+
 /// Per-object, process-local knowledge, keyed by UID.
 #[derive(Debug, Default)]
 pub struct Memory {
@@ -25,8 +27,9 @@ struct Entry {
     lookup_empty_at: Option<Instant>,
     /// When this process last sent an accepted DeleteInstance for the object.
     delete_sent_at: Option<Instant>,
-    /// The region whose creation the object is waiting for, while it is being created.
-    creating_in: Option<String>,
+    /// While the object waits for its DeleteInstance slot: what was described before the
+    /// wait, and when.
+    waiting_for_slot: Option<(Instant, Box<Described>)>,
 }
 
 impl Entry {
@@ -34,7 +37,7 @@ impl Entry {
         self.failures == 0
             && self.lookup_empty_at.is_none()
             && self.delete_sent_at.is_none()
-            && self.creating_in.is_none()
+            && self.waiting_for_slot.is_none()
     }
 }
 
@@ -111,22 +114,31 @@ impl Memory {
             .flatten()
     }
 
-    /// Whether the object's instance is being created (in `region`) or not (`None`).
-    pub fn set_creating(&self, uid: &str, region: Option<&str>) {
-        self.with(uid, |e| e.creating_in = region.map(str::to_owned));
+    /// The object waits for its DeleteInstance slot, having described its instance as
+    /// `described` (kept from the first refusal: a wait never makes the look newer).
+    pub fn wait_for_slot(&self, uid: &str, described: Box<Described>) {
+        self.with(uid, |e| {
+            e.waiting_for_slot
+                .get_or_insert_with(|| (Instant::now(), described));
+        });
     }
 
-    /// How many objects' instances are being created in `region` (those this process
-    /// follows), at least one: the asking object is one of them.
+    /// What was described before the object's wait for its slot, if it waits and that
+    /// look is younger than `max_age`.
     #[must_use]
-    pub fn creations_in(&self, region: &str) -> usize {
-        self.entries
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .values()
-            .filter(|e| e.creating_in.as_deref() == Some(region))
-            .count()
-            .max(1)
+    pub fn waiting_for_slot(&self, uid: &str, max_age: Duration) -> Option<Box<Described>> {
+        self.read(uid, |e| {
+            e.waiting_for_slot
+                .as_ref()
+                .filter(|(at, _)| at.elapsed() < max_age)
+                .map(|(_, described)| described.clone())
+        })
+        .flatten()
+    }
+
+    /// The object's slot came: the wait is over.
+    pub fn slot_taken(&self, uid: &str) {
+        self.with(uid, |e| e.waiting_for_slot = None);
     }
 
     /// The object is gone: forget everything about it.
@@ -176,18 +188,39 @@ mod tests {
         memory.forget("c");
         assert!(memory.is_empty());
 
-        memory.set_creating("d", Some("us-east-1"));
-        memory.set_creating("e", Some("us-east-1"));
-        memory.set_creating("f", Some("eu-west-2"));
-        assert_eq!(memory.creations_in("us-east-1"), 2);
+        let described = |id: &str| {
+            Box::new(Described {
+                instance: crate::aws::ObservedInstance {
+                    id: id.into(),
+                    arn: String::new(),
+                    alias: None,
+                    identity_management_type: None,
+                    state: crate::aws::InstanceState::Active,
+                    status_reason: None,
+                    access_url: None,
+                    service_role: None,
+                    created_time: None,
+                    created_epoch_seconds: None,
+                    tags: None,
+                },
+                attributes: None,
+                tags: None,
+                configuration: None,
+            })
+        };
+        memory.wait_for_slot("d", described("first"));
+        memory.wait_for_slot("d", described("second"));
+        let kept = memory.waiting_for_slot("d", Duration::from_secs(60));
         assert_eq!(
-            memory.creations_in("ap-south-1"),
-            1,
-            "the asker counts itself"
+            kept.map(|d| d.instance.id),
+            Some("first".to_owned()),
+            "the look before the wait is kept, not replaced by a later refusal"
         );
-        memory.set_creating("d", None);
-        memory.forget("e");
-        memory.forget("f");
+        assert!(
+            memory.waiting_for_slot("d", Duration::ZERO).is_none(),
+            "too old"
+        );
+        memory.slot_taken("d");
         assert!(memory.is_empty());
     }
 }

@@ -10,6 +10,7 @@ mod cleanup;
 pub mod decide;
 pub mod memory;
 pub mod plan;
+pub mod polls;
 pub(crate) mod status;
 mod step;
 
@@ -40,10 +41,11 @@ pub use crate::cluster::report::FIELD_MANAGER;
 pub struct Settings {
     /// Retry and drift-check timing.
     pub retry: RetryPolicy,
-    /// The first poll interval while an instance is being created or deleted.
+    /// The interval of the shared polls while instances are being created or deleted
+    /// (stretched only to keep within `creation_polls_per_second`).
     pub creation_poll_interval: Duration,
-    /// DescribeInstance calls per second that the polls of all creations in one account
-    /// and region may use together (a share of that operation's rate limit).
+    /// Reads per second (DescribeInstance and ListInstances) that the shared polls of one
+    /// account and region may use together (a share of those operations' rate limits).
     pub creation_polls_per_second: f64,
 }
 
@@ -51,7 +53,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             retry: RetryPolicy::default(),
-            creation_poll_interval: Duration::from_secs(5),
+            creation_poll_interval: Duration::from_secs(4),
             creation_polls_per_second: 1.0,
         }
     }
@@ -72,6 +74,8 @@ pub struct Context {
     pub settings: Settings,
     /// What the process remembers about objects: only what may be lost.
     pub memory: Memory,
+    /// The shared polls of the instances being created or deleted, per account and region.
+    pub polls: polls::Polls,
     /// The accounts and namespaces: which account an object uses, and whether it may.
     pub directory: Directory,
     /// The attempt ledgers.
@@ -95,6 +99,10 @@ impl Context {
             client,
             connect,
             metrics,
+            polls: polls::Polls::new(
+                settings.creation_poll_interval,
+                settings.creation_polls_per_second,
+            ),
             settings,
             memory: Memory::default(),
             directory,
@@ -361,7 +369,10 @@ pub async fn run(
                 tracing::info!("watch synced; ready");
             }
             // Whatever the process remembered about an object goes with it.
-            watcher::Event::Delete(obj) => forget.memory.forget(&object_key(obj)),
+            watcher::Event::Delete(obj) => {
+                forget.memory.forget(&object_key(obj));
+                forget.polls.unfollow(&object_key(obj));
+            }
             _ => {}
         })
         // managedFields are a third of each object and the operator never reads them.

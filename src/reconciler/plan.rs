@@ -287,6 +287,7 @@ mod tests {
             arn: format!("arn:{id}"),
             alias: alias.map(str::to_owned),
             identity_management_type: Some(idm.into()),
+            state: None,
         };
         let all = vec![
             summary("1", Some("Contact-Center"), "CONNECT_MANAGED"),

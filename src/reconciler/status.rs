@@ -72,16 +72,14 @@ impl<'a> Reconciliation<'a> {
             region: &self.region,
             now_epoch_seconds: jiff::Timestamp::now().as_second(),
             retry: self.ctx.settings.retry,
-            poll_interval: self.ctx.settings.creation_poll_interval,
             failures: self.ctx.memory.failures(&self.uid),
             delete_sent_ago: self.ctx.memory.delete_sent_ago(&self.uid),
             paused: self.obj.is_paused(),
-            creations_in_flight: self
-                .target
-                .as_ref()
-                .map_or(0, |t| self.ctx.memory.creations_in(&creation_key(t))),
+            next_poll: match self.target.as_ref() {
+                Some(target) => self.ctx.polls.next_poll(&poll_key(target)),
+                None => self.ctx.settings.creation_poll_interval,
+            },
             account: self.account.refusal(),
-            creation_polls_per_second: self.ctx.settings.creation_polls_per_second,
         }
     }
 
@@ -256,9 +254,9 @@ fn records_an_answer(before: &ConnectInstanceStatus, next: &ConnectInstanceStatu
             && next.delete_requested_time != before.delete_requested_time)
 }
 
-/// The key creations in flight are counted under: their polls share one account's and
-/// region's DescribeInstance rate.
-pub(super) fn creation_key(target: &Target) -> String {
+/// The key of the shared poll an object's creation or deletion follows: one per account
+/// and region (a ListInstances listing covers exactly that).
+pub(super) fn poll_key(target: &Target) -> String {
     format!("{}/{}", target.account_id, target.region)
 }
 

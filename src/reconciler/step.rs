@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 
 use super::decide::configuration::{self, Applied, ConfigWrite, ObservedConfiguration};
 use super::decide::{self, Described, Failures, Jitter, Lookup, Observation, Then, Write};
-use super::status::Reconciliation;
+use super::polls::Look;
+use super::status::{Reconciliation, poll_key};
 use super::{Error, plan};
 use crate::accounts::Resolution;
 use crate::accounts::ledger::{Admission, Attempt, Outcome};
@@ -18,6 +19,10 @@ use crate::aws::{AwsError, ErrorKind, InstanceState, Operation, Target};
 
 /// How long a lookup that found no instance of the object's is trusted.
 const LOOKUP_REUSE: Duration = Duration::from_secs(300);
+
+/// How long what was described before a wait for the DeleteInstance slot still decides
+/// when the slot comes (instead of describing again).
+const SLOT_WAIT_REUSE: Duration = Duration::from_secs(600);
 
 /// Steps of one reconcile at most (a lookup, a create, a describe, a convergence, …): a
 /// bound against a decision that keeps asking for a fresh look.
@@ -42,12 +47,9 @@ pub(super) async fn run(r: &mut Reconciliation<'_>, path: Path) -> Result<Then, 
             }
         };
         r.commit(&decision).await?;
-        if let Some((state, _)) = &decision.state {
-            let creating = path == Path::Apply && *state == crate::conditions::State::Creating;
-            let key = r.target.as_ref().map(super::status::creation_key);
-            r.ctx
-                .memory
-                .set_creating(&r.uid, key.as_deref().filter(|_| creating));
+        match (decision.poll, r.target.as_ref()) {
+            (true, Some(target)) => r.ctx.polls.follow(&poll_key(target), &r.uid),
+            _ => r.ctx.polls.unfollow(&r.uid),
         }
         match decision.failures {
             Failures::Keep => {}
@@ -84,11 +86,32 @@ async fn observe(r: &Reconciliation<'_>, path: Path) -> Observation {
         .instance_id
         .clone()
         .or_else(|| r.obj.spec.instance_id.clone());
-    let result = match id {
-        None => lookup(r, target, path).await.map(Observation::Lookup),
-        Some(id) => describe(r, target, &id, path).await,
+    let Some(id) = id else {
+        return lookup(r, target, path)
+            .await
+            .map_or_else(Observation::Failed, Observation::Lookup);
     };
-    result.unwrap_or_else(Observation::Failed)
+    if path == Path::Cleanup
+        && let Some(described) = r.ctx.memory.waiting_for_slot(&r.uid, SLOT_WAIT_REUSE)
+    {
+        // Waiting for its DeleteInstance slot: what was described before the wait decides,
+        // with no AWS call (DeleteInstance itself reports an instance gone meanwhile).
+        return Observation::Instance(described);
+    }
+    if let Some(awaited) = decide::awaited(&r.inputs(), path == Path::Cleanup) {
+        let key = poll_key(target);
+        let look = r
+            .ctx
+            .polls
+            .look(&r.ctx.connect, target, &key, &r.uid, &id, awaited)
+            .await;
+        if look == Look::Unchanged {
+            return Observation::Unchanged;
+        }
+    }
+    describe(r, target, &id, path)
+        .await
+        .unwrap_or_else(Observation::Failed)
 }
 
 /// Looks for the instance this object created (alias + uid tag) among the account's
@@ -329,7 +352,7 @@ async fn act(
                 let attempt = attempt(r, "CreateInstance", &request.client_token);
                 // The rate limiter first: an attempt that cannot go now is not written.
                 if let Err(e) = connect
-                    .lifecycle_slot(target, Operation::CreateInstance)
+                    .lifecycle_slot(target, Operation::CreateInstance, &r.uid)
                     .await
                 {
                     return Ok(Observation::Failed(e));
@@ -376,11 +399,17 @@ async fn act(
                 r.ctx.reporter.fence().check()?;
                 let attempt = attempt(r, "DeleteInstance", client_token);
                 if let Err(e) = connect
-                    .lifecycle_slot(target, Operation::DeleteInstance)
+                    .lifecycle_slot(target, Operation::DeleteInstance, &r.uid)
                     .await
                 {
+                    // Its place in line is kept; until the slot comes the object makes no
+                    // AWS call (the look before the wait decides then).
+                    if let Observation::Instance(described) = before {
+                        r.ctx.memory.wait_for_slot(&r.uid, described.clone());
+                    }
                     return Ok(Observation::Failed(e));
                 }
+                r.ctx.memory.slot_taken(&r.uid);
                 // Never decided from a cache that missed an update (a switch to Retain,
                 // protection turned on).
                 r.ensure_current().await?;

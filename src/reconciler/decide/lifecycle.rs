@@ -85,7 +85,8 @@ pub(super) fn alias_conflict(inputs: &Inputs<'_>, other: &InstanceSummary) -> De
 /// crash from here on cannot lose it, then its creation is polled.
 pub(super) fn created(inputs: &Inputs<'_>, id: &str, arn: &str) -> Decision {
     let message = format!("CreateInstance accepted: instance {id} is being created");
-    Decision::new(inputs, Then::Requeue(creation_poll(inputs), Jitter::None))
+    Decision::new(inputs, Then::Requeue(inputs.next_poll, Jitter::None))
+        .polls()
         .state(State::Creating, message)
         .record(|s| {
             s.instance_id = Some(id.to_owned());
@@ -135,7 +136,8 @@ pub(super) fn described_instance(inputs: &Inputs<'_>, described: &Described) -> 
     let id = &observed.id;
     match &observed.state {
         InstanceState::CreationInProgress => {
-            Decision::new(inputs, Then::Requeue(creation_poll(inputs), Jitter::None))
+            Decision::new(inputs, Then::Requeue(inputs.next_poll, Jitter::None))
+                .polls()
                 .state(
                     State::Creating,
                     format!("Instance {id} is being created (CREATION_IN_PROGRESS)"),
@@ -181,29 +183,18 @@ pub(super) fn described_instance(inputs: &Inputs<'_>, described: &Described) -> 
     }
 }
 
-/// The wait between two looks at an instance being created: the poll interval, or longer
-/// when so many creations are in flight in the account and region that polling them all
-/// that often would use more than their share of DescribeInstance's rate. Derived from what
-/// is in flight, not from how long creation has taken, so ACTIVE is seen within one
-/// interval whatever the creation takes.
-fn creation_poll(inputs: &Inputs<'_>) -> Duration {
-    plan::creation_poll_interval(
-        inputs.poll_interval,
-        inputs.creations_in_flight,
-        inputs.creation_polls_per_second,
-    )
-}
-
 /// The recorded instance is not found (on Apply): not visible yet within the grace after
 /// CreateInstance, a failed creation AWS has since removed, or gone; never re-created on
 /// its own.
 pub(super) fn vanished(inputs: &Inputs<'_>) -> Decision {
     let id = inputs.status.instance_id.as_deref().unwrap_or_default();
     if within_visibility_grace(inputs) {
-        return Decision::new(inputs, Then::Requeue(creation_poll(inputs), Jitter::None)).state(
-            State::Creating,
-            format!("Instance {id} was just created and is not visible in AWS yet"),
-        );
+        return Decision::new(inputs, Then::Requeue(inputs.next_poll, Jitter::None))
+            .polls()
+            .state(
+                State::Creating,
+                format!("Instance {id} was just created and is not visible in AWS yet"),
+            );
     }
     if inputs.status.instance_status.as_deref() == Some(InstanceState::CreationFailed.as_str()) {
         // AWS removes failed instances by itself after a while: still a failed
@@ -341,7 +332,9 @@ pub(super) fn nothing_to_adopt(inputs: &Inputs<'_>) -> Decision {
 /// nothing short of "gone" (or `Retain`) releases the finalizer.
 #[must_use]
 pub fn cleanup(inputs: &Inputs<'_>, observation: &Observation) -> Decision {
-    let poll = Then::Pending(inputs.poll_interval, Jitter::None);
+    // The shared poll of the account and region: every instance being deleted (or still
+    // being created) there is looked at together.
+    let poll = Then::Pending(inputs.next_poll, Jitter::None);
     let left_in_aws = |why: &str| match &inputs.status.instance_id {
         Some(id) => format!("{why}: instance {id} is left in AWS ({})", inputs.region),
         None => format!("{why}: nothing is deleted in AWS"),
@@ -430,7 +423,7 @@ pub fn cleanup(inputs: &Inputs<'_>, observation: &Observation) -> Decision {
         }
         Observation::Gone | Observation::DeleteFoundNothing if within_visibility_grace(inputs) => {
             // Not visible yet is not gone: releasing now could leave the instance behind.
-            Decision::new(inputs, poll).state(
+            Decision::new(inputs, poll).polls().state(
                 State::Deleting,
                 format!("Instance {recorded} was just created and is not visible in AWS yet; it is deleted once it is"),
             )
@@ -450,7 +443,7 @@ pub fn cleanup(inputs: &Inputs<'_>, observation: &Observation) -> Decision {
         {
             // AWS may refuse to delete an instance that is still being created: wait for
             // creation to settle (ACTIVE or CREATION_FAILED), then send one DeleteInstance.
-            Decision::new(inputs, Then::Pending(creation_poll(inputs), Jitter::None)).state(
+            Decision::new(inputs, poll).polls().state(
                 State::Deleting,
                 format!(
                     "Instance {} is still being created; DeleteInstance is sent once creation has settled",
@@ -461,7 +454,9 @@ pub fn cleanup(inputs: &Inputs<'_>, observation: &Observation) -> Decision {
         Observation::Instance(described) => {
             let id = &described.instance.id;
             if delete_recently_sent(inputs) {
-                return Decision::new(inputs, poll).failures(Failures::Reset);
+                return Decision::new(inputs, poll)
+                    .polls()
+                    .failures(Failures::Reset);
             }
             Decision {
                 writes: vec![Write::DeleteInstance {
@@ -477,6 +472,7 @@ pub fn cleanup(inputs: &Inputs<'_>, observation: &Observation) -> Decision {
             );
             let now = inputs.now_epoch_seconds;
             Decision::new(inputs, poll)
+                .polls()
                 .state(State::Deleting, message)
                 .record(|s| {
                     if s.delete_requested_time.is_none() {
@@ -485,6 +481,7 @@ pub fn cleanup(inputs: &Inputs<'_>, observation: &Observation) -> Decision {
                 })
                 .failures(Failures::Reset)
         }
+        Observation::Unchanged => Decision::new(inputs, poll).polls(),
         // Not answers to any Cleanup write; look again.
         Observation::Created { .. }
         | Observation::Converged(_)
@@ -508,7 +505,7 @@ fn never_sent_create(inputs: &Inputs<'_>) -> bool {
 /// Whether DeleteInstance was accepted recently enough that the step should only poll:
 /// by the time recorded in status (which survives restarts) and by this process's own
 /// memory of its last resend.
-fn delete_recently_sent(inputs: &Inputs<'_>) -> bool {
+pub(super) fn delete_recently_sent(inputs: &Inputs<'_>) -> bool {
     let accepted_ago = since(inputs, inputs.status.delete_requested_time.as_deref());
     let recent = |ago: Option<Duration>| ago.is_some_and(|ago| ago < DELETE_RESEND_AFTER);
     recent(accepted_ago) || recent(inputs.delete_sent_ago)

@@ -55,19 +55,15 @@ pub struct Inputs<'a> {
     pub now_epoch_seconds: i64,
     /// Retry and drift-check timing.
     pub retry: RetryPolicy,
-    /// The first poll interval while an instance is being created or deleted.
-    pub poll_interval: Duration,
     /// The object's consecutive failures so far.
     pub failures: u32,
     /// How long ago this process last sent DeleteInstance for the object, if it did.
     pub delete_sent_ago: Option<Duration>,
     /// Whether the object carries the paused annotation.
     pub paused: bool,
-    /// Instances this operator is following through creation in the object's account and
-    /// region, this one included: creation polls share DescribeInstance's rate.
-    pub creations_in_flight: usize,
-    /// DescribeInstance calls per second that creation polls may use together.
-    pub creation_polls_per_second: f64,
+    /// How long until the next shared poll of the object's account and region (the
+    /// instances being created or deleted there are looked at together).
+    pub next_poll: Duration,
     /// Why the object may not reach AWS through its account (`AccountNotFound`,
     /// `AccountNotAllowed`), if it may not.
     pub account: Option<(State, &'a str)>,
@@ -145,6 +141,10 @@ pub enum Observation {
     },
     /// DeleteInstance answered ResourceNotFound.
     DeleteFoundNothing,
+    /// The shared poll of the account and region shows the instance as it was (still
+    /// being created, or still there after DeleteInstance was accepted): nothing was
+    /// described.
+    Unchanged,
     /// An AWS call failed.
     Failed(AwsError),
 }
@@ -245,6 +245,9 @@ pub struct Decision {
     pub drift: Option<String>,
     /// The object is paused: the conditions stay as they are, plus `Paused=True`.
     pub paused: bool,
+    /// The next look is the account and region's shared poll (the instance is being
+    /// created, or deleted).
+    pub poll: bool,
 }
 
 impl Decision {
@@ -258,7 +261,14 @@ impl Decision {
             events: vec![],
             drift: None,
             paused: false,
+            poll: false,
         }
+    }
+
+    /// The next look is the shared poll.
+    fn polls(mut self) -> Self {
+        self.poll = true;
+        self
     }
 
     /// A decision that only reports `state` (used for the first visit, too).
@@ -340,9 +350,37 @@ pub fn apply(inputs: &Inputs<'_>, observation: &Observation) -> Decision {
             applied,
             failed,
         } => configuration::configured(inputs, described, applied, failed),
+        Observation::Unchanged => {
+            Decision::new(inputs, Then::Requeue(inputs.next_poll, Jitter::None)).polls()
+        }
         // Not answers to any Apply write; treated as a fresh look being needed.
         Observation::DeleteAccepted => Decision::new(inputs, Then::ObserveAgain),
     }
+}
+
+/// What the shared poll may answer for this step instead of a DescribeInstance: on Apply,
+/// an instance recorded as being created, while nothing asks for more (the Ready condition
+/// was written for this generation with reason `Creating`); on Cleanup, an instance still
+/// being created, or one whose DeleteInstance was accepted recently (until it is resent).
+#[must_use]
+pub fn awaited(inputs: &Inputs<'_>, cleanup: bool) -> Option<crate::reconciler::polls::Awaited> {
+    use crate::reconciler::polls::Awaited;
+    let status = inputs.status;
+    status.instance_id.as_ref()?;
+    let in_progress = status.instance_status.as_deref()
+        == Some(crate::aws::InstanceState::CreationInProgress.as_str());
+    if cleanup {
+        if lifecycle::delete_recently_sent(inputs) {
+            return Some(Awaited::Gone);
+        }
+        return in_progress.then_some(Awaited::Settled);
+    }
+    let creating = status.observed_generation == Some(inputs.generation)
+        && status.conditions.iter().any(|c| {
+            c.type_ == crate::conditions::types::READY && c.reason == State::Creating.reason()
+        });
+    (in_progress && creating && !inputs.paused && inputs.account.is_none())
+        .then_some(Awaited::Settled)
 }
 
 /// Whether the step needs AWS at all. A paused object makes no call, nor one its account

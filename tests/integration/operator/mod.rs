@@ -18,7 +18,8 @@
 //! throttling), `control_plane.rs` (connections to the API server dying silently, the API
 //! server and etcd killed and restarted, two replicas through an API-server outage),
 //! `ledger.rs` (the 30-day attempt ledger and budget, under crashes and
-//! leader changes) and `observability.rs` (the metrics in every state an alert is about, and
+//! leader changes), `polls.rs` (creations sharing one listing, deletions waiting silently for
+//! their slot) and `observability.rs` (the metrics in every state an alert is about, and
 //! every metric the alert rules and the dashboard use).
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
@@ -33,6 +34,7 @@ mod failures;
 mod ledger;
 mod lifecycle;
 mod observability;
+mod polls;
 mod quota;
 mod safety;
 mod undocumented;

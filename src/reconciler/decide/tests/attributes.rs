@@ -133,12 +133,10 @@ fn convergence_writes_carry_tokens_and_the_event_lists_what_changed() {
         region: "us-east-1",
         now_epoch_seconds: NOW,
         retry: RetryPolicy::default(),
-        poll_interval: secs(5),
         failures: 0,
         delete_sent_ago: None,
         paused: false,
-        creations_in_flight: 1,
-        creation_polls_per_second: 1.0,
+        next_poll: secs(5),
         account: None,
     };
     let done = apply(&inputs, &Observation::Converged(before.clone()));

@@ -230,12 +230,10 @@ fn this_process_resending_recently_only_polls() {
         region: "us-east-1",
         now_epoch_seconds: NOW,
         retry: RetryPolicy::default(),
-        poll_interval: secs(5),
         failures: 0,
         delete_sent_ago: Some(secs(30)),
         paused: false,
-        creations_in_flight: 1,
-        creation_polls_per_second: 1.0,
+        next_poll: secs(5),
         account: None,
     };
     let decision = cleanup(&inputs, &in_sync());

@@ -113,6 +113,7 @@ fn summary(id: &str, alias: &str) -> InstanceSummary {
         arn: format!("arn:aws:connect:us-east-1:123456789012:instance/{id}"),
         alias: Some(alias.into()),
         identity_management_type: Some("CONNECT_MANAGED".into()),
+        state: Some(InstanceState::Active),
     }
 }
 
@@ -268,12 +269,10 @@ fn decide_row(row: &Row) -> Decision {
         region: "us-east-1",
         now_epoch_seconds: NOW,
         retry: RetryPolicy::default(),
-        poll_interval: secs(5),
         failures: row.failures,
         delete_sent_ago: None,
         paused: row.paused,
-        creations_in_flight: 1,
-        creation_polls_per_second: 1.0,
+        next_poll: secs(5),
         account: row.account.map(|state| (state, "the account refuses")),
     };
     match row.path {

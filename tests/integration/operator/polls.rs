@@ -1,0 +1,188 @@
+//! Reads at the physical limit, end to end: creations in flight in one account and region
+//! share one ListInstances listing per poll and are described only when their status
+//! changes (or while the listing does not show them yet); deletions queued behind the
+//! DeleteInstance limit make no AWS call while they wait and each is sent once, in turn.
+
+use std::collections::BTreeMap;
+
+use connect_operator::aws::token::delete_token;
+use test_kit::connect::{basic_spec, manifest, status_str, uid, wait_gone};
+use test_kit::{SimCall, kubectl_ok};
+
+use super::{Scenario, count};
+
+/// DescribeInstance calls per instance id among `calls`.
+fn describes_per_instance(calls: &[&SimCall]) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for call in calls {
+        if call.operation == "DescribeInstance"
+            && let Some(id) = &call.instance_id
+        {
+            *out.entry(id.clone()).or_default() += 1;
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn creations_in_flight_share_one_listing_and_are_described_when_they_change() {
+    const N: usize = 6;
+    let s = Scenario::start(
+        "creations_in_flight_share_one_listing_and_are_described_when_they_change",
+        // Long enough for several polls while in progress; and a new instance is not
+        // listed (nor described) at first, as AWS's reads may lag a create.
+        &[
+            "--creation-delay",
+            "8s",
+            "--visibility-delay",
+            "1500ms",
+            "--instance-quota",
+            "10",
+        ],
+        &[("creation-poll-interval", "1s")],
+    )
+    .await;
+    let names: Vec<String> = (0..N).map(|i| format!("shared-{i}")).collect();
+    for name in &names {
+        s.kubectl_apply(&manifest(name, basic_spec(&format!("{name}-e2e"))))
+            .await;
+    }
+    let mut ids = BTreeMap::new();
+    for name in &names {
+        let object = s.wait_ready(name).await;
+        ids.insert(
+            status_str(&object, "instanceId").expect("instanceId"),
+            name.clone(),
+        );
+    }
+    let calls = s.connect_calls().await;
+    assert_eq!(count(&calls, "CreateInstance"), N, "one create each");
+    let first_create = calls
+        .iter()
+        .find(|c| c.operation == "CreateInstance")
+        .map(|c| c.seq)
+        .expect("a create");
+    let after: Vec<&SimCall> = calls.iter().filter(|c| c.seq > first_create).collect();
+    let listings = after
+        .iter()
+        .filter(|c| c.operation == "ListInstances")
+        .count();
+    let describes = describes_per_instance(&after);
+    eprintln!(
+        "ListInstances after the first create: {listings}; DescribeInstance per instance: {describes:?}"
+    );
+    // About eight polls of 1 s while in progress: one DescribeInstance each per poll would
+    // be eight per instance. The listing shows the status of all of them instead; an
+    // instance is described while the listing does not show it yet (at most two polls of
+    // the visibility delay, which also answers its DescribeInstance NotFound), once when it
+    // turns ACTIVE, and again by the convergence right after.
+    assert!(listings >= 4, "the polls list the account: {listings}");
+    for (id, name) in &ids {
+        let n = describes.get(id).copied().unwrap_or(0);
+        assert!(
+            n <= 5,
+            "{name} ({id}) was described {n} times during its creation: {describes:?}"
+        );
+    }
+    // The listing serves every object of the poll: far fewer listings than objects × polls.
+    assert!(
+        listings <= 3 * 10 + N,
+        "each poll lists once for all objects: {listings}"
+    );
+    assert!(
+        after.iter().all(|c| c.status != 429),
+        "no throttling: {after:?}"
+    );
+}
+
+#[tokio::test]
+async fn deletions_waiting_for_their_slot_make_no_call_and_are_sent_once_in_turn() {
+    const N: usize = 5;
+    let s = Scenario::start(
+        "deletions_waiting_for_their_slot_make_no_call_and_are_sent_once_in_turn",
+        &[
+            "--creation-delay",
+            "300ms",
+            "--deletion-delay",
+            "300ms",
+            "--rate-limit",
+            "DeleteInstance=0.5/1",
+            "--instance-quota",
+            "10",
+        ],
+        &[
+            ("create-delete-rate", "0.5"),
+            ("creation-poll-interval", "1s"),
+        ],
+    )
+    .await;
+    let names: Vec<String> = (0..N).map(|i| format!("queued-{i}")).collect();
+    for name in &names {
+        s.kubectl_apply(&manifest(name, basic_spec(&format!("{name}-e2e"))))
+            .await;
+    }
+    let mut uids = BTreeMap::new();
+    for name in &names {
+        let object = s.wait_ready(name).await;
+        uids.insert(
+            status_str(&object, "instanceId").expect("instanceId"),
+            uid(&object),
+        );
+    }
+    let before = s
+        .connect_calls()
+        .await
+        .last()
+        .map(|c| c.seq)
+        .unwrap_or_default();
+    let mut args = vec![
+        "delete",
+        "-n",
+        &s.namespace,
+        "--wait=false",
+        "connectinstance",
+    ];
+    args.extend(names.iter().map(String::as_str));
+    kubectl_ok(&args).await;
+    for name in &names {
+        wait_gone(&s.api, name, test_kit::DEADLINE).await;
+    }
+    assert!(s.sim.instances().await.is_empty(), "nothing left in AWS");
+    let calls = s.connect_calls().await;
+    let window: Vec<&SimCall> = calls.iter().filter(|c| c.seq > before).collect();
+    let deletes: Vec<&&SimCall> = window
+        .iter()
+        .filter(|c| c.operation == "DeleteInstance")
+        .collect();
+    assert_eq!(deletes.len(), N, "one DeleteInstance each: {deletes:?}");
+    for call in &deletes {
+        let id = call.instance_id.as_deref().unwrap_or_default();
+        assert!(call.succeeded(), "{call:?}");
+        assert_eq!(
+            call.client_token.as_deref(),
+            uids.get(id).map(|u| delete_token(u)).as_deref(),
+            "the UID-derived token: {call:?}"
+        );
+    }
+    let describes = describes_per_instance(&window);
+    eprintln!(
+        "deletion: {} calls for {N} objects; DescribeInstance per instance: {describes:?}",
+        window.len()
+    );
+    // One look before the wait for the slot (all at once, the slots 2 s apart: up to 8 s
+    // of waiting) and one after DeleteInstance was accepted that finds it gone; nothing in
+    // between.
+    for id in uids.keys() {
+        let n = describes.get(id).copied().unwrap_or(0);
+        assert!(
+            n <= 2,
+            "{id} was described {n} times while its deletion waited: {describes:?}"
+        );
+    }
+    assert!(
+        window.len() <= 3 * N,
+        "at most three calls per deleted object: {} ({window:?})",
+        window.len()
+    );
+    assert!(window.iter().all(|c| c.status != 429), "no throttling");
+}
