@@ -14,6 +14,7 @@ use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 use tokio::time::Instant;
 
+use super::client::lock;
 use super::error::Operation;
 
 /// The limiters' clock: tokio's, which is the monotonic clock in the operator and can be
@@ -251,10 +252,7 @@ impl RateLimits {
     pub async fn pace(&self, account: &str, region: &str, operation: Operation) {
         let bucket = self.bucket(account, region, operation);
         let wait = {
-            let mut line = bucket
-                .line
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut line = lock(&bucket.line);
             let now = Instant::now();
             let at = line
                 .last_sent
@@ -281,11 +279,7 @@ impl RateLimits {
         let bucket = self.bucket(account, region, operation);
         if operation.is_lifecycle() {
             let now = Instant::now();
-            let slot = bucket
-                .line
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .slot_for(holder, now, bucket.period);
+            let slot = lock(&bucket.line).slot_for(holder, now, bucket.period);
             return match slot {
                 Ok(at) => {
                     tokio::time::sleep_until(at).await;

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::aws::client::lock;
 use crate::aws::{ConnectClient, InstanceState, Target};
 
 /// Entries of one ListInstances page.
@@ -84,6 +85,19 @@ struct Member {
 }
 
 impl GroupState {
+    /// The next poll: the one scheduled, or one `interval` from now when none is ahead.
+    fn schedule(&mut self, now: Instant, interval: impl FnOnce(usize) -> Duration) -> Instant {
+        match self.next_at {
+            Some(at) if at > now => at,
+            _ => {
+                self.expire(now);
+                let at = now + interval(self.cost());
+                self.next_at = Some(at);
+                at
+            }
+        }
+    }
+
     fn expire(&mut self, now: Instant) {
         self.members
             .retain(|_, m| now.saturating_duration_since(m.seen) < FORGOTTEN_AFTER);
@@ -124,39 +138,29 @@ impl Polls {
     }
 
     /// The interval between two polls that cost `cost` reads.
-    #[must_use]
-    pub fn interval_for(&self, cost: usize) -> Duration {
+    fn interval_for(&self, cost: usize) -> Duration {
         super::plan::creation_poll_interval(self.interval, cost, self.reads_per_second)
     }
 
-    fn group(&self, key: &str) -> Option<Arc<Group>> {
-        lock(&self.groups).get(key).cloned()
+    fn group(&self, target: &Target) -> Option<Arc<Group>> {
+        lock(&self.groups).get(&key(target)).cloned()
     }
 
-    /// How long until the next poll of the group `key` (an account and region); one
-    /// interval when the group has none scheduled (the next poll is set from now).
+    /// How long until the next poll of `target`'s account and region; one interval when
+    /// none is scheduled (the next poll is set from now).
     #[must_use]
-    pub fn next_poll(&self, key: &str) -> Duration {
-        let Some(group) = self.group(key) else {
+    pub fn next_poll(&self, target: &Target) -> Duration {
+        let Some(group) = self.group(target) else {
             return self.interval_for(1);
         };
-        let mut state = lock(&group.state);
         let now = Instant::now();
-        match state.next_at {
-            Some(at) if at > now => at - now,
-            _ => {
-                state.expire(now);
-                let interval = self.interval_for(state.cost());
-                state.next_at = Some(now + interval);
-                interval
-            }
-        }
+        lock(&group.state).schedule(now, |cost| self.interval_for(cost)) - now
     }
 
-    /// The object `uid` looks again at the next poll of group `key`.
-    pub fn follow(&self, key: &str, uid: &str) {
+    /// The object `uid` looks again at the next poll of `target`'s account and region.
+    pub fn follow(&self, target: &Target, uid: &str) {
         let group = lock(&self.groups)
-            .entry(key.to_owned())
+            .entry(key(target))
             .or_insert_with(|| {
                 Arc::new(Group {
                     state: Mutex::new(GroupState::default()),
@@ -166,14 +170,7 @@ impl Polls {
             .clone();
         let mut state = lock(&group.state);
         let now = Instant::now();
-        let due = match state.next_at {
-            Some(at) if at > now => at,
-            _ => {
-                let at = now + self.interval_for(state.cost());
-                state.next_at = Some(at);
-                at
-            }
-        };
+        let due = state.schedule(now, |cost| self.interval_for(cost));
         let member = state.members.entry(uid.to_owned()).or_insert(Member {
             due,
             seen: now,
@@ -193,9 +190,21 @@ impl Polls {
         });
     }
 
-    /// How many objects follow a poll (for tests and the memory figures).
-    #[must_use]
-    pub fn following(&self) -> usize {
+    /// A DescribeInstance of the member `uid`'s instance found it (`visible`) or not: the
+    /// next listing will show it or not. Without this, a group that turned to describing
+    /// because its last listing did not show most of its instances yet (they had just been
+    /// created) would never list again.
+    pub fn described(&self, target: &Target, uid: &str, visible: bool) {
+        if let Some(group) = self.group(target)
+            && let Some(member) = lock(&group.state).members.get_mut(uid)
+        {
+            member.shown = visible;
+        }
+    }
+
+    /// How many objects follow a poll.
+    #[cfg(test)]
+    fn following(&self) -> usize {
         lock(&self.groups)
             .values()
             .map(|g| lock(&g.state).members.len())
@@ -210,47 +219,15 @@ impl Polls {
         &self,
         connect: &ConnectClient,
         target: &Target,
-        key: &str,
         uid: &str,
         instance_id: &str,
         awaited: Awaited,
     ) -> Look {
-        let Some(group) = self.group(key) else {
+        let Some(group) = self.group(target) else {
             return Look::Describe;
         };
-        let now = serves(&lock(&group.state), uid);
-        let listed = match now {
-            Serves::Describe => return Look::Describe,
-            Serves::Listing(listed) => listed,
-            Serves::NeedsListing => {
-                let _listing = group.listing.lock().await;
-                // Another member may have listed while this one waited.
-                let again = serves(&lock(&group.state), uid);
-                match again {
-                    Serves::Describe => return Look::Describe,
-                    Serves::Listing(listed) => listed,
-                    Serves::NeedsListing => match connect.list_instances(target).await {
-                        Ok(all) => {
-                            let pages = all.len().div_ceil(PAGE).max(1);
-                            let listed: Arc<HashMap<String, InstanceState>> = Arc::new(
-                                all.into_iter()
-                                    .filter_map(|i| Some((i.id, i.state?)))
-                                    .collect(),
-                            );
-                            let mut state = lock(&group.state);
-                            let now = Instant::now();
-                            state.pages = Some(pages);
-                            state.listed = Some((now, Arc::clone(&listed)));
-                            state.next_at = Some(now + self.interval_for(state.cost()));
-                            listed
-                        }
-                        Err(e) => {
-                            tracing::debug!(error = %e, "the shared poll could not list; describing instead");
-                            return Look::Describe;
-                        }
-                    },
-                }
-            }
+        let Some(listed) = self.listing(&group, connect, target, uid).await else {
+            return Look::Describe;
         };
         let look = match (listed.get(instance_id), awaited) {
             (None, _) => Look::Describe,
@@ -264,35 +241,73 @@ impl Polls {
         }
         look
     }
+
+    /// The listing that serves `uid`'s poll: the one taken for it, or a new one (one
+    /// member lists while the others wait for it); `None` when the group describes.
+    async fn listing(
+        &self,
+        group: &Group,
+        connect: &ConnectClient,
+        target: &Target,
+        uid: &str,
+    ) -> Option<Arc<HashMap<String, InstanceState>>> {
+        let first = serves(&lock(&group.state), uid);
+        if let Serves::Listing(listed) = first {
+            return listed;
+        }
+        let _listing = group.listing.lock().await;
+        // Another member may have listed while this one waited.
+        let again = serves(&lock(&group.state), uid);
+        if let Serves::Listing(listed) = again {
+            return listed;
+        }
+        let all = connect
+            .list_instances(target)
+            .await
+            .inspect_err(|e| {
+                tracing::debug!(error = %e, "the shared poll could not list; describing instead");
+            })
+            .ok()?;
+        let pages = all.len().div_ceil(PAGE).max(1);
+        let listed: Arc<HashMap<String, InstanceState>> = Arc::new(
+            all.into_iter()
+                .filter_map(|i| Some((i.id, i.state?)))
+                .collect(),
+        );
+        let mut state = lock(&group.state);
+        let now = Instant::now();
+        state.pages = Some(pages);
+        state.listed = Some((now, Arc::clone(&listed)));
+        state.next_at = Some(now + self.interval_for(state.cost()));
+        Some(listed)
+    }
 }
 
 /// What the group's state offers a member now.
 enum Serves {
-    /// Not a member, or the group describes each instance.
-    Describe,
-    /// A listing taken for this poll.
-    Listing(Arc<HashMap<String, InstanceState>>),
+    /// `None`: not a member, or the group describes each instance; or the listing taken
+    /// for this poll.
+    Listing(Option<Arc<HashMap<String, InstanceState>>>),
     /// The group lists, and no listing serves this poll yet.
     NeedsListing,
 }
 
 fn serves(state: &GroupState, uid: &str) -> Serves {
-    let Some(member) = state.members.get(uid) else {
-        return Serves::Describe;
+    let Some(member) = state.members.get(uid).filter(|_| state.lists()) else {
+        return Serves::Listing(None);
     };
-    if !state.lists() {
-        return Serves::Describe;
-    }
     match &state.listed {
-        Some((at, listed)) if *at + SLACK >= member.due => Serves::Listing(Arc::clone(listed)),
+        Some((at, listed)) if *at + SLACK >= member.due => {
+            Serves::Listing(Some(Arc::clone(listed)))
+        }
         _ => Serves::NeedsListing,
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+/// The key of the shared poll an object's creation or deletion follows: one per account
+/// and region (a ListInstances listing covers exactly that).
+fn key(target: &Target) -> String {
+    format!("{}/{}", target.account_id, target.region)
 }
 
 #[cfg(test)]
@@ -337,37 +352,79 @@ mod tests {
         assert_eq!(few.cost(), 3);
     }
 
+    fn target(region: &str) -> Target {
+        Target {
+            access: crate::aws::Access::default(),
+            account_id: "123456789012".into(),
+            region: region.into(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_group_that_describes_because_its_instances_were_not_listed_yet_lists_again() {
+        let polls = Polls::new(Duration::from_secs(4), 1.0);
+        let east = target("us-east-1");
+        for i in 0..6 {
+            polls.follow(&east, &format!("uid-{i}"));
+        }
+        let lists = || lock(&polls.group(&east).expect("a group").state).lists();
+        assert!(lists(), "six in flight and no listing yet: one is tried");
+        {
+            // The first listing (one page) came right after the creates: it shows one.
+            let group = polls.group(&east).expect("a group");
+            let mut state = lock(&group.state);
+            state.pages = Some(1);
+            for i in 1..6 {
+                state
+                    .members
+                    .get_mut(&format!("uid-{i}"))
+                    .expect("member")
+                    .shown = false;
+            }
+        }
+        assert!(!lists(), "1 page + 5 unlisted costs more than 6 describes");
+        // Their describes find them: the next listing will show them, so the group lists.
+        for i in 1..5 {
+            polls.described(&east, &format!("uid-{i}"), true);
+        }
+        assert!(lists(), "1 page + 1 unlisted is cheaper than 6 describes");
+        // An object outside the group changes nothing.
+        polls.described(&east, "stranger", false);
+        assert!(lists());
+    }
+
     #[tokio::test(start_paused = true)]
     async fn objects_of_one_account_and_region_share_the_poll_and_its_interval() {
         let polls = Polls::new(Duration::from_secs(4), 1.0);
+        let (east, west) = (target("us-east-1"), target("eu-west-2"));
         // No group: one interval.
-        assert_eq!(polls.next_poll("a/us-east-1"), Duration::from_secs(4));
-        polls.follow("a/us-east-1", "one");
+        assert_eq!(polls.next_poll(&east), Duration::from_secs(4));
+        polls.follow(&east, "one");
         tokio::time::advance(Duration::from_secs(1)).await;
         // A second object joins the same poll, 3 s from now, not 4 s from its own start.
-        assert_eq!(polls.next_poll("a/us-east-1"), Duration::from_secs(3));
-        polls.follow("a/us-east-1", "two");
+        assert_eq!(polls.next_poll(&east), Duration::from_secs(3));
+        polls.follow(&east, "two");
         // Another region has its own.
-        assert_eq!(polls.next_poll("a/eu-west-2"), Duration::from_secs(4));
+        assert_eq!(polls.next_poll(&west), Duration::from_secs(4));
         assert_eq!(polls.following(), 2);
         // After the poll, the next one is an interval later; with 12 described one by one
         // and 1 read/s for the polls, the interval stretches to 12 s.
         tokio::time::advance(Duration::from_secs(3)).await;
         {
-            let group = polls.group("a/us-east-1").expect("a group");
+            let group = polls.group(&east).expect("a group");
             let mut state = lock(&group.state);
             state.pages = Some(20);
             for i in 0..10 {
                 state.members.insert(format!("more-{i}"), member(true));
             }
         }
-        assert_eq!(polls.next_poll("a/us-east-1"), Duration::from_secs(12));
+        assert_eq!(polls.next_poll(&east), Duration::from_secs(12));
         polls.unfollow("one");
         polls.unfollow("two");
         assert_eq!(polls.following(), 10);
         // Members that stopped looking are forgotten.
         tokio::time::advance(FORGOTTEN_AFTER + Duration::from_secs(12)).await;
-        let _ = polls.next_poll("a/us-east-1");
+        let _ = polls.next_poll(&east);
         assert_eq!(polls.following(), 0);
     }
 }

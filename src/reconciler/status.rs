@@ -76,7 +76,7 @@ impl<'a> Reconciliation<'a> {
             delete_sent_ago: self.ctx.memory.delete_sent_ago(&self.uid),
             paused: self.obj.is_paused(),
             next_poll: match self.target.as_ref() {
-                Some(target) => self.ctx.polls.next_poll(&poll_key(target)),
+                Some(target) => self.ctx.polls.next_poll(target),
                 None => self.ctx.settings.creation_poll_interval,
             },
             account: self.account.refusal(),
@@ -252,12 +252,6 @@ fn records_an_answer(before: &ConnectInstanceStatus, next: &ConnectInstanceStatu
     (next.instance_id.is_some() && next.instance_id != before.instance_id)
         || (next.delete_requested_time.is_some()
             && next.delete_requested_time != before.delete_requested_time)
-}
-
-/// The key of the shared poll an object's creation or deletion follows: one per account
-/// and region (a ListInstances listing covers exactly that).
-pub(super) fn poll_key(target: &Target) -> String {
-    format!("{}/{}", target.account_id, target.region)
 }
 
 fn event_type(state: State) -> EventType {

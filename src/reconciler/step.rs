@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use super::decide::configuration::{self, Applied, ConfigWrite, ObservedConfiguration};
 use super::decide::{self, Described, Failures, Jitter, Lookup, Observation, Then, Write};
 use super::polls::Look;
-use super::status::{Reconciliation, poll_key};
+use super::status::Reconciliation;
 use super::{Error, plan};
 use crate::accounts::Resolution;
 use crate::accounts::ledger::{Admission, Attempt, Outcome};
@@ -48,7 +48,7 @@ pub(super) async fn run(r: &mut Reconciliation<'_>, path: Path) -> Result<Then, 
         };
         r.commit(&decision).await?;
         match (decision.poll, r.target.as_ref()) {
-            (true, Some(target)) => r.ctx.polls.follow(&poll_key(target), &r.uid),
+            (true, Some(target)) => r.ctx.polls.follow(target, &r.uid),
             _ => r.ctx.polls.unfollow(&r.uid),
         }
         match decision.failures {
@@ -76,8 +76,17 @@ pub(super) async fn run(r: &mut Reconciliation<'_>, path: Path) -> Result<Then, 
 
 /// What the step needs to know from AWS.
 async fn observe(r: &Reconciliation<'_>, path: Path) -> Observation {
+    let cleanup = path == Path::Cleanup;
+    // What the decision inputs say about asking AWS, read once before any call.
+    let (asks, awaited) = {
+        let inputs = r.inputs();
+        (
+            decide::asks_aws(&inputs, cleanup),
+            decide::awaited(&inputs, cleanup),
+        )
+    };
     let target = match r.target.as_ref() {
-        Some(target) if decide::asks_aws(&r.inputs(), path == Path::Cleanup) => target,
+        Some(target) if asks => target,
         _ => return Observation::NotAsked,
     };
     // An instance named by the spec is described, never looked up or created.
@@ -91,27 +100,32 @@ async fn observe(r: &Reconciliation<'_>, path: Path) -> Observation {
             .await
             .map_or_else(Observation::Failed, Observation::Lookup);
     };
-    if path == Path::Cleanup
-        && let Some(described) = r.ctx.memory.waiting_for_slot(&r.uid, SLOT_WAIT_REUSE)
-    {
+    if cleanup && let Some(described) = r.ctx.memory.waiting_for_slot(&r.uid, SLOT_WAIT_REUSE) {
         // Waiting for its DeleteInstance slot: what was described before the wait decides,
         // with no AWS call (DeleteInstance itself reports an instance gone meanwhile).
         return Observation::Instance(described);
     }
-    if let Some(awaited) = decide::awaited(&r.inputs(), path == Path::Cleanup) {
-        let key = poll_key(target);
+    if let Some(awaited) = awaited {
         let look = r
             .ctx
             .polls
-            .look(&r.ctx.connect, target, &key, &r.uid, &id, awaited)
+            .look(&r.ctx.connect, target, &r.uid, &id, awaited)
             .await;
         if look == Look::Unchanged {
             return Observation::Unchanged;
         }
     }
-    describe(r, target, &id, path)
+    let observed = describe(r, target, &id, path)
         .await
-        .unwrap_or_else(Observation::Failed)
+        .unwrap_or_else(Observation::Failed);
+    if awaited.is_some() {
+        match &observed {
+            Observation::Instance(_) => r.ctx.polls.described(target, &r.uid, true),
+            Observation::Gone => r.ctx.polls.described(target, &r.uid, false),
+            _ => {}
+        }
+    }
+    observed
 }
 
 /// Looks for the instance this object created (alias + uid tag) among the account's

@@ -24,6 +24,24 @@ fn describes_per_instance(calls: &[&SimCall]) -> BTreeMap<String, usize> {
     out
 }
 
+/// Applies one basic object per name and waits until each is Ready: its instance id →
+/// (name, uid).
+async fn apply_ready(s: &Scenario, names: &[String]) -> BTreeMap<String, (String, String)> {
+    for name in names {
+        s.kubectl_apply(&manifest(name, basic_spec(&format!("{name}-e2e"))))
+            .await;
+    }
+    let mut ids = BTreeMap::new();
+    for name in names {
+        let object = s.wait_ready(name).await;
+        ids.insert(
+            status_str(&object, "instanceId").expect("instanceId"),
+            (name.clone(), uid(&object)),
+        );
+    }
+    ids
+}
+
 #[tokio::test]
 async fn creations_in_flight_share_one_listing_and_are_described_when_they_change() {
     const N: usize = 6;
@@ -43,18 +61,7 @@ async fn creations_in_flight_share_one_listing_and_are_described_when_they_chang
     )
     .await;
     let names: Vec<String> = (0..N).map(|i| format!("shared-{i}")).collect();
-    for name in &names {
-        s.kubectl_apply(&manifest(name, basic_spec(&format!("{name}-e2e"))))
-            .await;
-    }
-    let mut ids = BTreeMap::new();
-    for name in &names {
-        let object = s.wait_ready(name).await;
-        ids.insert(
-            status_str(&object, "instanceId").expect("instanceId"),
-            name.clone(),
-        );
-    }
+    let ids = apply_ready(&s, &names).await;
     let calls = s.connect_calls().await;
     assert_eq!(count(&calls, "CreateInstance"), N, "one create each");
     let first_create = calls
@@ -77,7 +84,7 @@ async fn creations_in_flight_share_one_listing_and_are_described_when_they_chang
     // the visibility delay, which also answers its DescribeInstance NotFound), once when it
     // turns ACTIVE, and again by the convergence right after.
     assert!(listings >= 4, "the polls list the account: {listings}");
-    for (id, name) in &ids {
+    for (id, (name, _)) in &ids {
         let n = describes.get(id).copied().unwrap_or(0);
         assert!(
             n <= 5,
@@ -117,18 +124,7 @@ async fn deletions_waiting_for_their_slot_make_no_call_and_are_sent_once_in_turn
     )
     .await;
     let names: Vec<String> = (0..N).map(|i| format!("queued-{i}")).collect();
-    for name in &names {
-        s.kubectl_apply(&manifest(name, basic_spec(&format!("{name}-e2e"))))
-            .await;
-    }
-    let mut uids = BTreeMap::new();
-    for name in &names {
-        let object = s.wait_ready(name).await;
-        uids.insert(
-            status_str(&object, "instanceId").expect("instanceId"),
-            uid(&object),
-        );
-    }
+    let ids = apply_ready(&s, &names).await;
     let before = s
         .connect_calls()
         .await
@@ -160,7 +156,7 @@ async fn deletions_waiting_for_their_slot_make_no_call_and_are_sent_once_in_turn
         assert!(call.succeeded(), "{call:?}");
         assert_eq!(
             call.client_token.as_deref(),
-            uids.get(id).map(|u| delete_token(u)).as_deref(),
+            ids.get(id).map(|(_, u)| delete_token(u)).as_deref(),
             "the UID-derived token: {call:?}"
         );
     }
@@ -172,7 +168,7 @@ async fn deletions_waiting_for_their_slot_make_no_call_and_are_sent_once_in_turn
     // One look before the wait for the slot (all at once, the slots 2 s apart: up to 8 s
     // of waiting) and one after DeleteInstance was accepted that finds it gone; nothing in
     // between.
-    for id in uids.keys() {
+    for id in ids.keys() {
         let n = describes.get(id).copied().unwrap_or(0);
         assert!(
             n <= 2,

@@ -1,10 +1,10 @@
 //! The behaviour table of the decision: one row per behaviour, written as data (what the
 //! step observed and the decision it must give), held by part like the decision itself —
 //! `lifecycle.rs` (creation, lookup, adoption, the error table, Cleanup), `attributes.rs`
-//! (an ACTIVE instance against the spec, ObserveOnly, drift) and `configuration.rs` (the
-//! instance configuration) — each followed by the checks a row cannot express (tokens,
-//! messages, events). This file has the fixtures, the row builders and the test that runs
-//! every row of every part.
+//! (an ACTIVE instance against the spec, ObserveOnly, drift), `configuration.rs` (the
+//! instance configuration) and `polls.rs` (the shared poll) — each followed by the checks
+//! a row cannot express (tokens, messages, events). This file has the fixtures, the row
+//! builders and the test that runs every row of every part.
 
 use super::*;
 use crate::api::{IdentityManagementType, ManagementPolicy, UID_TAG};
@@ -14,6 +14,7 @@ mod attributes;
 mod configuration;
 mod deletion;
 mod lifecycle;
+mod polls;
 
 const UID: &str = "0b5a6c1e-0000-4000-8000-000000000001";
 const ID: &str = "11111111-2222-4333-8444-555555555555";
