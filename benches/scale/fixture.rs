@@ -73,6 +73,29 @@ pub async fn start_simulator(
     simulator
 }
 
+/// Sets the simulator's CreateInstance and DeleteInstance limit to `lifecycle` (rate,
+/// burst) in every account and region; their buckets start over full.
+pub async fn set_lifecycle_rate(simulator: &Simulator, lifecycle: (f64, u32)) {
+    let operations = ["CreateInstance", "DeleteInstance"];
+    simulator
+        .set_config(&ConfigPatch {
+            rate_limits: Some(
+                operations
+                    .iter()
+                    .map(|op| ((*op).to_owned(), Some(lifecycle.0)))
+                    .collect(),
+            ),
+            rate_bursts: Some(
+                operations
+                    .iter()
+                    .map(|op| ((*op).to_owned(), lifecycle.1))
+                    .collect(),
+            ),
+            ..ConfigPatch::default()
+        })
+        .await;
+}
+
 pub async fn start_operator(
     dir: &Path,
     namespace: &str,

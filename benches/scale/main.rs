@@ -16,13 +16,14 @@
 //! - steady state: a window of about two drift intervals after everything is Ready
 //!   (`steady`);
 //! - deletion: every object of the scenarios above deleted at once (`deletion`);
-//! - memory: a fresh simulator and operator, M objects, RSS at rest (by default the
-//!   operator restarts over M objects whose instances exist; `BENCH_MEM_MODE=create` lets
-//!   it create them) (`memory`);
-//! - realistic creation times: a fresh simulator and operator, a handful of objects that
-//!   take Connect's minutes to be created, the operator at its default creation poll
-//!   interval and API rate: ACTIVE -> Ready and DescribeInstance calls per second
-//!   (`realistic`);
+//! - memory: for each M of `BENCH_M` (2,000 and 5,000), a fresh simulator and operator,
+//!   M objects, RSS at rest (by default the operator restarts over M objects whose
+//!   instances exist; `BENCH_MEM_MODE=create` lets it create them) (`memory`);
+//! - realistic creation times: a fresh simulator and operator, 20 objects in one account
+//!   and region that take Connect's minutes to be created, all in flight together, the
+//!   operator at its default creation poll interval and API rate: ACTIVE -> Ready and
+//!   reads per second; then, after a restart at Connect's 0.1/s DeleteInstance limit, all
+//!   of them deleted at once: AWS calls per deleted object (`realistic`);
 //! - several accounts: for each K of `BENCH_ACCOUNTS` (1, 2, 4), a fresh simulator and
 //!   operator, K ConnectAccounts by assumed roles of K account ids and
 //!   `BENCH_ACCOUNT_OBJECTS` objects in each, applied at once: the creation rate of each
@@ -103,8 +104,8 @@ fn main() -> ExitCode {
         if params.runs("lifecycle") {
             lifecycle::run(&params, clock, &mut report).await;
         }
-        if params.runs("memory") && params.m > 0 {
-            memory::run(&params, clock, &mut report).await;
+        if params.runs("memory") {
+            memory::run_all(&params, clock, &mut report).await;
         }
         if params.runs("realistic") && params.real_n > 0 {
             realistic::run(&params, clock, &mut report).await;

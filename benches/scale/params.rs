@@ -24,8 +24,9 @@ pub struct Params {
     pub drift: Duration,
     pub steady_window: Duration,
     pub concurrency: u16,
-    /// Objects of the memory scenario (0 skips it).
-    pub m: usize,
+    /// The numbers of objects M the memory scenario runs with, one fresh simulator,
+    /// operator and namespace each (empty, or only 0: skipped).
+    pub m: Vec<usize>,
     pub mem_create_rate: f64,
     pub mem_api_rate: f64,
     pub mem_concurrency: u16,
@@ -37,7 +38,8 @@ pub struct Params {
     pub real_n: usize,
     /// The simulator's creation delay in scenario 5 (Connect: 2 to 5 minutes).
     pub real_creation_delay: Duration,
-    /// CreateInstance rate of scenario 5, simulator limit and `--create-delete-rate`.
+    /// CreateInstance rate of scenario 5's creation phase, simulator limit and
+    /// `--create-delete-rate` (its deletion phase runs at Connect's 0.1/s).
     pub real_create_rate: f64,
     /// Objects per account in scenario 6, several accounts (0 skips it).
     pub account_n: usize,
@@ -105,20 +107,20 @@ impl Params {
             drift,
             steady_window: env_duration("BENCH_STEADY_WINDOW", drift * 2),
             concurrency: env_parse("BENCH_CONCURRENCY", 4),
-            m: env_parse("BENCH_M", pick(1000, 100)),
+            m: counts_from_env("BENCH_M", if full { &[2000, 5000] } else { &[100] }, 0),
             mem_create_rate: env_parse("BENCH_MEM_CREATE_RATE", 50.0),
             mem_api_rate: env_parse("BENCH_MEM_API_RATE", 2000.0),
             mem_concurrency: env_parse("BENCH_MEM_CONCURRENCY", 8),
             mem_timeout: env_duration("BENCH_MEM_TIMEOUT", Duration::from_secs(420)),
             mem_mode: env_str("BENCH_MEM_MODE").unwrap_or_else(|| "restart".to_owned()),
-            real_n: env_parse("BENCH_REAL_N", pick(6, 3)),
+            real_n: env_parse("BENCH_REAL_N", pick(20, 3)),
             real_creation_delay: env_duration(
                 "BENCH_REAL_CREATION_DELAY",
                 Duration::from_secs(pick(150, 10) as u64),
             ),
-            real_create_rate: env_parse("BENCH_REAL_CREATE_RATE", 0.1),
+            real_create_rate: env_parse("BENCH_REAL_CREATE_RATE", 1.0),
             account_n: env_parse("BENCH_ACCOUNT_OBJECTS", pick(12, 3)),
-            account_counts: account_counts_from_env(),
+            account_counts: counts_from_env("BENCH_ACCOUNTS", &[1, 2, 4], 1),
             scenarios: scenarios_from_env(),
             warmup: env_duration("BENCH_WARMUP", Duration::from_secs(pick(5, 2) as u64)),
             operator_log: env_str("BENCH_OPERATOR_LOG").unwrap_or_else(|| "info".to_owned()),
@@ -152,7 +154,7 @@ impl Params {
             ("BENCH_DRIFT_INTERVAL", fmt_dur(self.drift)),
             ("BENCH_STEADY_WINDOW", fmt_dur(self.steady_window)),
             ("BENCH_CONCURRENCY", self.concurrency.to_string()),
-            ("BENCH_M", self.m.to_string()),
+            ("BENCH_M", join(&self.m)),
             (
                 "BENCH_MEM_CREATE_RATE",
                 format!("{}/s", self.mem_create_rate),
@@ -171,14 +173,7 @@ impl Params {
                 format!("{}/s", self.real_create_rate),
             ),
             ("BENCH_ACCOUNT_OBJECTS", self.account_n.to_string()),
-            (
-                "BENCH_ACCOUNTS",
-                self.account_counts
-                    .iter()
-                    .map(usize::to_string)
-                    .collect::<Vec<_>>()
-                    .join(","),
-            ),
+            ("BENCH_ACCOUNTS", join(&self.account_counts)),
             ("BENCH_SCENARIOS", self.scenarios.join(",")),
             ("BENCH_WARMUP", fmt_dur(self.warmup)),
             ("BENCH_OPERATOR_LOG", self.operator_log.clone()),
@@ -194,21 +189,30 @@ impl Params {
 /// The scenarios `BENCH_SCENARIOS` can select, in the order they run.
 pub const SCENARIOS: [&str; 4] = ["lifecycle", "memory", "realistic", "accounts"];
 
-/// `BENCH_ACCOUNTS`: the comma-separated numbers of accounts of scenario 6 (default 1,2,4),
-/// each at least 1.
-fn account_counts_from_env() -> Vec<usize> {
-    let Some(value) = env_str("BENCH_ACCOUNTS") else {
-        return vec![1, 2, 4];
+/// A comma-separated list of numbers, each at least `min` (`BENCH_ACCOUNTS`: the numbers
+/// of accounts of scenario 6, default 1,2,4; `BENCH_M`: the numbers of objects of the
+/// memory scenario, default 2000,5000 or 100 in the smoke run).
+fn counts_from_env(name: &str, default: &[usize], min: usize) -> Vec<usize> {
+    let Some(value) = env_str(name) else {
+        return default.to_vec();
     };
     value
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|s| match s.parse::<usize>() {
-            Ok(k) if k >= 1 => k,
-            _ => panic!("BENCH_ACCOUNTS={value:?}: {s:?} is not a number of accounts >= 1"),
+            Ok(k) if k >= min => k,
+            _ => panic!("{name}={value:?}: {s:?} is not a number >= {min}"),
         })
         .collect()
+}
+
+fn join(counts: &[usize]) -> String {
+    counts
+        .iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// `BENCH_SCENARIOS`: a comma-separated subset of [`SCENARIOS`] (default: all); they
