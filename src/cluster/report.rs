@@ -11,9 +11,10 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter as EventSource};
+use kube::runtime::events::EventType;
 use kube::{Client, Resource};
 
+use super::events::Recorder;
 use crate::fence::{Fence, NotLeader};
 use crate::telemetry::Metrics;
 
@@ -51,12 +52,8 @@ impl Reporter {
         fence: Arc<Fence>,
         instance: Option<String>,
     ) -> Self {
-        let source = EventSource {
-            controller: FIELD_MANAGER.to_owned(),
-            instance,
-        };
         Self {
-            recorder: Recorder::new(client, source),
+            recorder: Recorder::new(client, FIELD_MANAGER.to_owned(), instance),
             metrics,
             fence,
         }
@@ -115,14 +112,12 @@ impl Reporter {
             tracing::debug!(reason, "not leading; event not published");
             return;
         }
-        let event = Event {
-            type_,
-            reason: reason.to_owned(),
-            note: Some(truncate(note, 1024)),
-            action: action.to_owned(),
-            secondary: None,
-        };
-        if let Err(e) = self.recorder.publish(&event, reference).await {
+        let note = truncate(note, 1024);
+        if let Err(e) = self
+            .recorder
+            .publish(type_, reason, note, action, reference)
+            .await
+        {
             tracing::warn!(error = %e, reason, "could not publish event");
         }
     }

@@ -6,6 +6,7 @@
 
 mod argocd_health;
 mod chart;
+mod events;
 mod harness;
 mod operator;
 mod reconcile;
