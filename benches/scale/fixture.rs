@@ -18,6 +18,18 @@ use crate::Clock;
 // ---------------------------------------------------------------------------------------
 // One simulator + operator pair
 
+/// The attempt ledgers of earlier scenarios go: a fresh simulator is an account with no
+/// create or delete attempts in its last 30 days, and the operator's budget guard would
+/// otherwise count the earlier scenarios' attempts against it.
+async fn forget_attempts() {
+    let ledgers: Api<connect_operator::api::ConnectAttemptLedger> =
+        Api::all(test_kit::client().await);
+    ledgers
+        .delete_collection(&kube::api::DeleteParams::default(), &ListParams::default())
+        .await
+        .unwrap_or_else(|error| panic!("deleting the attempt ledgers: {error}"));
+}
+
 /// A simulator holding up to `quota` instances: CreateInstance and DeleteInstance limited to
 /// `lifecycle` (rate, burst), every other operation to `others` (unlimited when `None`).
 pub async fn start_simulator(
@@ -28,6 +40,7 @@ pub async fn start_simulator(
     creation_delay: Duration,
     deletion_delay: Duration,
 ) -> Simulator {
+    forget_attempts().await;
     let simulator = Simulator::start(dir, &[]);
     let operations = [
         "DescribeInstance",
