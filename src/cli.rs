@@ -74,7 +74,7 @@ pub struct RunArgs {
     /// created or deleted there: ACTIVE is seen within it, Ready follows in moments (longer
     /// only when one poll's reads, a ListInstances listing or a DescribeInstance per
     /// instance, would exceed half of --api-rate on average).
-    #[arg(long, env = "CONNECT_OPERATOR_CREATION_POLL_INTERVAL", default_value = "4s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "CONNECT_OPERATOR_CREATION_POLL_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration)]
     pub creation_poll_interval: Duration,
 
     /// Retry interval after a quota error.

@@ -2,7 +2,7 @@
 //! objects (20 by default) applied at once in one account and region with Connect's
 //! creation time (`BENCH_REAL_CREATION_DELAY`, 150 s by default) instead of the 2 s of the
 //! other scenarios, and the operator at its production defaults for creation polls:
-//! `--creation-poll-interval 4s`, `--api-rate 2` (so creation polls share 1 call/s),
+//! `--creation-poll-interval 2s`, `--api-rate 2` (so creation polls share 1 call/s),
 //! against the simulator's AWS-like limit of 2/s (burst 5) for every read.
 //!
 //! Creation phase: CreateInstance goes at `BENCH_REAL_CREATE_RATE` (1/s, burst 1) on both
@@ -42,7 +42,7 @@ use crate::report::{Report, Verdict, stats};
 use crate::watch::Watch;
 
 /// The operator's default `--creation-poll-interval`.
-const POLL_INTERVAL: Duration = Duration::from_secs(4);
+const POLL_INTERVAL: Duration = Duration::from_secs(2);
 /// The goal for ACTIVE -> Ready.
 const READY_GOAL: Duration = Duration::from_secs(5);
 /// The operator's default `--api-rate`: creation polls may use half of it together.

@@ -53,7 +53,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             retry: RetryPolicy::default(),
-            creation_poll_interval: Duration::from_secs(4),
+            creation_poll_interval: Duration::from_secs(2),
             creation_polls_per_second: 1.0,
         }
     }
