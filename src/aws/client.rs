@@ -32,9 +32,6 @@ use crate::api::AttributeType;
 use crate::fence::Fence;
 use crate::telemetry::Metrics;
 
-/// Instances per ListInstances page (the most AWS returns).
-pub const LIST_PAGE: usize = 10;
-
 /// How the client reaches AWS.
 #[derive(Clone, Debug)]
 pub struct AwsSettings {
@@ -482,7 +479,7 @@ impl ConnectClient {
             let page = self
                 .call(target, Operation::ListInstances, |c| {
                     c.list_instances()
-                        .max_results(LIST_PAGE as i32)
+                        .max_results(10)
                         .set_next_token(next.clone())
                         .send()
                 })

@@ -10,7 +10,7 @@ pub mod token;
 
 pub use client::{
     Access, AwsSettings, ConnectClient, CreateInstanceRequest, CredentialsFailure, InstanceState,
-    InstanceSummary, LIST_PAGE, ObservedInstance, Target,
+    InstanceSummary, ObservedInstance, Target,
 };
 pub use error::{AwsError, ErrorKind, Operation, classify};
 pub use ratelimit::RateLimitSettings;

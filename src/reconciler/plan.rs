@@ -122,6 +122,23 @@ pub fn state_for_error(err: &AwsError) -> State {
     }
 }
 
+/// How long to wait before the next look at an instance in CREATION_IN_PROGRESS: the
+/// initial interval, stretched so that `in_flight` creations polled together stay within
+/// `polls_per_second` DescribeInstance calls.
+#[must_use]
+pub fn creation_poll_interval(
+    initial: Duration,
+    in_flight: usize,
+    polls_per_second: f64,
+) -> Duration {
+    if !(polls_per_second.is_finite() && polls_per_second > 0.0) {
+        return initial;
+    }
+    let in_flight = u32::try_from(in_flight.max(1)).unwrap_or(u32::MAX);
+    let shared = Duration::from_secs_f64(f64::from(in_flight) / polls_per_second);
+    initial.max(shared)
+}
+
 /// Retry timing.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RetryPolicy {
@@ -365,5 +382,24 @@ mod tests {
         let j = jitter(Duration::from_secs(100), 0.0);
         assert_eq!(j, Duration::from_secs(80));
         assert!(jitter(Duration::from_secs(100), 0.999) < Duration::from_secs(120));
+    }
+
+    #[test]
+    fn creation_polls_share_the_describe_rate_among_creations_in_flight() {
+        let initial = Duration::from_secs(5);
+        // Few in flight: the initial interval, whatever the creation has taken so far.
+        assert_eq!(creation_poll_interval(initial, 1, 1.0), initial);
+        assert_eq!(creation_poll_interval(initial, 5, 1.0), initial);
+        // Many: stretched so that all of them together make one call per second.
+        assert_eq!(
+            creation_poll_interval(initial, 12, 1.0),
+            Duration::from_secs(12)
+        );
+        assert_eq!(
+            creation_poll_interval(initial, 40, 2.0),
+            Duration::from_secs(20)
+        );
+        // A nonsensical rate leaves the interval as configured.
+        assert_eq!(creation_poll_interval(initial, 40, 0.0), initial);
     }
 }

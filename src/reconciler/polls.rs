@@ -20,7 +20,10 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::aws::client::lock;
-use crate::aws::{ConnectClient, InstanceState, LIST_PAGE as PAGE, Target};
+use crate::aws::{ConnectClient, InstanceState, Target};
+
+/// Entries of one ListInstances page.
+const PAGE: usize = 10;
 
 /// A listing taken this long before an object's due time still serves it (the objects due
 /// together wake within milliseconds of each other, the first one lists).
@@ -70,10 +73,6 @@ struct GroupState {
     /// Pages of the last listing.
     pages: Option<usize>,
     listed: Option<(Instant, Arc<HashMap<String, InstanceState>>)>,
-    /// Reads the group may still make within its share (a bucket refilled at the share,
-    /// holding at most one poll's reads; below zero after reads beyond it).
-    credit: f64,
-    credit_at: Option<Instant>,
 }
 
 struct Member {
@@ -86,45 +85,17 @@ struct Member {
 }
 
 impl GroupState {
-    /// The next poll: the one scheduled, or one from now when none is ahead.
-    fn schedule(&mut self, now: Instant, interval: Duration, share: f64) -> Instant {
+    /// The next poll: the one scheduled, or one `interval` from now when none is ahead.
+    fn schedule(&mut self, now: Instant, interval: impl FnOnce(usize) -> Duration) -> Instant {
         match self.next_at {
             Some(at) if at > now => at,
             _ => {
                 self.expire(now);
-                let at = self.next_from(now, interval, share);
+                let at = now + interval(self.cost());
                 self.next_at = Some(at);
                 at
             }
         }
-    }
-
-    /// The next poll after `now`: one `interval` later, or later still until the group's
-    /// credit covers one poll's reads again (every read of the group counts: listings,
-    /// describes, lookups), so that the polls stay within `share` reads per second.
-    fn next_from(&mut self, now: Instant, interval: Duration, share: f64) -> Instant {
-        self.refill(now, share);
-        let short = self.cost() as f64 - self.credit;
-        let wait = if short > 0.0 && share > 0.0 {
-            Duration::from_secs_f64(short / share).max(interval)
-        } else {
-            interval
-        };
-        now + wait
-    }
-
-    fn refill(&mut self, now: Instant, share: f64) {
-        let since = self
-            .credit_at
-            .map_or(Duration::ZERO, |at| now.saturating_duration_since(at));
-        self.credit = (self.credit + since.as_secs_f64() * share).min(self.cost() as f64);
-        self.credit_at = Some(now);
-    }
-
-    /// `reads` made for the group.
-    fn spend(&mut self, now: Instant, share: f64, reads: usize) {
-        self.refill(now, share);
-        self.credit -= reads as f64;
     }
 
     fn expire(&mut self, now: Instant) {
@@ -166,6 +137,11 @@ impl Polls {
         }
     }
 
+    /// The interval between two polls that cost `cost` reads.
+    fn interval_for(&self, cost: usize) -> Duration {
+        super::plan::creation_poll_interval(self.interval, cost, self.reads_per_second)
+    }
+
     fn group(&self, target: &Target) -> Option<Arc<Group>> {
         lock(&self.groups).get(&key(target)).cloned()
     }
@@ -175,10 +151,10 @@ impl Polls {
     #[must_use]
     pub fn next_poll(&self, target: &Target) -> Duration {
         let Some(group) = self.group(target) else {
-            return self.interval;
+            return self.interval_for(1);
         };
         let now = Instant::now();
-        lock(&group.state).schedule(now, self.interval, self.reads_per_second) - now
+        lock(&group.state).schedule(now, |cost| self.interval_for(cost)) - now
     }
 
     /// The object `uid` looks again at the next poll of `target`'s account and region.
@@ -194,7 +170,7 @@ impl Polls {
             .clone();
         let mut state = lock(&group.state);
         let now = Instant::now();
-        let due = state.schedule(now, self.interval, self.reads_per_second);
+        let due = state.schedule(now, |cost| self.interval_for(cost));
         let member = state.members.entry(uid.to_owned()).or_insert(Member {
             due,
             seen: now,
@@ -223,15 +199,6 @@ impl Polls {
             && let Some(member) = lock(&group.state).members.get_mut(uid)
         {
             member.shown = visible;
-        }
-    }
-
-    /// `reads` DescribeInstance or ListInstances calls were made in `target`'s account and
-    /// region outside the group's listings (a describe of a member, a lookup before a
-    /// create): they count against the polls' share, so the next poll waits for them.
-    pub fn spent(&self, target: &Target, reads: usize) {
-        if let Some(group) = self.group(target) {
-            lock(&group.state).spend(Instant::now(), self.reads_per_second, reads);
         }
     }
 
@@ -311,8 +278,7 @@ impl Polls {
         let now = Instant::now();
         state.pages = Some(pages);
         state.listed = Some((now, Arc::clone(&listed)));
-        state.spend(now, self.reads_per_second, pages);
-        state.next_at = Some(state.next_from(now, self.interval, self.reads_per_second));
+        state.next_at = Some(now + self.interval_for(state.cost()));
         Some(listed)
     }
 }
@@ -441,9 +407,8 @@ mod tests {
         // Another region has its own.
         assert_eq!(polls.next_poll(&west), Duration::from_secs(4));
         assert_eq!(polls.following(), 2);
-        // After the poll, the next one is an interval later, or later still until the
-        // polls' share (1 read/s) covers the next poll's reads: with 12 described one by
-        // one and 4 reads' credit banked over the last 4 s, 8 s.
+        // After the poll, the next one is an interval later; with 12 described one by one
+        // and 1 read/s for the polls, the interval stretches to 12 s.
         tokio::time::advance(Duration::from_secs(3)).await;
         {
             let group = polls.group(&east).expect("a group");
@@ -453,7 +418,7 @@ mod tests {
                 state.members.insert(format!("more-{i}"), member(true));
             }
         }
-        assert_eq!(polls.next_poll(&east), Duration::from_secs(8));
+        assert_eq!(polls.next_poll(&east), Duration::from_secs(12));
         polls.unfollow("one");
         polls.unfollow("two");
         assert_eq!(polls.following(), 10);
@@ -461,31 +426,5 @@ mod tests {
         tokio::time::advance(FORGOTTEN_AFTER + Duration::from_secs(12)).await;
         let _ = polls.next_poll(&east);
         assert_eq!(polls.following(), 0);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn reads_outside_the_listings_delay_the_next_poll_so_the_share_holds() {
-        let polls = Polls::new(Duration::from_secs(2), 1.0);
-        let east = target("us-east-1");
-        polls.follow(&east, "one");
-        polls.follow(&east, "two");
-        {
-            // Both listed in one page: a poll costs one read.
-            let group = polls.group(&east).expect("a group");
-            lock(&group.state).pages = Some(1);
-        }
-        tokio::time::advance(Duration::from_secs(2)).await;
-        assert_eq!(polls.next_poll(&east), Duration::from_secs(2), "one interval");
-        // A lookup of five pages and a describe in the same account and region: the credit
-        // of one read goes to -5, 2 s later it is -3, and the next poll waits until the
-        // share has paid for them and for its own read: 4 s instead of 2.
-        polls.spent(&east, 5);
-        polls.spent(&east, 1);
-        tokio::time::advance(Duration::from_secs(2)).await;
-        assert_eq!(polls.next_poll(&east), Duration::from_secs(4));
-        // Another region is not charged.
-        let west = target("eu-west-2");
-        polls.spent(&west, 100);
-        assert_eq!(polls.next_poll(&west), Duration::from_secs(2));
     }
 }

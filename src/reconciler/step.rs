@@ -119,7 +119,6 @@ async fn observe(r: &Reconciliation<'_>, path: Path) -> Observation {
         .await
         .unwrap_or_else(Observation::Failed);
     if awaited.is_some() {
-        r.ctx.polls.spent(target, 1);
         match &observed {
             Observation::Instance(_) => r.ctx.polls.described(target, &r.uid, true),
             Observation::Gone => r.ctx.polls.described(target, &r.uid, false),
@@ -140,11 +139,6 @@ async fn lookup(r: &Reconciliation<'_>, target: &Target, path: Path) -> Result<L
         return Ok(Lookup::Skipped);
     }
     let instances = r.ctx.connect.list_instances(target).await?;
-    // The pages count against the shared poll's reads in this account and region.
-    r.ctx.polls.spent(
-        target,
-        instances.len().div_ceil(crate::aws::LIST_PAGE).max(1),
-    );
     let alias = r.obj.spec.instance_alias.as_deref();
     let mut foreign = None;
     for candidate in plan::lookup_candidates(alias, &instances) {
