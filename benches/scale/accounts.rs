@@ -460,18 +460,7 @@ async fn run_k(
 
     // Deletion of everything at once; then the accounts.
     let t_delete = clock.now();
-    futures::stream::iter(objects.iter())
-        .map(|object| {
-            let api = api.clone();
-            async move {
-                api.delete(&object.name, &DeleteParams::default())
-                    .await
-                    .unwrap_or_else(|error| panic!("deleting {}: {error}", object.name));
-            }
-        })
-        .buffer_unordered(16)
-        .collect::<Vec<()>>()
-        .await;
+    crate::deletion::delete_all(&api, objects.iter().map(|o| o.name.as_str())).await;
     let ideal_delete = n.saturating_sub(burst) as f64 / r + params.deletion_delay.as_secs_f64();
     let deadline = Instant::now() + Duration::from_secs_f64(ideal_delete * 4.0 + 120.0);
     let mut stuck = remaining_objects(&api).await;

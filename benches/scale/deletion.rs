@@ -18,15 +18,15 @@ use crate::fixture::{Applied, describe_stuck, remaining_objects};
 use crate::lifecycle::Lifecycle;
 use crate::report::{Report, Verdict};
 
-/// Deletes every object of `objects` at once (16 requests in flight).
-pub async fn delete_all(api: &Api<DynamicObject>, objects: &[&Applied]) {
-    futures::stream::iter(objects.iter())
-        .map(|applied| {
+/// Deletes every object named at once (16 requests in flight).
+pub async fn delete_all<'a>(api: &Api<DynamicObject>, names: impl IntoIterator<Item = &'a str>) {
+    futures::stream::iter(names)
+        .map(|name| {
             let api = api.clone();
             async move {
-                api.delete(&applied.name, &DeleteParams::default())
+                api.delete(name, &DeleteParams::default())
                     .await
-                    .unwrap_or_else(|error| panic!("deleting {}: {error}", applied.name));
+                    .unwrap_or_else(|error| panic!("deleting {name}: {error}"));
             }
         })
         .buffer_unordered(16)
@@ -128,7 +128,7 @@ pub async fn run(pair: &Lifecycle<'_>, probes: &[Applied], bulk: &[Applied], rep
     let seq_before = sim.last_seq().await;
     let everything: Vec<&Applied> = probes.iter().chain(bulk.iter()).collect();
     let t_delete = clock.now();
-    delete_all(api, &everything).await;
+    delete_all(api, everything.iter().map(|a| a.name.as_str())).await;
     let ideal_delete = (total.saturating_sub(params.create_burst.max(1) as usize)) as f64
         / params.create_rate
         + params.deletion_delay.as_secs_f64();

@@ -55,12 +55,7 @@ pub async fn start_simulator(
     .into_iter()
     .chain(CONFIGURATION_LISTS)
     .chain(CONFIGURATION_WRITES);
-    let mut rates = BTreeMap::new();
-    let mut bursts = BTreeMap::new();
-    for operation in ["CreateInstance", "DeleteInstance"] {
-        rates.insert(operation.to_owned(), Some(lifecycle.0));
-        bursts.insert(operation.to_owned(), lifecycle.1);
-    }
+    let (mut rates, mut bursts) = lifecycle_limits(lifecycle);
     for operation in operations {
         match others {
             Some((rate, burst)) => {
@@ -86,24 +81,30 @@ pub async fn start_simulator(
     simulator
 }
 
+/// CreateInstance's and DeleteInstance's rate and burst, as the simulator's config takes
+/// them.
+type Limits = (BTreeMap<String, Option<f64>>, BTreeMap<String, u32>);
+
+fn lifecycle_limits(lifecycle: (f64, u32)) -> Limits {
+    ["CreateInstance", "DeleteInstance"]
+        .into_iter()
+        .map(|op| {
+            (
+                (op.to_owned(), Some(lifecycle.0)),
+                (op.to_owned(), lifecycle.1),
+            )
+        })
+        .unzip()
+}
+
 /// Sets the simulator's CreateInstance and DeleteInstance limit to `lifecycle` (rate,
 /// burst) in every account and region; their buckets start over full.
 pub async fn set_lifecycle_rate(simulator: &Simulator, lifecycle: (f64, u32)) {
-    let operations = ["CreateInstance", "DeleteInstance"];
+    let (rates, bursts) = lifecycle_limits(lifecycle);
     simulator
         .set_config(&ConfigPatch {
-            rate_limits: Some(
-                operations
-                    .iter()
-                    .map(|op| ((*op).to_owned(), Some(lifecycle.0)))
-                    .collect(),
-            ),
-            rate_bursts: Some(
-                operations
-                    .iter()
-                    .map(|op| ((*op).to_owned(), lifecycle.1))
-                    .collect(),
-            ),
+            rate_limits: Some(rates),
+            rate_bursts: Some(bursts),
             ..ConfigPatch::default()
         })
         .await;

@@ -467,7 +467,7 @@ async fn delete_phase(
     let seq_delete = sim.last_seq().await;
     let everything: Vec<&Applied> = objects.iter().collect();
     let t_delete = clock.now();
-    delete_all(api, &everything).await;
+    delete_all(api, everything.iter().map(|a| a.name.as_str())).await;
     let ideal =
         n.saturating_sub(1) as f64 / AWS_LIFECYCLE_RATE + params.deletion_delay.as_secs_f64();
     let timeout =

@@ -1,10 +1,12 @@
-//! The AWS layer: the Connect client (with credentials per account), the one error
-//! classification, ClientToken derivation and client-side rate limits.
+//! The AWS layer: the Connect client (with credentials per account) and what it reports
+//! about instances, the one error classification, ClientToken derivation and client-side
+//! rate limits.
 
 pub mod client;
 pub mod configuration;
 pub mod credentials;
 pub mod error;
+pub mod instance;
 pub mod ratelimit;
 pub mod token;
 

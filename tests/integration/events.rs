@@ -40,38 +40,20 @@ async fn a_repeated_event_is_one_event_with_a_series_and_others_are_their_own() 
         "two",
         "00000000-0000-4000-8000-000000000002",
     );
+    let publish = |type_, reason: &'static str, action: &'static str, regarding| {
+        let recorder = &recorder;
+        async move {
+            recorder
+                .publish(type_, reason, reason.to_lowercase(), action, regarding)
+                .await
+                .expect("published");
+        }
+    };
     for _ in 0..3 {
-        recorder
-            .publish(
-                EventType::Normal,
-                "Created",
-                "created".into(),
-                "Create",
-                &one,
-            )
-            .await
-            .expect("published");
+        publish(EventType::Normal, "Created", "Create", &one).await;
     }
-    recorder
-        .publish(
-            EventType::Warning,
-            "AwsError",
-            "throttled".into(),
-            "Reconcile",
-            &one,
-        )
-        .await
-        .expect("published");
-    recorder
-        .publish(
-            EventType::Normal,
-            "Created",
-            "created".into(),
-            "Create",
-            &two,
-        )
-        .await
-        .expect("published");
+    publish(EventType::Warning, "AwsError", "Reconcile", &one).await;
+    publish(EventType::Normal, "Created", "Create", &two).await;
 
     let events = Api::<Event>::namespaced(client.clone(), &namespace.name)
         .list(&ListParams::default())

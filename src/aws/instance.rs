@@ -1,0 +1,100 @@
+//! What the client says about instances: their lifecycle state, what DescribeInstance and
+//! ListInstances report, and the parameters of CreateInstance.
+
+use std::collections::BTreeMap;
+
+/// The instance lifecycle states AWS reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InstanceState {
+    /// `CREATION_IN_PROGRESS`
+    CreationInProgress,
+    /// `ACTIVE`
+    Active,
+    /// `CREATION_FAILED`
+    CreationFailed,
+    /// A state this version does not know.
+    Unknown(String),
+}
+
+impl InstanceState {
+    pub(super) fn from_aws(s: &str) -> Self {
+        match s {
+            "CREATION_IN_PROGRESS" => Self::CreationInProgress,
+            "ACTIVE" => Self::Active,
+            "CREATION_FAILED" => Self::CreationFailed,
+            other => Self::Unknown(other.to_owned()),
+        }
+    }
+
+    /// AWS's name for the state.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::CreationInProgress => "CREATION_IN_PROGRESS",
+            Self::Active => "ACTIVE",
+            Self::CreationFailed => "CREATION_FAILED",
+            Self::Unknown(s) => s,
+        }
+    }
+}
+
+/// What DescribeInstance reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObservedInstance {
+    /// Instance id.
+    pub id: String,
+    /// Instance ARN.
+    pub arn: String,
+    /// Instance alias.
+    pub alias: Option<String>,
+    /// Identity management type, AWS's name.
+    pub identity_management_type: Option<String>,
+    /// Lifecycle state.
+    pub state: InstanceState,
+    /// Why creation failed.
+    pub status_reason: Option<String>,
+    /// Access URL.
+    pub access_url: Option<String>,
+    /// Service-linked role.
+    pub service_role: Option<String>,
+    /// Creation time, RFC 3339.
+    pub created_time: Option<String>,
+    /// Creation time, seconds since the epoch.
+    pub created_epoch_seconds: Option<i64>,
+    /// Tags, when DescribeInstance returns them.
+    pub tags: Option<BTreeMap<String, String>>,
+}
+
+/// One entry of ListInstances.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InstanceSummary {
+    /// Instance id.
+    pub id: String,
+    /// Instance ARN.
+    pub arn: String,
+    /// Instance alias.
+    pub alias: Option<String>,
+    /// Identity management type, AWS's name.
+    pub identity_management_type: Option<String>,
+    /// Lifecycle state, when ListInstances reports it.
+    pub state: Option<InstanceState>,
+}
+
+/// The parameters of CreateInstance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CreateInstanceRequest {
+    /// Identity management type, AWS's name.
+    pub identity_management_type: String,
+    /// Alias.
+    pub alias: Option<String>,
+    /// Directory id.
+    pub directory_id: Option<String>,
+    /// Inbound calls.
+    pub inbound_calls_enabled: bool,
+    /// Outbound calls.
+    pub outbound_calls_enabled: bool,
+    /// Tags, including the operator's uid tag.
+    pub tags: BTreeMap<String, String>,
+    /// The UID-derived token.
+    pub client_token: String,
+}
