@@ -8,7 +8,13 @@
 //! group reads its instance's status from that listing: only an instance whose status
 //! changed (or that the listing does not show yet, or no longer) is described. The
 //! interval between polls is the configured one, stretched only when the reads of one
-//! poll would exceed the share of the account's read rate the polls may use together.
+//! poll would exceed the share of the account's read rate the polls may use together; a
+//! listing keeps to four fifths of that share, the rest is left for the describes of the
+//! instances whose status it found changed and for the lookups before creates.
+//!
+//! The last listing of each account and region is also offered to the lookups before
+//! creates ([`Polls::recent_listing`]): objects applied together look at one listing
+//! instead of listing the account each.
 //!
 //! Nothing here is needed for correctness: a process that forgets it (a restart, a new
 //! leader) describes each instance once and joins the group again.
@@ -20,7 +26,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::aws::client::lock;
-use crate::aws::{ConnectClient, InstanceState, Target};
+use crate::aws::{AwsError, ConnectClient, InstanceState, InstanceSummary, Target};
 
 /// Entries of one ListInstances page.
 const PAGE: usize = 10;
@@ -32,6 +38,11 @@ const SLACK: Duration = Duration::from_millis(250);
 /// A member that has not looked for this long has stopped following (its object was
 /// deleted, or it is in an error backoff); it no longer counts.
 const FORGOTTEN_AFTER: Duration = Duration::from_secs(120);
+
+/// The part of the polls' read share a listing may use: the rest is left for what the
+/// listing leads to (a DescribeInstance of each instance whose status changed) and for
+/// the lookups before creates, so that together they stay within the share.
+const LISTING_SHARE: f64 = 0.8;
 
 /// What an object waits for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,6 +68,26 @@ pub struct Polls {
     interval: Duration,
     reads_per_second: f64,
     groups: Mutex<HashMap<String, Arc<Group>>>,
+    /// The last listing of each account and region, for the lookups before creates.
+    recent: Mutex<HashMap<String, Arc<Recent>>>,
+}
+
+/// The last listing of one account and region.
+#[derive(Default)]
+struct Recent {
+    listed: Mutex<Option<(Instant, Arc<Vec<InstanceSummary>>)>>,
+    /// Held while one lookup lists, so that the others of the account and region wait for
+    /// its listing instead of listing too.
+    listing: tokio::sync::Mutex<()>,
+}
+
+impl Recent {
+    fn within(&self, max_age: Duration) -> Option<Arc<Vec<InstanceSummary>>> {
+        lock(&self.listed)
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() <= max_age)
+            .map(|(_, listed)| Arc::clone(listed))
+    }
 }
 
 struct Group {
@@ -86,7 +117,11 @@ struct Member {
 
 impl GroupState {
     /// The next poll: the one scheduled, or one `interval` from now when none is ahead.
-    fn schedule(&mut self, now: Instant, interval: impl FnOnce(usize) -> Duration) -> Instant {
+    fn schedule(
+        &mut self,
+        now: Instant,
+        interval: impl FnOnce((usize, f64)) -> Duration,
+    ) -> Instant {
         match self.next_at {
             Some(at) if at > now => at,
             _ => {
@@ -115,12 +150,14 @@ impl GroupState {
         n >= 2 && self.pages.is_none_or(|pages| pages + self.unshown() < n)
     }
 
-    /// Reads one poll of the group costs.
-    fn cost(&self) -> usize {
+    /// Reads one poll of the group costs, and the part of the share they may use: a
+    /// listing leaves room for the describes it leads to, describing each instance is
+    /// itself the look.
+    fn cost(&self) -> (usize, f64) {
         if self.lists() {
-            self.pages.unwrap_or(1) + self.unshown()
+            (self.pages.unwrap_or(1) + self.unshown(), LISTING_SHARE)
         } else {
-            self.members.len().max(1)
+            (self.members.len().max(1), 1.0)
         }
     }
 }
@@ -134,12 +171,51 @@ impl Polls {
             interval,
             reads_per_second,
             groups: Mutex::new(HashMap::new()),
+            recent: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The interval between two polls that cost `cost` reads.
-    fn interval_for(&self, cost: usize) -> Duration {
-        super::plan::creation_poll_interval(self.interval, cost, self.reads_per_second)
+    /// The interval between two polls that cost `reads`, allowed `part` of the share.
+    fn interval_for(&self, (reads, part): (usize, f64)) -> Duration {
+        super::plan::creation_poll_interval(self.interval, reads, self.reads_per_second * part)
+    }
+
+    /// The account's instances in `target`'s region from a listing at most `max_age` old
+    /// (a poll's or another lookup's), or from a new one (one caller lists while the others
+    /// of the account and region wait for its listing).
+    ///
+    /// # Errors
+    /// The listing's failure.
+    pub async fn recent_listing(
+        &self,
+        connect: &ConnectClient,
+        target: &Target,
+        max_age: Duration,
+    ) -> Result<Arc<Vec<InstanceSummary>>, AwsError> {
+        let recent = {
+            let mut all = lock(&self.recent);
+            // Listings nobody may use any more are dropped (they hold every instance of an
+            // account and region).
+            all.retain(|_, r| r.within(max_age).is_some() || Arc::strong_count(r) > 1);
+            Arc::clone(all.entry(key(target)).or_default())
+        };
+        if let Some(listed) = recent.within(max_age) {
+            return Ok(listed);
+        }
+        let _listing = recent.listing.lock().await;
+        if let Some(listed) = recent.within(max_age) {
+            return Ok(listed);
+        }
+        let listed = Arc::new(connect.list_instances(target).await?);
+        *lock(&recent.listed) = Some((Instant::now(), Arc::clone(&listed)));
+        Ok(listed)
+    }
+
+    /// Offers a poll's listing to the lookups, if one of them keeps the account's last.
+    fn offer(&self, target: &Target, listed: &Arc<Vec<InstanceSummary>>) {
+        if let Some(recent) = lock(&self.recent).get(&key(target)) {
+            *lock(&recent.listed) = Some((Instant::now(), Arc::clone(listed)));
+        }
     }
 
     fn group(&self, target: &Target) -> Option<Arc<Group>> {
@@ -151,7 +227,7 @@ impl Polls {
     #[must_use]
     pub fn next_poll(&self, target: &Target) -> Duration {
         let Some(group) = self.group(target) else {
-            return self.interval_for(1);
+            return self.interval_for((1, 1.0));
         };
         let now = Instant::now();
         lock(&group.state).schedule(now, |cost| self.interval_for(cost)) - now
@@ -261,17 +337,20 @@ impl Polls {
         if let Serves::Listing(listed) = again {
             return listed;
         }
-        let all = connect
-            .list_instances(target)
-            .await
-            .inspect_err(|e| {
-                tracing::debug!(error = %e, "the shared poll could not list; describing instead");
-            })
-            .ok()?;
+        let all = Arc::new(
+            connect
+                .list_instances(target)
+                .await
+                .inspect_err(|e| {
+                    tracing::debug!(error = %e, "the shared poll could not list; describing instead");
+                })
+                .ok()?,
+        );
+        self.offer(target, &all);
         let pages = all.len().div_ceil(PAGE).max(1);
         let listed: Arc<HashMap<String, InstanceState>> = Arc::new(
-            all.into_iter()
-                .filter_map(|i| Some((i.id, i.state?)))
+            all.iter()
+                .filter_map(|i| Some((i.id.clone(), i.state.clone()?)))
                 .collect(),
         );
         let mut state = lock(&group.state);
@@ -337,19 +416,42 @@ mod tests {
     fn the_group_lists_only_when_that_costs_fewer_reads() {
         // One creation: one DescribeInstance, never a listing.
         assert!(!group(1, None, 0).lists());
-        assert_eq!(group(1, None, 0).cost(), 1);
+        assert_eq!(group(1, None, 0).cost().0, 1);
         // Two or more and no listing yet: one is tried.
         assert!(group(2, None, 0).lists());
         // 20 in flight among 25 instances (3 pages): 3 reads instead of 20.
         let twenty = group(20, Some(3), 0);
         assert!(twenty.lists());
-        assert_eq!(twenty.cost(), 3);
+        assert_eq!(twenty.cost().0, 3);
         // The listing does not show two of them yet: they are described too.
-        assert_eq!(group(20, Some(3), 2).cost(), 5);
+        assert_eq!(group(20, Some(3), 2).cost().0, 5);
         // Three in flight in an account of 80 instances (8 pages): describing is cheaper.
         let few = group(3, Some(8), 0);
         assert!(!few.lists());
-        assert_eq!(few.cost(), 3);
+        assert_eq!(few.cost().0, 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_listing_leaves_a_fifth_of_the_share_for_the_describes_it_leads_to() {
+        let polls = Polls::new(Duration::from_secs(2), 1.0);
+        let east = target("us-east-1");
+        for i in 0..20 {
+            polls.follow(&east, &format!("uid-{i}"));
+        }
+        // 20 in flight in an account of 20 instances: a listing is two pages. At 1 read/s
+        // they would fit every 2 s and leave nothing for the describes of the instances
+        // found ACTIVE; at four fifths of the share the polls are 2.5 s apart.
+        lock(&polls.group(&east).expect("a group").state).pages = Some(2);
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(polls.next_poll(&east), Duration::from_millis(2500));
+        // Describing each instance is the look itself: the whole share.
+        let few = Polls::new(Duration::from_secs(1), 1.0);
+        for i in 0..3 {
+            few.follow(&east, &format!("uid-{i}"));
+        }
+        lock(&few.group(&east).expect("a group").state).pages = Some(8);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(few.next_poll(&east), Duration::from_secs(3));
     }
 
     fn target(region: &str) -> Target {

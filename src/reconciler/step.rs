@@ -20,6 +20,10 @@ use crate::aws::{AwsError, ErrorKind, InstanceState, Operation, Target};
 /// How long a lookup that found no instance of the object's is trusted.
 const LOOKUP_REUSE: Duration = Duration::from_secs(300);
 
+/// How long a listing of the account (a poll's or another lookup's) serves the lookup of
+/// an object that has never sent a CreateInstance.
+const LISTING_REUSE: Duration = Duration::from_secs(5);
+
 /// How long what was described before a wait for the DeleteInstance slot still decides
 /// when the slot comes (instead of describing again).
 const SLOT_WAIT_REUSE: Duration = Duration::from_secs(600);
@@ -138,10 +142,22 @@ async fn lookup(r: &Reconciliation<'_>, target: &Target, path: Path) -> Result<L
     if path == Path::Apply && r.ctx.memory.lookup_empty_within(&r.uid, LOOKUP_REUSE) {
         return Ok(Lookup::Skipped);
     }
-    let instances = r.ctx.connect.list_instances(target).await?;
+    // An object that never sent a CreateInstance has no instance of its own to find (one
+    // created more than a moment ago is in any listing, and the ledger records each create
+    // before it is sent): a listing a few seconds old, shared with the objects applied
+    // with it and with the shared poll, tells whether another instance holds the alias as
+    // well as a new one would. An object that may have created lists afresh.
+    let instances = if path == Path::Apply && !may_have_created(r, target).await {
+        r.ctx
+            .polls
+            .recent_listing(&r.ctx.connect, target, LISTING_REUSE)
+            .await?
+    } else {
+        std::sync::Arc::new(r.ctx.connect.list_instances(target).await?)
+    };
     let alias = r.obj.spec.instance_alias.as_deref();
     let mut foreign = None;
-    for candidate in plan::lookup_candidates(alias, &instances) {
+    for candidate in plan::lookup_candidates(alias, instances.as_slice()) {
         let tags = r.ctx.connect.list_tags(target, &candidate.arn).await?;
         if plan::is_ours(&tags, &r.uid) {
             return Ok(Lookup::Ours(candidate.clone()));
@@ -155,6 +171,27 @@ async fn lookup(r: &Reconciliation<'_>, target: &Target, path: Path) -> Result<L
         r.ctx.memory.lookup_found_nothing(&r.uid);
     }
     Ok(Lookup::Nothing)
+}
+
+/// Whether the attempt ledger holds a CreateInstance of this object (or cannot tell: no
+/// ledger for its account, or it could not be read).
+async fn may_have_created(r: &Reconciliation<'_>, target: &Target) -> bool {
+    let Some((account, _)) = ledger_account(r) else {
+        return true;
+    };
+    r.ctx
+        .ledgers
+        .has_attempt(
+            &account,
+            &target.region,
+            "CreateInstance",
+            &crate::aws::token::create_token(&r.uid),
+        )
+        .await
+        .inspect_err(
+            |e| tracing::debug!(error = %e, "could not read the attempt ledger; listing afresh"),
+        )
+        .unwrap_or(true)
 }
 
 /// DescribeInstance of the recorded instance; on the Apply path, an ACTIVE instance's

@@ -165,6 +165,24 @@ impl Ledgers {
         .await
     }
 
+    /// Whether the ledger of `account` in `region` holds an attempt of `operation` with
+    /// `client_token` (sent or about to be: entries are written ahead).
+    pub async fn has_attempt(
+        &self,
+        account: &str,
+        region: &str,
+        operation: &str,
+        client_token: &str,
+    ) -> Result<bool, LedgerError> {
+        let name = ledger_name(account, region);
+        let ledger = self
+            .api()
+            .get_opt(&name)
+            .await
+            .map_err(|source| LedgerError::Kube { name, source })?;
+        Ok(ledger.is_some_and(|l| rules::has_attempt(&l.spec.entries, operation, client_token)))
+    }
+
     /// The ledgers of an account (few: one per region it is used in).
     pub async fn of_account(
         &self,

@@ -101,6 +101,19 @@ pub fn parse(raw: &Value) -> Option<Entry> {
     })
 }
 
+/// Whether `entries` hold an attempt of `operation` with `client_token`, in any outcome
+/// (an entry otherwise unreadable counts when its token matches).
+#[must_use]
+pub fn has_attempt(entries: &[Value], operation: &str, client_token: &str) -> bool {
+    entries.iter().any(|raw| {
+        raw.get("clientToken").and_then(Value::as_str) == Some(client_token)
+            && raw
+                .get("operation")
+                .and_then(Value::as_str)
+                .is_none_or(|op| op == operation)
+    })
+}
+
 /// When an entry stops counting.
 #[must_use]
 pub fn expires_at(entry: &Entry) -> Timestamp {
@@ -272,6 +285,23 @@ mod tests {
     }
 
     const DAY: i64 = 86_400;
+
+    #[test]
+    fn an_attempt_is_found_by_operation_and_token_in_any_outcome() {
+        let mut entries = vec![];
+        assert!(!has_attempt(&entries, "CreateInstance", "t1"));
+        let _ = record(&mut entries, &create("t1"), 5, at(0));
+        let _ = record(&mut entries, &delete("t2"), 5, at(1));
+        assert!(has_attempt(&entries, "CreateInstance", "t1"));
+        assert!(!has_attempt(&entries, "CreateInstance", "t2"));
+        assert!(!has_attempt(&entries, "DeleteInstance", "t1"));
+        // Refused by AWS: still an attempt that was made.
+        let _ = settle(&mut entries, "CreateInstance", "t1", Outcome::NotAccepted);
+        assert!(has_attempt(&entries, "CreateInstance", "t1"));
+        // An entry whose operation cannot be read counts when its token matches.
+        entries.push(json!({"clientToken": "t3"}));
+        assert!(has_attempt(&entries, "CreateInstance", "t3"));
+    }
 
     #[test]
     fn the_same_token_is_one_attempt_however_often_it_is_sent() {

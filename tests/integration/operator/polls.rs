@@ -182,3 +182,45 @@ async fn deletions_waiting_for_their_slot_make_no_call_and_are_sent_once_in_turn
     );
     assert!(window.iter().all(|c| c.status != 429), "no throttling");
 }
+
+#[tokio::test]
+async fn objects_applied_together_look_for_their_instance_in_one_listing() {
+    const N: usize = 6;
+    let s = Scenario::start(
+        "objects_applied_together_look_for_their_instance_in_one_listing",
+        &["--creation-delay", "1s", "--instance-quota", "10"],
+        // No poll lists the account before the creates: only the lookups do.
+        &[("creation-poll-interval", "5s")],
+    )
+    .await;
+    let names: Vec<String> = (0..N).map(|i| format!("together-{i}")).collect();
+    // One apply, as a GitOps sync or a new environment brings them.
+    let items: Vec<_> = names
+        .iter()
+        .map(|name| manifest(name, basic_spec(&format!("{name}-e2e"))))
+        .collect();
+    s.kubectl_apply(&serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items}))
+        .await;
+    for name in &names {
+        s.wait_ready(name).await;
+    }
+    let calls = s.connect_calls().await;
+    assert_eq!(count(&calls, "CreateInstance"), N, "one create each");
+    let last_create = calls
+        .iter()
+        .rfind(|c| c.operation == "CreateInstance")
+        .map(|c| c.seq)
+        .expect("a create");
+    let lookups = calls
+        .iter()
+        .filter(|c| c.seq < last_create && c.operation == "ListInstances")
+        .count();
+    eprintln!("ListInstances before the last of {N} creates: {lookups}");
+    // Each object looks for an instance of its own before it creates one; none has ever
+    // sent a create, so they share one listing a few seconds old instead of one each.
+    assert!(
+        lookups <= 2,
+        "the objects' lookups share a listing: {lookups} ListInstances for {N} objects"
+    );
+    assert!(calls.iter().all(|c| c.status != 429), "no throttling");
+}
