@@ -371,6 +371,8 @@ mod tests {
             created_time: None,
             created_epoch_seconds: None,
             tags: None,
+            inbound_calls_enabled: None,
+            outbound_calls_enabled: None,
         }
     }
 

@@ -14,6 +14,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -74,7 +75,46 @@ pub struct ConnectClient {
     metrics: Arc<Metrics>,
     fence: Arc<Fence>,
     connect_timeout: Duration,
+    /// Pages of the last ListInstanceAttributes listing (all of an instance's attributes;
+    /// the same for every instance of a region, and it grows only when AWS adds types).
+    attribute_pages: AtomicUsize,
+    /// Turns between the two ways of reading attributes when they cost the same (counts
+    /// the tied reads).
+    attribute_turn: AtomicUsize,
 }
+
+/// How the managed attributes of an ACTIVE instance are read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttributeReads {
+    /// No call: only inbound and outbound calls are managed, and DescribeInstance shows
+    /// them.
+    None,
+    /// One DescribeInstanceAttribute for each managed attribute.
+    Each,
+    /// ListInstanceAttributes, every page.
+    List,
+}
+
+impl AttributeReads {
+    /// The way that costs fewer calls for `others` managed attributes beyond inbound and
+    /// outbound calls, with `pages` ListInstanceAttributes pages; when both cost the same,
+    /// every other read (`turn`) describes, so that the reads of many instances turning
+    /// ACTIVE together use the rate limits of two operations instead of one.
+    #[must_use]
+    pub fn cheapest(others: usize, pages: usize, turn: bool) -> Self {
+        if others == 0 {
+            Self::None
+        } else if others < pages || (others == pages && turn) {
+            Self::Each
+        } else {
+            Self::List
+        }
+    }
+}
+
+/// ListInstanceAttributes pages before the first listing: AWS's thirteen attribute types,
+/// seven per page.
+const ATTRIBUTE_PAGES: usize = 2;
 
 /// Refuses a write at the last moment before it is transmitted when the fence would close
 /// before the connection to AWS could be made.
@@ -151,6 +191,8 @@ impl ConnectClient {
             metrics,
             fence: Arc::new(Fence::open()),
             connect_timeout: Duration::from_secs(10),
+            attribute_pages: AtomicUsize::new(ATTRIBUTE_PAGES),
+            attribute_turn: AtomicUsize::new(0),
         }
     }
 
@@ -375,6 +417,8 @@ impl ConnectClient {
             tags: instance
                 .tags()
                 .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+            inbound_calls_enabled: instance.inbound_calls_enabled(),
+            outbound_calls_enabled: instance.outbound_calls_enabled(),
         }))
     }
 
@@ -442,7 +486,9 @@ impl ConnectClient {
     ) -> Result<BTreeMap<AttributeType, bool>, AwsError> {
         let mut out = BTreeMap::new();
         let mut next: Option<String> = None;
+        let mut pages = 0;
         loop {
+            pages += 1;
             let page = self
                 .call(target, Operation::ListInstanceAttributes, |c| {
                     c.list_instance_attributes()
@@ -461,9 +507,86 @@ impl ConnectClient {
             }
             match page.next_token() {
                 Some(token) if !token.is_empty() => next = Some(token.to_owned()),
-                _ => return Ok(out),
+                _ => {
+                    self.attribute_pages.store(pages, Ordering::Relaxed);
+                    return Ok(out);
+                }
             }
         }
+    }
+
+    /// The current values of `wanted` on the ACTIVE instance `instance`, read the
+    /// cheapest way ([`AttributeReads::cheapest`]): inbound and outbound calls from its
+    /// DescribeInstance when it shows them, the others with one DescribeInstanceAttribute
+    /// each or one ListInstanceAttributes listing.
+    pub async fn managed_attributes(
+        &self,
+        target: &Target,
+        instance: &ObservedInstance,
+        wanted: impl IntoIterator<Item = AttributeType>,
+    ) -> Result<BTreeMap<AttributeType, bool>, AwsError> {
+        let mut out = BTreeMap::new();
+        let mut others = Vec::new();
+        for attribute in wanted {
+            let shown = match attribute {
+                AttributeType::InboundCalls => instance.inbound_calls_enabled,
+                AttributeType::OutboundCalls => instance.outbound_calls_enabled,
+                _ => None,
+            };
+            match shown {
+                Some(value) => {
+                    out.insert(attribute, value);
+                }
+                None => others.push(attribute),
+            }
+        }
+        let pages = self.attribute_pages.load(Ordering::Relaxed);
+        // The turn moves only on a tie, so that tied reads alternate strictly.
+        let turn = others.len() == pages
+            && self
+                .attribute_turn
+                .fetch_add(1, Ordering::Relaxed)
+                .is_multiple_of(2);
+        match AttributeReads::cheapest(others.len(), pages, turn) {
+            AttributeReads::None => {}
+            AttributeReads::Each => {
+                for attribute in others {
+                    if let Some(value) = self
+                        .describe_attribute(target, &instance.id, attribute)
+                        .await?
+                    {
+                        out.insert(attribute, value);
+                    }
+                }
+            }
+            AttributeReads::List => {
+                let all = self.list_attributes(target, &instance.id).await?;
+                out.extend(others.into_iter().filter_map(|a| Some((a, *all.get(&a)?))));
+            }
+        }
+        Ok(out)
+    }
+
+    /// One attribute's current value (DescribeInstanceAttribute); `None` when AWS returns
+    /// none.
+    pub async fn describe_attribute(
+        &self,
+        target: &Target,
+        instance_id: &str,
+        attribute: AttributeType,
+    ) -> Result<Option<bool>, AwsError> {
+        let out = self
+            .call(target, Operation::DescribeInstanceAttribute, |c| {
+                c.describe_instance_attribute()
+                    .instance_id(instance_id)
+                    .attribute_type(InstanceAttributeType::from(attribute.as_aws_str()))
+                    .send()
+            })
+            .await?;
+        Ok(out
+            .attribute()
+            .and_then(|a| a.value())
+            .map(|value| value.eq_ignore_ascii_case("true")))
     }
 
     /// UpdateInstanceAttribute.
@@ -548,5 +671,27 @@ pub(super) fn malformed(operation: Operation, message: &str) -> AwsError {
         message: message.to_owned(),
         request_id: None,
         retry_after: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AttributeReads;
+
+    #[test]
+    fn attributes_are_read_the_way_that_costs_fewer_calls() {
+        // Only inbound and outbound calls: DescribeInstance showed them.
+        assert_eq!(AttributeReads::cheapest(0, 2, true), AttributeReads::None);
+        assert_eq!(AttributeReads::cheapest(0, 2, false), AttributeReads::None);
+        // Fewer attributes than pages: one describe each.
+        assert_eq!(AttributeReads::cheapest(1, 2, false), AttributeReads::Each);
+        assert_eq!(AttributeReads::cheapest(2, 3, false), AttributeReads::Each);
+        // More attributes than pages: the listing.
+        assert_eq!(AttributeReads::cheapest(3, 2, true), AttributeReads::List);
+        assert_eq!(AttributeReads::cheapest(11, 2, true), AttributeReads::List);
+        // A tie goes the way of the turn.
+        assert_eq!(AttributeReads::cheapest(2, 2, true), AttributeReads::Each);
+        assert_eq!(AttributeReads::cheapest(2, 2, false), AttributeReads::List);
+        assert_eq!(AttributeReads::cheapest(1, 1, false), AttributeReads::List);
     }
 }

@@ -22,6 +22,8 @@ pub enum Operation {
     UpdateInstanceAttribute,
     /// `ListInstanceAttributes`
     ListInstanceAttributes,
+    /// `DescribeInstanceAttribute`
+    DescribeInstanceAttribute,
     /// `TagResource`
     TagResource,
     /// `UntagResource`
@@ -68,13 +70,14 @@ pub enum Operation {
 
 impl Operation {
     /// Every operation, for metrics initialisation.
-    pub const ALL: [Self; 26] = [
+    pub const ALL: [Self; 27] = [
         Self::CreateInstance,
         Self::DescribeInstance,
         Self::ListInstances,
         Self::DeleteInstance,
         Self::UpdateInstanceAttribute,
         Self::ListInstanceAttributes,
+        Self::DescribeInstanceAttribute,
         Self::TagResource,
         Self::UntagResource,
         Self::ListTagsForResource,
@@ -107,6 +110,7 @@ impl Operation {
             Self::DeleteInstance => "DeleteInstance",
             Self::UpdateInstanceAttribute => "UpdateInstanceAttribute",
             Self::ListInstanceAttributes => "ListInstanceAttributes",
+            Self::DescribeInstanceAttribute => "DescribeInstanceAttribute",
             Self::TagResource => "TagResource",
             Self::UntagResource => "UntagResource",
             Self::ListTagsForResource => "ListTagsForResource",
@@ -524,6 +528,7 @@ mod tests {
                 Operation::DescribeInstance
                     | Operation::ListInstances
                     | Operation::ListInstanceAttributes
+                    | Operation::DescribeInstanceAttribute
                     | Operation::ListTagsForResource
                     | Operation::ListInstanceStorageConfigs
                     | Operation::ListApprovedOrigins

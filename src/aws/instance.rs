@@ -63,6 +63,10 @@ pub struct ObservedInstance {
     pub created_epoch_seconds: Option<i64>,
     /// Tags, when DescribeInstance returns them.
     pub tags: Option<BTreeMap<String, String>>,
+    /// Whether inbound calls are enabled, when DescribeInstance says.
+    pub inbound_calls_enabled: Option<bool>,
+    /// Whether outbound calls are enabled, when DescribeInstance says.
+    pub outbound_calls_enabled: Option<bool>,
 }
 
 /// One entry of ListInstances.

@@ -11,8 +11,8 @@ pub mod ratelimit;
 pub mod token;
 
 pub use client::{
-    Access, AwsSettings, ConnectClient, CreateInstanceRequest, CredentialsFailure, InstanceState,
-    InstanceSummary, ObservedInstance, Target,
+    Access, AttributeReads, AwsSettings, ConnectClient, CreateInstanceRequest, CredentialsFailure,
+    InstanceState, InstanceSummary, ObservedInstance, Target,
 };
 pub use error::{AwsError, ErrorKind, Operation, classify};
 pub use ratelimit::RateLimitSettings;

@@ -202,6 +202,8 @@ mod tests {
                     created_time: None,
                     created_epoch_seconds: None,
                     tags: None,
+                    inbound_calls_enabled: None,
+                    outbound_calls_enabled: None,
                 },
                 attributes: None,
                 tags: None,

@@ -214,7 +214,16 @@ async fn describe(
     };
     let active = described.instance.state == InstanceState::Active;
     if path == Path::Apply && active {
-        described.attributes = Some(r.ctx.connect.list_attributes(target, id).await?);
+        described.attributes = Some(
+            r.ctx
+                .connect
+                .managed_attributes(
+                    target,
+                    &described.instance,
+                    r.obj.spec.desired_attributes().into_keys(),
+                )
+                .await?,
+        );
         // DescribeInstance just found the instance ACTIVE: a configuration List that does
         // not find it (or refuses it as not ready) is AWS catching up, not a gone instance.
         described.configuration = observe_configuration(r, target, id)

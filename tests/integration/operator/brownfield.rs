@@ -297,7 +297,7 @@ async fn observe_only_never_writes_reports_drift_and_switches_to_manage_and_back
     // Several drift checks later (proof that it is at work), still not a single write.
     let seen = s.connect_calls().await.len();
     s.wait_calls(seen, 3, "three more drift checks", |c| {
-        c.operation == "ListInstanceAttributes"
+        c.operation == "DescribeInstance"
     })
     .await;
     let calls = s.connect_calls().await;
@@ -414,7 +414,7 @@ async fn observe_only_never_writes_reports_drift_and_switches_to_manage_and_back
     })
     .await;
     s.wait_calls(0, 3, "three drift checks", |c| {
-        c.operation == "ListInstanceAttributes"
+        c.operation == "DescribeInstance"
     })
     .await;
     let calls = s.connect_calls().await;

@@ -224,3 +224,89 @@ async fn objects_applied_together_look_for_their_instance_in_one_listing() {
     );
     assert!(calls.iter().all(|c| c.status != 429), "no throttling");
 }
+
+#[tokio::test]
+async fn an_active_instance_s_attributes_are_read_with_the_fewest_calls() {
+    let s = Scenario::start(
+        "an_active_instance_s_attributes_are_read_with_the_fewest_calls",
+        &["--creation-delay", "1s", "--instance-quota", "10"],
+        &[],
+    )
+    .await;
+    // Managed attributes beyond inbound and outbound calls, against the two pages of a
+    // ListInstanceAttributes listing of AWS's thirteen types.
+    let mut calls_only = basic_spec("calls-only-e2e");
+    calls_only
+        .as_object_mut()
+        .expect("a spec")
+        .remove("attributes");
+    let mut one = basic_spec("one-e2e");
+    one["attributes"] = serde_json::json!({ "earlyMedia": true });
+    let mut three = basic_spec("three-e2e");
+    three["attributes"] =
+        serde_json::json!({ "contactflowLogs": true, "contactLens": false, "earlyMedia": true });
+    let specs = [
+        ("calls-only", calls_only),
+        ("one", one),
+        ("three", three),
+        ("tied-a", basic_spec("tied-a-e2e")),
+        ("tied-b", basic_spec("tied-b-e2e")),
+    ];
+    let mut ids = BTreeMap::new();
+    for (name, spec) in specs {
+        s.kubectl_apply(&manifest(name, spec)).await;
+        let object = s.wait_ready(name).await;
+        ids.insert(name, status_str(&object, "instanceId").expect("instanceId"));
+    }
+    let calls = s.connect_calls().await;
+    let reads = |name: &str, operation: &str| {
+        calls
+            .iter()
+            .filter(|c| c.operation == operation && c.instance_id.as_ref() == Some(&ids[name]))
+            .count()
+    };
+    let table: Vec<_> = ids
+        .keys()
+        .map(|name| {
+            (
+                *name,
+                reads(name, "DescribeInstanceAttribute"),
+                reads(name, "ListInstanceAttributes"),
+            )
+        })
+        .collect();
+    eprintln!("(object, DescribeInstanceAttribute, ListInstanceAttributes): {table:?}");
+    // Inbound and outbound calls are in DescribeInstance: no attribute read at all.
+    assert_eq!(
+        reads("calls-only", "DescribeInstanceAttribute"),
+        0,
+        "{table:?}"
+    );
+    assert_eq!(
+        reads("calls-only", "ListInstanceAttributes"),
+        0,
+        "{table:?}"
+    );
+    // One managed attribute: one DescribeInstanceAttribute per look, never a listing.
+    assert!(reads("one", "DescribeInstanceAttribute") >= 1, "{table:?}");
+    assert_eq!(reads("one", "ListInstanceAttributes"), 0, "{table:?}");
+    // More than the listing's pages: listed.
+    assert!(reads("three", "ListInstanceAttributes") >= 2, "{table:?}");
+    assert_eq!(reads("three", "DescribeInstanceAttribute"), 0, "{table:?}");
+    // As many as the pages: the tied reads alternate between the two operations.
+    let tied = |operation| reads("tied-a", operation) + reads("tied-b", operation);
+    assert!(
+        tied("DescribeInstanceAttribute") >= 2 && tied("ListInstanceAttributes") >= 2,
+        "{table:?}"
+    );
+    // Read right, then written: each object converged to its spec (AWS's default is false).
+    for name in ["one", "three"] {
+        let instance = s.sim.instance(&ids[name]).await.expect("instance");
+        assert_eq!(
+            instance.attributes.get("EARLY_MEDIA").map(String::as_str),
+            Some("true"),
+            "{name}"
+        );
+    }
+    assert!(calls.iter().all(|c| c.status != 429), "no throttling");
+}

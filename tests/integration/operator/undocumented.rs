@@ -52,8 +52,16 @@ async fn lifecycle_stays_exact_when_aws_answers_the_undocumented_questions_the_o
         })
         .await;
     // Created while invisible: Creating, never InstanceNotFound, then Ready; the unknown
-    // attribute types in ListInstanceAttributes are ignored.
-    create(&s.api, &manifest("late", basic_spec("late-e2e")))
+    // attribute types in ListInstanceAttributes are ignored (it manages more attributes
+    // than the listing has pages, so it lists them).
+    let mut late = basic_spec("late-e2e");
+    late["attributes"] = serde_json::json!({
+        "contactflowLogs": true,
+        "contactLens": false,
+        "earlyMedia": true,
+        "autoResolveBestVoices": false,
+    });
+    create(&s.api, &manifest("late", late))
         .await
         .expect("create");
     // Deleted while still being created: DeleteInstance waits for creation to settle.
@@ -82,6 +90,15 @@ async fn lifecycle_stays_exact_when_aws_answers_the_undocumented_questions_the_o
 
     let late = s.wait_ready("late").await;
     assert_ready_and_settled(&late);
+    let late_id = late.data.pointer("/status/instanceId").cloned();
+    assert!(
+        s.connect_calls().await.iter().any(|c| {
+            c.operation == "ListInstanceAttributes"
+                && c.status == 200
+                && c.instance_id.as_ref().map(|id| serde_json::json!(id)) == late_id
+        }),
+        "late's attributes were never listed"
+    );
     wait_gone(&s.api, "hasty", DEADLINE).await;
     let doomed = s
         .wait_for("doomed", "Stalled=True/CreationFailed", |o| {

@@ -77,6 +77,8 @@ fn instance(state: InstanceState) -> ObservedInstance {
         created_time: None,
         created_epoch_seconds: Some(NOW - 80),
         tags: None,
+        inbound_calls_enabled: None,
+        outbound_calls_enabled: None,
     }
 }
 
