@@ -118,13 +118,22 @@ struct Line {
 }
 
 impl Line {
-    /// The earliest a call could leave now: a period after the last send and after the
-    /// last slot handed out.
+    /// The earliest a call could leave now: a period after the last slot handed out, and
+    /// no more than [`pace_absorbs`] before a period after the last send. The time between
+    /// a slot and its send (the ledger write) is then not lost on every call: the next slot
+    /// comes a period after the previous one, and `pace` holds its caller the few
+    /// milliseconds until a period after the previous send. A send far later than its
+    /// slot still moves the next slot, so its caller is sent away rather than held.
     fn earliest(&self, now: Instant, period: Duration) -> Instant {
-        [self.last_sent, self.last_slot]
+        let after_slot = self.last_slot.map(|at| at + period);
+        let after_send = self.last_sent.map(|at| {
+            (at + period)
+                .checked_sub(pace_absorbs(period))
+                .unwrap_or(at)
+        });
+        [after_slot, after_send]
             .into_iter()
             .flatten()
-            .map(|at| at + period)
             .fold(now, Instant::max)
     }
 
@@ -160,6 +169,12 @@ impl Line {
         self.last_slot = Some(at);
         Ok(at)
     }
+}
+
+/// How much of the wait for a period after the previous send `pace` may absorb: a quarter
+/// of the period, at most the in-line window.
+fn pace_absorbs(period: Duration) -> Duration {
+    (period / 4).min(LIFECYCLE_IN_LINE)
 }
 
 /// A requeue that brings a lifecycle caller back within the in-line window before a slot
@@ -447,6 +462,33 @@ mod tests {
         bucket.line.lock().unwrap().last_sent = Some(Instant::now() + Duration::from_secs(2));
         let w = retry_after(ask(&limits, op, "a").await);
         assert!(w > Duration::from_secs(1), "{w:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_time_between_a_slot_and_its_send_is_not_lost_on_every_call() {
+        // 2/s: 500 ms + 30 ms margin. Each caller writes its ledger entry for 40 ms between
+        // its slot and its send; sends stay a period apart, not a period plus 40 ms.
+        let limits = RateLimits::new(settings(2.0, 2.0));
+        let op = Operation::DeleteInstance;
+        let start = Instant::now();
+        let mut sends = Vec::new();
+        for holder in ["a", "b", "c", "d"] {
+            loop {
+                match ask(&limits, op, holder).await {
+                    Admission::Admitted(_) => break,
+                    Admission::RetryAfter(w) => tokio::time::sleep(w).await,
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(40)).await;
+            limits.pace(ACCOUNT, REGION, op).await;
+            sends.push(start.elapsed());
+        }
+        let gaps: Vec<_> = sends.windows(2).map(|w| w[1] - w[0]).collect();
+        assert_eq!(
+            gaps,
+            vec![Duration::from_millis(530); 3],
+            "sends at {sends:?}"
+        );
     }
 
     #[tokio::test(start_paused = true)]
