@@ -63,6 +63,18 @@ pub(crate) async fn list_calls(State(sim): SimState, RawQuery(query): RawQuery) 
     Json(calls).into_response()
 }
 
+/// `GET /_sim/replication[?accountId=&region=]`: replications (with their status) and
+/// traffic distribution groups (with their distributions) touching the filtered regions.
+pub(crate) async fn get_replication(State(sim): SimState, RawQuery(query): RawQuery) -> Response {
+    let scope = match scope(query.as_deref()) {
+        Ok(scope) => scope,
+        Err(response) => return *response,
+    };
+    let mut inner = sim.lock();
+    inner.advance(Instant::now());
+    Json(inner.replication_view(&scope)).into_response()
+}
+
 /// `DELETE /_sim/calls`: forgets the recorded calls (sequence numbers keep counting).
 pub(crate) async fn clear_calls(State(sim): SimState) -> Response {
     let cleared = sim.lock().clear_calls();

@@ -23,6 +23,8 @@ pub(crate) enum ErrorKind {
     ResourceNotFound,
     /// Connect: what the request would create already exists.
     ResourceConflict,
+    /// Connect: the resource is not in a state the operation can work with yet.
+    ResourceNotReady,
     Throttling,
     InternalService,
     /// The request body is not the JSON the operation expects.
@@ -63,7 +65,7 @@ impl ErrorKind {
                 Self::MissingAction => (400, "MissingAction"),
                 Self::ServiceQuotaExceeded => (400, "LimitExceeded"),
                 Self::ResourceNotFound => (404, "NoSuchEntity"),
-                Self::ResourceConflict => (409, "EntityAlreadyExists"),
+                Self::ResourceConflict | Self::ResourceNotReady => (409, "EntityAlreadyExists"),
             },
         }
     }
@@ -82,7 +84,7 @@ impl ErrorKind {
             Self::ServiceQuotaExceeded => 402,
             Self::AccessDenied | Self::MissingAuthenticationToken => 403,
             Self::ResourceNotFound | Self::UnknownOperation => 404,
-            Self::ResourceConflict => 409,
+            Self::ResourceConflict | Self::ResourceNotReady => 409,
             Self::Throttling => 429,
             Self::InternalService => 500,
         }
@@ -97,6 +99,7 @@ impl ErrorKind {
             Self::AccessDenied => "AccessDeniedException",
             Self::ResourceNotFound => "ResourceNotFoundException",
             Self::ResourceConflict => "ResourceConflictException",
+            Self::ResourceNotReady => "ResourceNotReadyException",
             Self::Throttling => "ThrottlingException",
             Self::InternalService => "InternalServiceException",
             Self::Serialization => "SerializationException",

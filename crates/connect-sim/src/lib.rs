@@ -15,6 +15,7 @@ mod control;
 mod errors;
 mod limits;
 mod model;
+mod replication;
 mod service;
 mod sts;
 mod validate;
@@ -26,6 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use api::configuration;
+use api::replication as global;
 use axum::Router;
 use axum::routing::{delete, get, post, put};
 use tokio::net::TcpListener;
@@ -35,7 +37,7 @@ use tokio::task::JoinHandle;
 pub use auth::{ISSUED_KEY_PREFIX, issued_key_account};
 pub use config::{
     AccountPatch, AccountSettings, AccountView, ConfigPatch, ConfigView, FaultConfig, FaultsPatch,
-    FaultsView, Operation, RateLimit, SimConfig,
+    FaultsView, Operation, RateLimit, SimConfig, SourceDeleteWithReplica,
 };
 
 /// The account of every access key the simulator did not issue, unless configured otherwise.
@@ -242,6 +244,27 @@ fn router(config: SimConfig) -> Result<Router, SimError> {
             get(configuration::list_security_keys),
         )
         .route(
+            "/instance/{instance_id}/replicate",
+            post(global::replicate_instance),
+        )
+        .route(
+            "/traffic-distribution-group",
+            put(global::create_traffic_distribution_group),
+        )
+        .route(
+            "/traffic-distribution-group/{*group_id}",
+            get(global::describe_traffic_distribution_group)
+                .delete(global::delete_traffic_distribution_group),
+        )
+        .route(
+            "/traffic-distribution-groups",
+            get(global::list_traffic_distribution_groups),
+        )
+        .route(
+            "/traffic-distribution/{*group_id}",
+            get(global::get_traffic_distribution).put(global::update_traffic_distribution),
+        )
+        .route(
             "/_sim/calls",
             get(control::list_calls).delete(control::clear_calls),
         )
@@ -254,6 +277,7 @@ fn router(config: SimConfig) -> Result<Router, SimError> {
             get(control::get_config).put(control::put_config),
         )
         .route("/_sim/state", get(control::get_state))
+        .route("/_sim/replication", get(control::get_replication))
         .route("/_sim/sessions", get(control::list_sessions))
         .fallback(api::unknown_operation)
         .with_state(sim);

@@ -21,6 +21,7 @@ use super::config::{Operation, SimConfig};
 use super::errors::{ApiError, Protocol};
 use super::limits::{ConnectionHandle, TokenBucket};
 use super::model::{Model, Reply, Settings, random_uuid};
+use super::replication::ReplicationState;
 use super::sts::{RoleArn, Session, xml_escape};
 
 /// One Connect or STS request as the call log records it (`GET /_sim/calls`).
@@ -169,6 +170,8 @@ pub(crate) struct Inner {
     pub(crate) missing_resource: Option<Regex>,
     /// (account id, region) → its state.
     tenants: BTreeMap<(String, String), Tenant>,
+    /// Replications across regions and traffic distribution groups, of every account.
+    pub(crate) replication: ReplicationState,
     /// Access keys AssumeRole issued in this run → what they were issued for.
     pub(crate) sessions: HashMap<String, Session>,
     calls: Vec<CallRecord>,
@@ -243,11 +246,20 @@ impl Inner {
             .map(|((account, region), t)| (account.as_str(), region.as_str(), &t.model))
     }
 
-    /// Advances every model's lifecycle to `now` under the current configuration.
+    /// Advances every model's lifecycle to `now` under the current configuration, and
+    /// forgets the replications whose replica vanished.
     pub(crate) fn advance(&mut self, now: Instant) {
         for tenant in self.tenants.values_mut() {
             tenant.model.advance(&self.config, now);
         }
+        self.advance_replications();
+    }
+
+    /// The model of `account_id` in `region`, if that pair has been used.
+    pub(crate) fn model(&self, account_id: &str, region: &str) -> Option<&Model> {
+        self.tenants
+            .get(&(account_id.to_owned(), region.to_owned()))
+            .map(|t| &t.model)
     }
 
     /// Restarts the buckets of `operations` in every account and region with their (new)
@@ -301,6 +313,7 @@ impl Sim {
             fail_alias,
             missing_resource,
             tenants: BTreeMap::new(),
+            replication: ReplicationState::default(),
             sessions: HashMap::new(),
             calls: Vec::new(),
             next_call_seq: 1,
@@ -338,6 +351,23 @@ impl Sim {
         self.execute(conn, call, |inner, caller, now| {
             let (model, settings) = inner.split(&caller.account_id, &caller.region, now);
             action(model, &settings, now).map(Answer::from)
+        })
+        .await
+    }
+
+    /// Runs one Connect call that needs more than the caller's own model (replication
+    /// spans regions).
+    pub(crate) async fn connect_global<F>(
+        &self,
+        conn: &ConnectionHandle,
+        call: Call,
+        action: F,
+    ) -> Response
+    where
+        F: FnOnce(&mut Inner, &Caller, Instant) -> Result<Reply, ApiError>,
+    {
+        self.execute(conn, call, |inner, caller, now| {
+            action(inner, caller, now).map(Answer::from)
         })
         .await
     }

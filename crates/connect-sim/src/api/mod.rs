@@ -3,6 +3,7 @@
 //! instance-configuration operations are in [`configuration`].
 
 pub(crate) mod configuration;
+pub(crate) mod replication;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -88,8 +89,10 @@ pub(crate) async fn describe_instance(
 ) -> Response {
     let id = instance_id(&raw_id);
     let call = Call::new(Operation::DescribeInstance, auth).instance(Some(id.clone()));
-    sim.connect(&conn, call, |model, _, _| model.describe_instance(&id))
-        .await
+    sim.connect_global(&conn, call, |inner, caller, now| {
+        inner.describe_instance(caller, &id, now)
+    })
+    .await
 }
 
 /// `GET /instance?maxResults=&nextToken=`
@@ -126,9 +129,9 @@ pub(crate) async fn delete_instance(
     let call = Call::new(Operation::DeleteInstance, auth)
         .token(client_token.clone())
         .instance(Some(id.clone()));
-    sim.connect(&conn, call, |model, settings, now| {
+    sim.connect_global(&conn, call, |inner, caller, now| {
         query?;
-        model.delete_instance(settings, &id, client_token.as_deref(), now)
+        inner.delete_instance(caller, &id, client_token.as_deref(), now)
     })
     .await
 }

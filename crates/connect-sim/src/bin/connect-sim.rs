@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use connect_sim::{self as simulator, Operation, SimConfig};
+use connect_sim::{self as simulator, Operation, SimConfig, SourceDeleteWithReplica};
 use tracing_subscriber::EnvFilter;
 
 /// Amazon Connect simulator speaking Connect's REST-JSON API, with `/_sim/` control endpoints.
@@ -67,6 +67,22 @@ struct Args {
     /// `ROLE_ARN=EXTERNAL_ID`: AssumeRole of that role requires that ExternalId. Repeatable.
     #[arg(long = "role-external-id", value_name = "ROLE_ARN=EXTERNAL_ID")]
     role_external_ids: Vec<String>,
+    /// How long a replica made by ReplicateInstance stays CREATION_IN_PROGRESS.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    replication_delay: Duration,
+    /// How long a deleted replica stays visible (INSTANCE_REPLICA_DELETING).
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    replica_deletion_delay: Duration,
+    /// No account is allow-listed for Global Resiliency: ReplicateInstance answers
+    /// AccessDeniedException (per account: `accounts` in `/_sim/config`).
+    #[arg(long)]
+    deny_replication: bool,
+    /// Replica aliases matching this regex end INSTANCE_REPLICATION_FAILED.
+    #[arg(long)]
+    fail_replication_alias_pattern: Option<String>,
+    /// DeleteInstance of a source instance that has a replica: `refuse` or `cascade`.
+    #[arg(long, default_value = "refuse", value_parser = parse_source_delete)]
+    source_delete_with_replica: SourceDeleteWithReplica,
     /// Rate limit override `Operation=RATE[/BURST]` (requests/second; `none` = unlimited).
     /// Repeatable.
     #[arg(long = "rate-limit", value_name = "OP=RATE[/BURST]")]
@@ -74,6 +90,14 @@ struct Args {
     /// Seed for ids and fault decisions (random when unset).
     #[arg(long)]
     seed: Option<u64>,
+}
+
+fn parse_source_delete(value: &str) -> Result<SourceDeleteWithReplica, String> {
+    match value {
+        "refuse" => Ok(SourceDeleteWithReplica::Refuse),
+        "cascade" => Ok(SourceDeleteWithReplica::Cascade),
+        other => Err(format!("'{other}': expected refuse or cascade")),
+    }
 }
 
 fn apply_rate_limit(config: &mut SimConfig, spec: &str) -> Result<(), String> {
@@ -157,6 +181,11 @@ async fn main() -> ExitCode {
         extra_attribute_types: args.extra_attribute_types,
         require_authentication: args.require_authentication,
         refuse_assume_role: args.refuse_assume_role,
+        replication_delay: args.replication_delay,
+        replica_deletion_delay: args.replica_deletion_delay,
+        replication_allowed: !args.deny_replication,
+        fail_replication_alias_pattern: args.fail_replication_alias_pattern,
+        source_delete_with_replica: args.source_delete_with_replica,
         seed: args.seed,
         ..SimConfig::default()
     };

@@ -34,6 +34,21 @@ pub struct AccountSettings {
     /// Create and delete attempts per region, instead of
     /// [`SimConfig::lifecycle_attempt_limit`].
     pub lifecycle_attempt_limit: Option<u32>,
+    /// Whether AWS allow-listed the account for Global Resiliency (ReplicateInstance),
+    /// instead of [`SimConfig::replication_allowed`].
+    pub replication_allowed: Option<bool>,
+}
+
+/// What DeleteInstance of a source instance does while it has a replica
+/// (`sourceDeleteWithReplica`; AWS does not document it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceDeleteWithReplica {
+    /// Refused with InvalidRequestException naming the replica.
+    #[default]
+    Refuse,
+    /// Accepted: the replica and its traffic distribution groups are deleted with it.
+    Cascade,
 }
 
 /// Everything the simulator can be configured with.
@@ -81,6 +96,17 @@ pub struct SimConfig {
     /// Attribute types beyond the 14 the SDK knows, listed by ListInstanceAttributes with the
     /// value `"false"` (as when AWS adds a type the client's model predates).
     pub extra_attribute_types: Vec<String>,
+    /// How long a replica made by ReplicateInstance stays CREATION_IN_PROGRESS.
+    pub replication_delay: Duration,
+    /// How long a deleted replica stays visible (INSTANCE_REPLICA_DELETING).
+    pub replica_deletion_delay: Duration,
+    /// Whether accounts are allow-listed for Global Resiliency unless `accounts` says
+    /// otherwise; a refused account's ReplicateInstance answers AccessDeniedException.
+    pub replication_allowed: bool,
+    /// Replicas whose alias matches this regex end INSTANCE_REPLICATION_FAILED.
+    pub fail_replication_alias_pattern: Option<String>,
+    /// DeleteInstance of a source instance that has a replica.
+    pub source_delete_with_replica: SourceDeleteWithReplica,
     /// Rate limit per operation; an operation missing here uses its default.
     pub rate_limits: BTreeMap<Operation, RateLimit>,
     /// Injected faults.
@@ -108,6 +134,11 @@ impl Default for SimConfig {
             refuse_delete_while_creating: false,
             failed_instance_retention: None,
             extra_attribute_types: Vec::new(),
+            replication_delay: Duration::from_secs(2),
+            replica_deletion_delay: Duration::from_secs(1),
+            replication_allowed: true,
+            fail_replication_alias_pattern: None,
+            source_delete_with_replica: SourceDeleteWithReplica::Refuse,
             rate_limits: Operation::ALL
                 .into_iter()
                 .map(|op| (op, op.default_rate_limit()))
@@ -151,6 +182,24 @@ impl SimConfig {
         }
     }
 
+    /// Compiles `fail_replication_alias_pattern`.
+    pub(crate) fn fail_replication_regex(&self) -> Result<Option<Regex>, String> {
+        match self.fail_replication_alias_pattern.as_deref() {
+            None | Some("") => Ok(None),
+            Some(pattern) => Regex::new(pattern)
+                .map(Some)
+                .map_err(|e| format!("failReplicationAliasPattern is not a valid regex: {e}")),
+        }
+    }
+
+    /// Whether `account_id` is allow-listed for Global Resiliency.
+    pub fn replication_allowed_of(&self, account_id: &str) -> bool {
+        self.accounts
+            .get(account_id)
+            .and_then(|a| a.replication_allowed)
+            .unwrap_or(self.replication_allowed)
+    }
+
     /// Compiles `missing_resource_pattern`.
     pub(crate) fn missing_resource_regex(&self) -> Result<Option<Regex>, String> {
         match self.missing_resource_pattern.as_deref() {
@@ -167,6 +216,7 @@ impl SimConfig {
     pub fn validate(&self) -> Result<(), String> {
         self.fail_alias_regex()?;
         self.missing_resource_regex()?;
+        self.fail_replication_regex()?;
         check_extra_attribute_types(&self.extra_attribute_types)?;
         check_account_id("accountId", &self.account_id)?;
         check_region("region", &self.region)?;

@@ -62,6 +62,20 @@ pub enum Operation {
     ListSecurityKeys,
     /// `DELETE /instance/{InstanceId}/security-key/{AssociationId}`
     DisassociateSecurityKey,
+    /// `POST /instance/{InstanceId}/replicate`
+    ReplicateInstance,
+    /// `PUT /traffic-distribution-group`
+    CreateTrafficDistributionGroup,
+    /// `GET /traffic-distribution-group/{TrafficDistributionGroupId}`
+    DescribeTrafficDistributionGroup,
+    /// `DELETE /traffic-distribution-group/{TrafficDistributionGroupId}`
+    DeleteTrafficDistributionGroup,
+    /// `GET /traffic-distribution-groups`
+    ListTrafficDistributionGroups,
+    /// `GET /traffic-distribution/{Id}`
+    GetTrafficDistribution,
+    /// `PUT /traffic-distribution/{Id}`
+    UpdateTrafficDistribution,
     /// STS `POST /` `Action=AssumeRole` (query protocol).
     AssumeRole,
     /// STS `POST /` `Action=GetCallerIdentity` (query protocol).
@@ -71,7 +85,7 @@ pub enum Operation {
 impl Operation {
     /// Every Connect operation, in a stable order: the ones with rate limits, and the ones
     /// faults apply to when `faults.operations` is empty.
-    pub const ALL: [Operation; 27] = [
+    pub const ALL: [Operation; 34] = [
         Self::CreateInstance,
         Self::DescribeInstance,
         Self::ListInstances,
@@ -99,6 +113,13 @@ impl Operation {
         Self::AssociateSecurityKey,
         Self::ListSecurityKeys,
         Self::DisassociateSecurityKey,
+        Self::ReplicateInstance,
+        Self::CreateTrafficDistributionGroup,
+        Self::DescribeTrafficDistributionGroup,
+        Self::DeleteTrafficDistributionGroup,
+        Self::ListTrafficDistributionGroups,
+        Self::GetTrafficDistribution,
+        Self::UpdateTrafficDistribution,
     ];
 
     /// The STS operations: never rate limited, faulted only when `faults.operations` names
@@ -140,6 +161,13 @@ impl Operation {
             Self::AssociateSecurityKey => "AssociateSecurityKey",
             Self::ListSecurityKeys => "ListSecurityKeys",
             Self::DisassociateSecurityKey => "DisassociateSecurityKey",
+            Self::ReplicateInstance => "ReplicateInstance",
+            Self::CreateTrafficDistributionGroup => "CreateTrafficDistributionGroup",
+            Self::DescribeTrafficDistributionGroup => "DescribeTrafficDistributionGroup",
+            Self::DeleteTrafficDistributionGroup => "DeleteTrafficDistributionGroup",
+            Self::ListTrafficDistributionGroups => "ListTrafficDistributionGroups",
+            Self::GetTrafficDistribution => "GetTrafficDistribution",
+            Self::UpdateTrafficDistribution => "UpdateTrafficDistribution",
             Self::AssumeRole => "AssumeRole",
             Self::GetCallerIdentity => "GetCallerIdentity",
         }
@@ -153,8 +181,9 @@ impl Operation {
             .find(|op| op.name() == name)
     }
 
-    /// Connect's default API quota for the operation: CreateInstance and DeleteInstance
-    /// 0.1 requests/second with a burst of 1, everything else 2/s with a burst of 5. STS
+    /// Connect's default API quota for the operation: CreateInstance, DeleteInstance and
+    /// ReplicateInstance 0.1 requests/second with a burst of 1, everything else (the traffic
+    /// distribution operations too) 2/s with a burst of 5. STS
     /// operations are not rate limited.
     pub fn default_rate_limit(self) -> RateLimit {
         match self {
@@ -162,7 +191,7 @@ impl Operation {
                 per_second: None,
                 burst: 1,
             },
-            Self::CreateInstance | Self::DeleteInstance => RateLimit {
+            Self::CreateInstance | Self::DeleteInstance | Self::ReplicateInstance => RateLimit {
                 per_second: Some(0.1),
                 burst: 1,
             },

@@ -10,7 +10,7 @@ use super::checks::{
     check_account_id, check_external_id, check_extra_attribute_types, check_ratio, check_role_arn,
 };
 use super::operations::{parse_operation, parse_rate_limited_operation};
-use super::{AccountSettings, Operation, SimConfig};
+use super::{AccountSettings, Operation, SimConfig, SourceDeleteWithReplica};
 
 /// `PUT /_sim/config`: every key optional; unknown keys are rejected so typos do not go
 /// unnoticed. Tests build it as a value and send it as JSON.
@@ -79,6 +79,25 @@ pub struct ConfigPatch {
     /// Replaces the list of extra attribute types (`[]`: none).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub extra_attribute_types: Option<Vec<String>>,
+    /// How long a replica stays CREATION_IN_PROGRESS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replication_delay_ms: Option<u64>,
+    /// How long a deleted replica stays visible.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replica_deletion_delay_ms: Option<u64>,
+    /// The default of every account's Global Resiliency allow-listing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replication_allowed: Option<bool>,
+    /// Absent: unchanged; `null` or `""`: every replication completes.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub fail_replication_alias_pattern: Option<Option<String>>,
+    /// DeleteInstance of a source with a replica: `refuse` or `cascade`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_delete_with_replica: Option<SourceDeleteWithReplica>,
     /// Operation → requests/second; `null` removes the limit.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate_limits: Option<BTreeMap<String, Option<f64>>>,
@@ -109,6 +128,14 @@ pub struct AccountPatch {
         skip_serializing_if = "Option::is_none"
     )]
     pub lifecycle_attempt_limit: Option<Option<u32>>,
+    /// Whether this account is allow-listed for Global Resiliency; `null`: the default
+    /// `replicationAllowed`.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub replication_allowed: Option<Option<bool>>,
 }
 
 /// The `faults` part of [`ConfigPatch`].
@@ -182,6 +209,9 @@ impl SimConfig {
                     if let Some(limit) = settings.lifecycle_attempt_limit {
                         entry.lifecycle_attempt_limit = limit;
                     }
+                    if let Some(allowed) = settings.replication_allowed {
+                        entry.replication_allowed = allowed;
+                    }
                     if *entry == AccountSettings::default() {
                         next.accounts.remove(&account);
                     }
@@ -224,6 +254,22 @@ impl SimConfig {
         if let Some(types) = patch.extra_attribute_types {
             check_extra_attribute_types(&types)?;
             next.extra_attribute_types = types;
+        }
+        if let Some(ms) = patch.replication_delay_ms {
+            next.replication_delay = Duration::from_millis(ms);
+        }
+        if let Some(ms) = patch.replica_deletion_delay_ms {
+            next.replica_deletion_delay = Duration::from_millis(ms);
+        }
+        if let Some(allowed) = patch.replication_allowed {
+            next.replication_allowed = allowed;
+        }
+        if let Some(pattern) = patch.fail_replication_alias_pattern {
+            next.fail_replication_alias_pattern = pattern.filter(|p| !p.is_empty());
+            next.fail_replication_regex()?;
+        }
+        if let Some(mode) = patch.source_delete_with_replica {
+            next.source_delete_with_replica = mode;
         }
         let mut changed = Vec::new();
         for (name, rate) in patch.rate_limits.unwrap_or_default() {

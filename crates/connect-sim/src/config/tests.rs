@@ -134,7 +134,8 @@ fn account_exceptions_merge_per_key_and_null_restores_the_default() -> TestResul
         config.view().accounts["111111111111"],
         AccountView {
             instance_quota: Some(5),
-            lifecycle_attempt_limit: Some(3)
+            lifecycle_attempt_limit: Some(3),
+            replication_allowed: None,
         }
     );
     config.apply(patch(
@@ -194,5 +195,47 @@ fn null_pattern_clears_and_absent_pattern_keeps() -> TestResult {
     assert_eq!(config.fail_creation_alias_pattern.as_deref(), Some("^fail"));
     config.apply(patch(r#"{"failCreationAliasPattern": null}"#)?)?;
     assert_eq!(config.fail_creation_alias_pattern, None);
+    Ok(())
+}
+
+#[test]
+fn replication_knobs_apply_and_show() -> TestResult {
+    let mut config = SimConfig::default();
+    assert!(config.replication_allowed_of("111111111111"));
+    assert_eq!(
+        config.source_delete_with_replica,
+        super::SourceDeleteWithReplica::Refuse
+    );
+    config.apply(patch(
+        r#"{"replicationDelayMs": 50, "replicaDeletionDelayMs": 60,
+            "sourceDeleteWithReplica": "cascade", "failReplicationAliasPattern": "^bad",
+            "accounts": {"111111111111": {"replicationAllowed": false}}}"#,
+    )?)?;
+    assert!(!config.replication_allowed_of("111111111111"));
+    assert!(config.replication_allowed_of("222222222222"));
+    let view = config.view();
+    assert_eq!(view.replication_delay_ms, 50);
+    assert_eq!(view.replica_deletion_delay_ms, 60);
+    assert_eq!(
+        view.source_delete_with_replica,
+        super::SourceDeleteWithReplica::Cascade
+    );
+    assert_eq!(
+        view.accounts["111111111111"].replication_allowed,
+        Some(false)
+    );
+    config.apply(patch(r#"{"replicationAllowed": false}"#)?)?;
+    assert!(!config.replication_allowed_of("222222222222"));
+    // Invalid values change nothing.
+    assert!(patch(r#"{"sourceDeleteWithReplica": "maybe"}"#).is_err());
+    assert!(
+        config
+            .apply(patch(r#"{"failReplicationAliasPattern": "("}"#)?)
+            .is_err()
+    );
+    assert_eq!(
+        config.fail_replication_alias_pattern.as_deref(),
+        Some("^bad")
+    );
     Ok(())
 }

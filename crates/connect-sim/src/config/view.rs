@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Operation, SimConfig};
+use super::{Operation, SimConfig, SourceDeleteWithReplica};
 
 /// `GET /_sim/config`: the knobs as they are now.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -52,6 +52,21 @@ pub struct ConfigView {
     /// Attribute types ListInstanceAttributes serves beyond the SDK's.
     #[serde(default)]
     pub extra_attribute_types: Vec<String>,
+    /// How long a replica stays CREATION_IN_PROGRESS.
+    #[serde(default)]
+    pub replication_delay_ms: u64,
+    /// How long a deleted replica stays visible.
+    #[serde(default)]
+    pub replica_deletion_delay_ms: u64,
+    /// Accounts are allow-listed for Global Resiliency unless `accounts` says otherwise.
+    #[serde(default = "yes")]
+    pub replication_allowed: bool,
+    /// Replica aliases matching this pattern end INSTANCE_REPLICATION_FAILED.
+    #[serde(default)]
+    pub fail_replication_alias_pattern: Option<String>,
+    /// DeleteInstance of a source with a replica: `refuse` or `cascade`.
+    #[serde(default)]
+    pub source_delete_with_replica: SourceDeleteWithReplica,
     /// Operation → requests/second (`None`: unlimited).
     pub rate_limits: BTreeMap<String, Option<f64>>,
     /// Operation → bucket size.
@@ -68,6 +83,13 @@ pub struct AccountView {
     pub instance_quota: Option<u32>,
     /// Create + delete attempts per region of this account.
     pub lifecycle_attempt_limit: Option<u32>,
+    /// Whether this account is allow-listed for Global Resiliency.
+    #[serde(default)]
+    pub replication_allowed: Option<bool>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// The injected faults in [`ConfigView`].
@@ -105,6 +127,7 @@ impl SimConfig {
                         AccountView {
                             instance_quota: settings.instance_quota,
                             lifecycle_attempt_limit: settings.lifecycle_attempt_limit,
+                            replication_allowed: settings.replication_allowed,
                         },
                     )
                 })
@@ -118,6 +141,11 @@ impl SimConfig {
             refuse_delete_while_creating: self.refuse_delete_while_creating,
             failed_instance_retention_ms: self.failed_instance_retention.map(duration_ms),
             extra_attribute_types: self.extra_attribute_types.clone(),
+            replication_delay_ms: duration_ms(self.replication_delay),
+            replica_deletion_delay_ms: duration_ms(self.replica_deletion_delay),
+            replication_allowed: self.replication_allowed,
+            fail_replication_alias_pattern: self.fail_replication_alias_pattern.clone(),
+            source_delete_with_replica: self.source_delete_with_replica,
             rate_limits: Operation::ALL
                 .into_iter()
                 .map(|op| (op.name().to_owned(), self.rate_limit(op).per_second))

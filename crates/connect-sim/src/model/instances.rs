@@ -119,6 +119,7 @@ impl Instance {
             "accessUrl": self.access_url,
             "deleting": self.vanishes_at.is_some(),
             "visible": self.visible(),
+            "replicaOf": self.replica_of,
             "storageConfigs": self.storage.iter().map(|a| json!({
                 "resourceType": a.resource_type,
                 "storageConfig": a.config,
@@ -145,11 +146,19 @@ impl Model {
                 if instance.fails {
                     instance.status = InstanceStatus::CreationFailed;
                     instance.failed_at = Some(instance.settles_at);
-                    instance.status_reason = Some(format!(
-                        "Instance creation failed: the Amazon Connect simulator was configured to fail \
+                    instance.status_reason = Some(if instance.replica_of.is_some() {
+                        format!(
+                            "Instance replication failed: the Amazon Connect simulator was configured to fail \
+                             replica aliases matching its failReplicationAliasPattern ('{}').",
+                            instance.alias
+                        )
+                    } else {
+                        format!(
+                            "Instance creation failed: the Amazon Connect simulator was configured to fail \
                          aliases matching its failCreationAliasPattern ('{}').",
-                        instance.alias
-                    ));
+                            instance.alias
+                        )
+                    });
                 } else {
                     instance.status = InstanceStatus::Active;
                 }
@@ -228,6 +237,7 @@ impl Model {
             tags,
             storage: Vec::new(),
             associations: associations::Associations::default(),
+            replica_of: None,
         };
         self.next_seq += 1;
         self.instances.push(instance.clone());
@@ -332,6 +342,76 @@ impl Model {
         Ok(instance)
     }
 
+    /// The instance with this id as the API sees it (not while it is still invisible).
+    pub(crate) fn instance(&self, id: &str) -> Option<&Instance> {
+        self.find(id)
+    }
+
+    /// Refuses a new create (or replica) here when the 30-day attempt limit or the instance
+    /// quota is reached.
+    pub(crate) fn check_room(&self, settings: &Settings<'_>) -> Result<(), ApiError> {
+        if self.lifecycle_attempts >= u64::from(settings.lifecycle_attempt_limit) {
+            return Err(ApiError::service_quota_exceeded(LIFECYCLE_LIMIT_MESSAGE));
+        }
+        let quota = settings.instance_quota;
+        if self.instances.len() >= quota as usize {
+            return Err(ApiError::service_quota_exceeded(format!(
+                "The maximum number of Amazon Connect instances for this account has been reached \
+                 in {} (instances per account quota: {quota}).",
+                self.region
+            )));
+        }
+        Ok(())
+    }
+
+    /// Inserts the replica of `source` (another region's instance): the same id, this
+    /// region's ARN, CREATION_IN_PROGRESS for `replicationDelay`, and one creation attempt
+    /// counted here. `fails` ends it CREATION_FAILED.
+    pub(crate) fn insert_replica(
+        &mut self,
+        settings: &Settings<'_>,
+        source: &Instance,
+        alias: String,
+        fails: bool,
+        now: Instant,
+    ) -> Instance {
+        let spec = NewInstance {
+            alias,
+            identity_management_type: source.identity_management_type.clone(),
+            inbound: source.inbound_calls_enabled(),
+            outbound: source.outbound_calls_enabled(),
+            tags: source.tags.clone(),
+        };
+        self.lifecycle_attempts += 1;
+        let mut instance = self.insert_instance(settings, spec, None, now);
+        if let Some(stored) = self.instances.iter_mut().find(|i| i.id == instance.id) {
+            stored.id = source.id.clone();
+            stored.arn = format!(
+                "arn:aws:connect:{}:{}:instance/{}",
+                self.region, self.account_id, source.id
+            );
+            stored.replica_of = Some(source.region.clone());
+            stored.fails = fails;
+            stored.settles_at = now + settings.config.replication_delay;
+            instance = stored.clone();
+        }
+        self.advance(settings.config, now);
+        instance
+    }
+
+    /// Deletes an instance as a consequence of another deletion (a replica deleted with its
+    /// source): counted as a deletion attempt here, without checking the limit.
+    pub(crate) fn delete_with_source(&mut self, settings: &Settings<'_>, id: &str, now: Instant) {
+        let config = settings.config;
+        if let Some(instance) = self.instances.iter_mut().find(|i| i.id == id)
+            && instance.vanishes_at.is_none()
+        {
+            instance.vanishes_at = Some(now + config.replica_deletion_delay);
+            self.lifecycle_attempts += 1;
+        }
+        self.advance(config, now);
+    }
+
     /// DescribeInstance.
     pub(crate) fn describe_instance(&self, id: &str) -> Result<Reply, ApiError> {
         let instance = self
@@ -378,6 +458,11 @@ impl Model {
         Ok(Reply::new(Some(body), None))
     }
 
+    /// Whether a DeleteInstance used `token` already.
+    pub(crate) fn delete_token_used(&self, token: &str) -> bool {
+        self.delete_tokens.contains_key(token)
+    }
+
     /// DeleteInstance.
     pub(crate) fn delete_instance(
         &mut self,
@@ -414,11 +499,16 @@ impl Model {
                  until its creation has finished. Try again later."
             )));
         }
+        let delay = if instance.replica_of.is_some() {
+            settings.config.replica_deletion_delay
+        } else {
+            settings.config.deletion_delay
+        };
         if self.lifecycle_attempts >= u64::from(settings.lifecycle_attempt_limit) {
             return Err(ApiError::service_quota_exceeded(LIFECYCLE_LIMIT_MESSAGE));
         }
         self.lifecycle_attempts += 1;
-        let vanish = now + settings.config.deletion_delay;
+        let vanish = now + delay;
         if let Some(instance) = self.find_mut(id) {
             // A repeated delete (new token) counts as an attempt but does not postpone the end.
             let at = instance.vanishes_at.map_or(vanish, |at| at.min(vanish));

@@ -65,7 +65,7 @@ pub(crate) struct Instance {
     account_id: String,
     region: String,
     pub(crate) alias: String,
-    identity_management_type: String,
+    pub(crate) identity_management_type: String,
     /// Epoch seconds (with milliseconds) of creation.
     created_time: f64,
     service_role: String,
@@ -89,12 +89,24 @@ pub(crate) struct Instance {
     storage: Vec<storage::StorageAssociation>,
     /// Approved origins, Lambda functions, Lex V2 bots, security keys.
     associations: associations::Associations,
+    /// For a replica made by ReplicateInstance: the source instance's region.
+    pub(crate) replica_of: Option<String>,
 }
 
 impl Instance {
     /// Whether the API sees it yet (see `visibilityDelayMs`).
     pub(crate) fn visible(&self) -> bool {
         self.hidden_until.is_none()
+    }
+
+    /// Whether DeleteInstance was accepted for it.
+    pub(crate) fn deleting(&self) -> bool {
+        self.vanishes_at.is_some()
+    }
+
+    /// Why creation failed, when it did.
+    pub(crate) fn status_reason(&self) -> Option<&str> {
+        self.status_reason.as_deref()
     }
 }
 
@@ -335,7 +347,7 @@ impl Model {
 /// The answer of a List call: one page of `items` after `next_token` as `member`, at most
 /// `max_results` (default and maximum `limit`), and the `NextToken` of the next page if there
 /// is one. `kind` tells the tokens of one list from those of another.
-fn list_page<T: Serialize>(
+pub(crate) fn list_page<T: Serialize>(
     member: &str,
     items: &[T],
     max_results: Option<&str>,

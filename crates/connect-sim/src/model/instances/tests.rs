@@ -272,3 +272,67 @@ fn a_failed_instance_vanishes_after_the_retention_counted_from_its_failure() {
     model.advance(&config, t0 + Duration::from_secs(86_400 * 30));
     assert!(model.describe_instance(&kept).is_ok());
 }
+
+#[test]
+fn a_replica_keeps_the_id_counts_an_attempt_and_uses_the_replication_delays() {
+    let config = SimConfig {
+        creation_delay: Duration::ZERO,
+        replication_delay: Duration::from_secs(5),
+        replica_deletion_delay: Duration::from_secs(3),
+        deletion_delay: Duration::from_secs(1),
+        ..SimConfig::default()
+    };
+    let t0 = Instant::now();
+    let mut source_model = new_model(1);
+    source_model
+        .create_instance(&settings(&config), request("source", None), t0)
+        .unwrap();
+    let source = source_model.instances()[0].clone();
+    let mut replica_model = Model::new("123456789012", "us-west-2", fastrand::Rng::with_seed(2));
+    let replica =
+        replica_model.insert_replica(&settings(&config), &source, "replica".into(), false, t0);
+    assert_eq!(replica.id, source.id);
+    assert_eq!(
+        replica.arn,
+        format!(
+            "arn:aws:connect:us-west-2:123456789012:instance/{}",
+            source.id
+        )
+    );
+    assert_eq!(replica.replica_of.as_deref(), Some("us-east-1"));
+    assert_eq!(replica_model.lifecycle_attempts(), 1);
+    replica_model.advance(&config, t0 + Duration::from_secs(4));
+    assert_eq!(
+        replica_model.instances()[0].status,
+        InstanceStatus::CreationInProgress
+    );
+    replica_model.advance(&config, t0 + Duration::from_secs(5));
+    assert_eq!(replica_model.instances()[0].status, InstanceStatus::Active);
+
+    let t1 = t0 + Duration::from_secs(6);
+    replica_model
+        .delete_instance(&settings(&config), &source.id, None, t1)
+        .unwrap();
+    assert_eq!(replica_model.lifecycle_attempts(), 2);
+    // The replica deletion delay, not the deletion delay.
+    replica_model.advance(&config, t1 + Duration::from_secs(2));
+    assert_eq!(replica_model.instance_count(), 1);
+    replica_model.advance(&config, t1 + Duration::from_secs(3));
+    assert_eq!(replica_model.instance_count(), 0);
+}
+
+#[test]
+fn a_replica_refused_at_the_attempt_limit_or_quota() {
+    let config = SimConfig {
+        lifecycle_attempt_limit: 1,
+        ..SimConfig::default()
+    };
+    let mut model = new_model(1);
+    model.check_room(&settings(&config)).unwrap();
+    model
+        .create_instance(&settings(&config), request("one", None), Instant::now())
+        .unwrap();
+    let err = model.check_room(&settings(&config)).unwrap_err();
+    assert_eq!(err.kind.code(), "ServiceQuotaExceededException");
+    assert!(err.message.starts_with("Your account has been flagged"));
+}
