@@ -6,7 +6,8 @@
 //! This file holds what the tests share: starting a simulator, the SDK client and the
 //! control-endpoint calls. The tests, by area: `lifecycle.rs`, `attributes_and_tags.rs`,
 //! `configuration.rs` (storage configurations and the other associations), `quotas.rs`
-//! (instance quota, lifecycle attempt limit, rate limits), `faults.rs`,
+//! (instance quota, lifecycle attempt limit, rate limits), `replication.rs` (Global
+//! Resiliency: replicas and traffic distribution groups), `faults.rs`,
 //! `validation.rs` (requests Connect refuses), `control.rs` (the `/_sim/` endpoints),
 //! `undocumented.rs` (knobs for behaviour AWS does not document), `sts_and_accounts.rs`
 //! (STS with `aws-sdk-sts` and `aws-config`'s AssumeRoleProvider; state per account and
@@ -19,6 +20,7 @@ mod control;
 mod faults;
 mod lifecycle;
 mod quotas;
+mod replication;
 mod sts_and_accounts;
 mod undocumented;
 mod validation;
