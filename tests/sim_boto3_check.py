@@ -61,6 +61,17 @@ CONFIGURATION_OPERATIONS = [
     "DisassociateSecurityKey",
 ]
 
+# Global Resiliency (run_replication_checks).
+REPLICATION_OPERATIONS = [
+    "ReplicateInstance",
+    "CreateTrafficDistributionGroup",
+    "DescribeTrafficDistributionGroup",
+    "DeleteTrafficDistributionGroup",
+    "ListTrafficDistributionGroups",
+    "GetTrafficDistribution",
+    "UpdateTrafficDistribution",
+]
+
 
 class Checks:
     def __init__(self):
@@ -196,7 +207,9 @@ def run(base, checks):
             "instanceQuota": len(control.request("GET", "/_sim/instances")) + 10,
             "lifecycleAttemptLimit": control.state()["lifecycleAttempts"] + 100,
             "failCreationAliasPattern": "^botofail-",
-            "rateLimits": {op: None for op in OPERATIONS + CONFIGURATION_OPERATIONS},
+            "replicationDelayMs": 300,
+            "replicaDeletionDelayMs": 300,
+            "rateLimits": {op: None for op in OPERATIONS + CONFIGURATION_OPERATIONS + REPLICATION_OPERATIONS},
             "faults": {"serverErrorRatio": 0, "latencyMs": 0, "dropConnectionRatio": 0, "operations": []},
         }
     )
@@ -204,6 +217,7 @@ def run(base, checks):
         run_checks(client, control, checks, model_types, alias_a, alias_b, alias_c, alias_fail)
         run_configuration_checks(client, control, checks, suffix)
         run_undocumented_checks(client, control, checks, model_types, suffix)
+        run_replication_checks(base, client, control, checks, suffix)
         run_sts_checks(base, client, control, checks, suffix)
     finally:
         restore = {k: v for k, v in saved.items() if k not in ("region", "accountId")}
@@ -603,6 +617,123 @@ def run_undocumented_checks(client, control, checks, model_types, suffix):
 
     for instance_id in cleanup:
         client.delete_instance(InstanceId=instance_id)
+
+
+def wait_for_replication(client, instance_id, status, timeout=10.0):
+    """DescribeInstance until its one replication summary has `status`; the last answer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = client.describe_instance(InstanceId=instance_id)
+        summaries = answer.get("ReplicationConfiguration", {}).get("ReplicationStatusSummaryList", [])
+        if (summaries and summaries[0]["ReplicationStatus"] == status) or time.monotonic() > deadline:
+            return answer
+        time.sleep(0.05)
+
+
+def run_replication_checks(base, client, control, checks, suffix):
+    """Global Resiliency: ReplicateInstance from us-east-1 to us-west-2, the replication in both
+    regions' DescribeInstance, the default traffic distribution group and its distribution, two
+    refusals, and deleting the replica."""
+    west = boto3.client(
+        "connect",
+        endpoint_url=base,
+        region_name="us-west-2",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        config=Config(retries={"total_max_attempts": 1}),
+    )
+    source = client.create_instance(IdentityManagementType="SAML", InstanceAlias=f"boto-gr-{suffix}",
+                                    InboundCallsEnabled=True, OutboundCallsEnabled=True)["Id"]
+    managed = client.create_instance(IdentityManagementType="CONNECT_MANAGED", InstanceAlias=f"boto-grm-{suffix}",
+                                     InboundCallsEnabled=True, OutboundCallsEnabled=True)["Id"]
+    wait_for_status(client, source, "ACTIVE")
+    wait_for_status(client, managed, "ACTIVE")
+    checks.check("ReplicationConfiguration" not in client.describe_instance(InstanceId=source),
+                 "an instance without a replica has no ReplicationConfiguration")
+
+    # Two refusals.
+    checks.error(lambda: client.replicate_instance(InstanceId=managed, ReplicaRegion="us-west-2",
+                                                   ReplicaAlias=f"boto-grm-r-{suffix}"),
+                 "InvalidRequestException", 400, "ReplicateInstance of a CONNECT_MANAGED instance",
+                 message_contains="SAML")
+    checks.error(lambda: client.replicate_instance(InstanceId=source, ReplicaRegion="eu-west-2",
+                                                   ReplicaAlias=f"boto-gr-eu-{suffix}"),
+                 "InvalidRequestException", 400, "ReplicateInstance to a region outside the pair",
+                 message_contains="eu-west-2")
+
+    token = f"boto-rep-{suffix}"
+    out = client.replicate_instance(InstanceId=source, ReplicaRegion="us-west-2",
+                                    ReplicaAlias=f"boto-gr-r-{suffix}", ClientToken=token)
+    checks.equal(out["Id"], source, "the replica keeps the instance id")
+    checks.check(out["Arn"].startswith("arn:aws:connect:us-west-2:"), "the replica's ARN is in the replica region")
+    again = client.replicate_instance(InstanceId=source, ReplicaRegion="us-west-2",
+                                      ReplicaAlias=f"boto-gr-r-{suffix}", ClientToken=token)
+    checks.equal((again["Id"], again["Arn"]), (out["Id"], out["Arn"]), "a replayed ReplicateInstance")
+    config = client.describe_instance(InstanceId=source)["ReplicationConfiguration"]
+    checks.equal(config["SourceRegion"], "us-east-1", "SourceRegion")
+    checks.equal([(s["Region"], s["ReplicationStatus"]) for s in config["ReplicationStatusSummaryList"]],
+                 [("us-west-2", "INSTANCE_REPLICATION_IN_PROGRESS")], "the source lists the replica in progress")
+    checks.check(config["GlobalSignInEndpoint"].startswith(f"https://boto-gr-{suffix}.my.connect.aws/"),
+                 "GlobalSignInEndpoint")
+    replica = west.describe_instance(InstanceId=source)["Instance"]
+    checks.equal(replica["InstanceStatus"], "CREATION_IN_PROGRESS", "the replica is being created")
+    checks.check(is_aware_datetime(replica["CreatedTime"]), "the replica's CreatedTime is a datetime")
+
+    answer = wait_for_replication(client, source, "INSTANCE_REPLICATION_COMPLETE")
+    summaries = answer["ReplicationConfiguration"]["ReplicationStatusSummaryList"]
+    checks.equal(summaries[0]["ReplicationStatus"], "INSTANCE_REPLICATION_COMPLETE", "the replication completes")
+    summaries = west.describe_instance(InstanceId=source)["ReplicationConfiguration"]["ReplicationStatusSummaryList"]
+    checks.equal([(s["Region"], s["ReplicationStatus"]) for s in summaries],
+                 [("us-east-1", "INSTANCE_REPLICATION_COMPLETE")], "the replica lists the source, complete")
+    checks.check(source in [i["Id"] for i in west.list_instances()["InstanceSummaryList"]],
+                 "the replica is listed in us-west-2")
+
+    groups = west.list_traffic_distribution_groups(InstanceId=source)["TrafficDistributionGroupSummaryList"]
+    checks.equal([(g["IsDefault"], g["Status"]) for g in groups], [(True, "ACTIVE")],
+                 "the default traffic distribution group, listed from the replica region")
+    group = groups[0]["Id"]
+    described = client.describe_traffic_distribution_group(TrafficDistributionGroupId=group)
+    checks.equal(described["TrafficDistributionGroup"]["InstanceArn"],
+                 client.describe_instance(InstanceId=source)["Instance"]["Arn"],
+                 "the group belongs to the source instance")
+    dist = client.get_traffic_distribution(Id=group)
+    checks.equal(dist["TelephonyConfig"]["Distributions"],
+                 [{"Region": "us-east-1", "Percentage": 100}, {"Region": "us-west-2", "Percentage": 0}],
+                 "telephony defaults to the source region")
+    checks.equal([d["Enabled"] for d in dist["SignInConfig"]["Distributions"]], [True, True],
+                 "sign-in is enabled in both regions")
+    west.update_traffic_distribution(
+        Id=groups[0]["Arn"],
+        TelephonyConfig={"Distributions": [{"Region": "us-east-1", "Percentage": 20},
+                                           {"Region": "us-west-2", "Percentage": 80}]})
+    dist = client.get_traffic_distribution(Id=group)
+    checks.equal([d["Percentage"] for d in dist["TelephonyConfig"]["Distributions"]], [20, 80],
+                 "an update from us-west-2 shows in us-east-1")
+    checks.error(lambda: client.update_traffic_distribution(
+        Id=group, TelephonyConfig={"Distributions": [{"Region": "us-east-1", "Percentage": 50}]}),
+        "InvalidRequestException", 400, "percentages that do not add up to 100", message_contains="100")
+    checks.error(lambda: client.delete_traffic_distribution_group(TrafficDistributionGroupId=group),
+                 "InvalidRequestException", 400, "deleting the default group")
+    checks.error(lambda: client.delete_instance(InstanceId=source), "InvalidRequestException", 400,
+                 "deleting the source while it has a replica", message_contains="us-west-2")
+    updates = [c for c in control.calls() if c["operation"] == "UpdateTrafficDistribution"]
+    checks.equal([c["region"] for c in updates[:1]], ["us-west-2"], "the call log records the calling region")
+
+    # Deleting the replica: INSTANCE_REPLICA_DELETING, then gone with its group.
+    west.delete_instance(InstanceId=source)
+    summaries = client.describe_instance(InstanceId=source)["ReplicationConfiguration"]["ReplicationStatusSummaryList"]
+    checks.equal(summaries[0]["ReplicationStatus"], "INSTANCE_REPLICA_DELETING", "the replica is being deleted")
+    checks.check(wait_until_gone(west, source) is not None, "the replica vanishes")
+    checks.check("ReplicationConfiguration" not in client.describe_instance(InstanceId=source),
+                 "the source's ReplicationConfiguration goes with the replica")
+    checks.equal(client.list_traffic_distribution_groups()["TrafficDistributionGroupSummaryList"], [],
+                 "the default group goes with the replica")
+    checks.equal(control.state(region="us-west-2")["lifecycleAttempts"], 2,
+                 "the replica's creation and deletion count in us-west-2")
+    client.delete_instance(InstanceId=source)
+    client.delete_instance(InstanceId=managed)
+    wait_until_gone(client, source)
+    wait_until_gone(client, managed)
 
 
 def run_sts_checks(base, client, control, checks, suffix):
