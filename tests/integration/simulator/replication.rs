@@ -14,7 +14,7 @@ use aws_sdk_connect::types::{
     ReplicationConfiguration, SignInConfig, SignInDistribution, TelephonyConfig,
     TrafficDistributionGroupStatus,
 };
-use connect_sim::{SimConfig, SimHandle};
+use connect_sim::{AccountPatch, ConfigPatch, SimConfig, SimHandle, SourceDeleteWithReplica};
 use serde_json::json;
 
 use super::{TestResult, calls_of, control_get, fast_config, http_status, put_config, start};
@@ -877,6 +877,95 @@ async fn a_failing_replication_reports_its_reason() -> TestResult {
     assert_eq!(
         group.traffic_distribution_group().and_then(|g| g.status()),
         Some(&TrafficDistributionGroupStatus::CreationFailed)
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn connect_sim_binary_takes_the_replication_flags_and_the_kit_patches_them() -> TestResult {
+    let defaults_dir = test_kit::simulator::log_dir("sim-replication-flags-off");
+    let off = test_kit::Simulator::start(&defaults_dir, &[])
+        .config()
+        .await;
+    assert_eq!(
+        (
+            off.replication_delay_ms,
+            off.replica_deletion_delay_ms,
+            off.replication_allowed,
+            off.fail_replication_alias_pattern.clone(),
+            off.source_delete_with_replica,
+        ),
+        (2000, 1000, true, None, SourceDeleteWithReplica::Refuse),
+        "the defaults"
+    );
+    assert_eq!(off.rate_limits["ReplicateInstance"], Some(0.1));
+    assert_eq!(off.rate_bursts["ReplicateInstance"], 1);
+    assert_eq!(off.rate_limits["UpdateTrafficDistribution"], Some(2.0));
+    assert_eq!(off.rate_bursts["ListTrafficDistributionGroups"], 5);
+
+    let log_dir = test_kit::simulator::log_dir("sim-replication-flags");
+    let sim = test_kit::Simulator::start(
+        &log_dir,
+        &[
+            "--replication-delay",
+            "5s",
+            "--replica-deletion-delay",
+            "3s",
+            "--deny-replication",
+            "--fail-replication-alias-pattern",
+            "^doomed",
+            "--source-delete-with-replica",
+            "cascade",
+        ],
+    );
+    let config = sim.config().await;
+    assert_eq!(
+        (
+            config.replication_delay_ms,
+            config.replica_deletion_delay_ms,
+            config.replication_allowed,
+            config.fail_replication_alias_pattern.as_deref(),
+            config.source_delete_with_replica,
+        ),
+        (
+            5000,
+            3000,
+            false,
+            Some("^doomed"),
+            SourceDeleteWithReplica::Cascade
+        )
+    );
+
+    // The typed patch of the test kit, per account too.
+    let config = sim
+        .set_config(&ConfigPatch {
+            replication_delay_ms: Some(100),
+            replication_allowed: Some(true),
+            fail_replication_alias_pattern: Some(None),
+            source_delete_with_replica: Some(SourceDeleteWithReplica::Refuse),
+            accounts: Some(
+                [(
+                    "111111111111".to_owned(),
+                    Some(AccountPatch {
+                        replication_allowed: Some(Some(false)),
+                        ..AccountPatch::default()
+                    }),
+                )]
+                .into(),
+            ),
+            ..ConfigPatch::default()
+        })
+        .await;
+    assert_eq!(config.replication_delay_ms, 100);
+    assert!(config.replication_allowed);
+    assert_eq!(config.fail_replication_alias_pattern, None);
+    assert_eq!(
+        config.source_delete_with_replica,
+        SourceDeleteWithReplica::Refuse
+    );
+    assert_eq!(
+        config.accounts["111111111111"].replication_allowed,
+        Some(false)
     );
     Ok(())
 }
