@@ -198,8 +198,8 @@ pub(crate) async fn put_config(State(sim): SimState, body: Bytes) -> Response {
     Json(view).into_response()
 }
 
-/// `GET /_sim/state[?accountId=&region=]`: the counters the quotas work on, in total and per
-/// account and region (every account and region a call or an insert has used, and the
+/// `GET /_sim/state[?accountId=&region=]`: the counters the quotas work on (and how many of
+/// the instances are replicas), in total and per account and region (every account and region a call or an insert has used, and the
 /// default one).
 pub(crate) async fn get_state(State(sim): SimState, RawQuery(query): RawQuery) -> Response {
     let scope = match scope(query.as_deref()) {
@@ -216,21 +216,24 @@ pub(crate) async fn get_state(State(sim): SimState, RawQuery(query): RawQuery) -
                 "region": region,
                 "lifecycleAttempts": model.lifecycle_attempts(),
                 "instanceCount": model.instance_count(),
+                "replicaCount": model.replica_count(),
             })
         })
         .collect();
-    let (attempts, count) =
+    let (attempts, count, replicas) =
         inner
             .tenants(&scope)
-            .fold((0, 0), |(attempts, count), (_, _, model)| {
+            .fold((0, 0, 0), |(attempts, count, replicas), (_, _, model)| {
                 (
                     attempts + model.lifecycle_attempts(),
                     count + model.instance_count(),
+                    replicas + model.replica_count(),
                 )
             });
     Json(json!({
         "lifecycleAttempts": attempts,
         "instanceCount": count,
+        "replicaCount": replicas,
         "accounts": accounts,
     }))
     .into_response()

@@ -269,11 +269,13 @@ async fn control_config_merges_partially_and_rejects_invalid_values() -> TestRes
         json!({
             "lifecycleAttempts": 0,
             "instanceCount": 0,
+            "replicaCount": 0,
             "accounts": [{
                 "accountId": "123456789012",
                 "region": "us-east-1",
                 "lifecycleAttempts": 0,
                 "instanceCount": 0,
+                "replicaCount": 0,
             }],
         }),
         "the default account and region exist from the start"

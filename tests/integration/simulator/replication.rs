@@ -430,6 +430,16 @@ async fn replicate_completes_in_both_regions_with_a_default_group_and_its_distri
         view["trafficDistributionGroups"][0]["id"],
         group_id.as_str()
     );
+    let state = control_get(&sim, &format!("/_sim/state?region={WEST}")).await?;
+    assert_eq!(
+        (
+            state["instanceCount"].as_u64(),
+            state["replicaCount"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+    let state = control_get(&sim, &format!("/_sim/state?region={EAST}")).await?;
+    assert_eq!(state["replicaCount"].as_u64(), Some(0));
     let instances = control_get(&sim, &format!("/_sim/instances?region={WEST}")).await?;
     assert_eq!(instances[0]["id"], id.as_str());
     assert_eq!(instances[0]["replicaOf"], EAST);

@@ -238,6 +238,14 @@ impl Model {
         self.instances.len()
     }
 
+    /// How many of the instances are replicas of another region's instance.
+    pub(crate) fn replica_count(&self) -> usize {
+        self.instances
+            .iter()
+            .filter(|i| i.replica_of.is_some())
+            .count()
+    }
+
     pub(crate) fn instances(&self) -> &[Instance] {
         &self.instances
     }
