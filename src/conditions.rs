@@ -95,6 +95,12 @@ pub enum State {
     /// origin, a function, a bot, a key) could not be applied; the rest was, and the
     /// failed items are retried with backoff.
     ConfigurationFailed,
+    /// The instance is ACTIVE and its replica is being created (or deleted, when
+    /// `spec.replica` was removed).
+    Replicating,
+    /// AWS could not replicate the instance (or refused to: an account not allow-listed),
+    /// or the replica cannot be removed yet; waits for a spec change.
+    ReplicationFailed,
     /// Any other AWS failure; retrying with backoff.
     AwsError,
 }
@@ -123,6 +129,8 @@ impl State {
             Self::AccountNotFound => "AccountNotFound",
             Self::AccountNotAllowed => "AccountNotAllowed",
             Self::ConfigurationFailed => "ConfigurationFailed",
+            Self::Replicating => "Replicating",
+            Self::ReplicationFailed => "ReplicationFailed",
             Self::AwsError => "AwsError",
         }
     }
@@ -138,6 +146,7 @@ impl State {
                 | Self::Available
                 | Self::Observed
                 | Self::Deleting
+                | Self::Replicating
         )
     }
 
@@ -154,6 +163,7 @@ impl State {
             Self::Initializing | Self::Creating => Some("Creating"),
             Self::Updating => Some("Updating"),
             Self::Deleting => Some("Deleting"),
+            Self::Replicating => Some("Replicating"),
             Self::AccessDenied | Self::Throttled | Self::AwsError | Self::ConfigurationFailed => {
                 Some("RetryingAfterError")
             }
@@ -172,7 +182,8 @@ impl State {
             | Self::AlreadyManaged
             | Self::DeletionProtected
             | Self::AccountNotFound
-            | Self::AccountNotAllowed => Some(self.reason()),
+            | Self::AccountNotAllowed
+            | Self::ReplicationFailed => Some(self.reason()),
             _ => None,
         }
     }

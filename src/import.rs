@@ -307,6 +307,9 @@ pub fn manifest(
         deletion_protection: false,
         instance_id: Some(instance.id.clone()),
         management_policy: None,
+        // Replicas are not imported yet: an adopted instance's replica stays unmanaged.
+        replica: None,
+        traffic_distribution: None,
         account_ref: args
             .account
             .clone()
@@ -373,6 +376,7 @@ mod tests {
             tags: None,
             inbound_calls_enabled: None,
             outbound_calls_enabled: None,
+            replication: None,
         }
     }
 

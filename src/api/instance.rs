@@ -14,6 +14,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::configuration::{LexBotSpec, StorageConfigSpec};
+use super::replica::{
+    AppliedTrafficDistribution, ReplicaSpec, ReplicaStatus, TrafficDistributionSpec,
+};
 
 /// The finalizer that keeps a `ConnectInstance` until its Amazon Connect instance is deleted
 /// (or released, with `deletionPolicy: Retain`).
@@ -84,6 +87,18 @@ pub const ALLOW_CRD_DELETION_ANNOTATION: &str = "connect.operators.dev/allow-crd
         priority = 1
     ),
     printcolumn(
+        name = "Replica-Region",
+        type_ = "string",
+        json_path = ".status.replica.region",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Replica-Status",
+        type_ = "string",
+        json_path = ".status.replica.status",
+        priority = 1
+    ),
+    printcolumn(
         name = "Message",
         type_ = "string",
         json_path = r#".status.conditions[?(@.type=="Ready")].message"#,
@@ -125,6 +140,24 @@ pub const ALLOW_CRD_DELETION_ANNOTATION: &str = "connect.operators.dev/allow-crd
     validation = Rule::new("!has(self.managementPolicy) || self.managementPolicy != 'ObserveOnly' || (has(self.deletionPolicy) && self.deletionPolicy == 'Retain')")
         .message("spec.managementPolicy ObserveOnly requires spec.deletionPolicy Retain: an observed instance is never deleted")
         .field_path(".deletionPolicy"),
+    validation = Rule::new("!has(self.replica) || self.identityManagementType == 'SAML'")
+        .message("spec.replica requires spec.identityManagementType SAML: AWS replicates only SAML instances")
+        .field_path(".replica"),
+    validation = Rule::new("!has(self.replica) || !has(self.region) || (self.region + '>' + self.replica.region) in ['us-east-1>us-west-2', 'us-west-2>us-east-1', 'eu-central-1>eu-west-2', 'eu-west-2>eu-central-1', 'ap-northeast-1>ap-northeast-3']")
+        .message("spec.replica.region must be the pair of spec.region: us-east-1 and us-west-2, eu-central-1 and eu-west-2, ap-northeast-1 to ap-northeast-3")
+        .field_path(".replica.region"),
+    validation = Rule::new("!has(self.replica) || !has(oldSelf.replica) || self.replica == oldSelf.replica")
+        .message("spec.replica is immutable once set: remove it (which deletes the replica) before replicating elsewhere")
+        .field_path(".replica"),
+    validation = Rule::new("!has(self.trafficDistribution) || has(self.replica)")
+        .message("spec.trafficDistribution requires spec.replica: traffic is split between the instance and its replica")
+        .field_path(".trafficDistribution"),
+    validation = Rule::new("!has(self.trafficDistribution) || !has(self.replica) || [has(self.trafficDistribution.telephony) ? self.trafficDistribution.telephony : {}, has(self.trafficDistribution.agents) ? self.trafficDistribution.agents : {}].all(m, m.all(k, k == self.replica.region || (has(self.region) ? k == self.region : true)))")
+        .message("spec.trafficDistribution may name only the instance's region and spec.replica.region")
+        .field_path(".trafficDistribution"),
+    validation = Rule::new("!has(self.trafficDistribution) || !has(self.replica) || !has(self.trafficDistribution.signIn) || self.trafficDistribution.signIn.all(k, k == self.replica.region || (has(self.region) ? k == self.region : true))")
+        .message("spec.trafficDistribution.signIn may name only the instance's region and spec.replica.region")
+        .field_path(".trafficDistribution.signIn"),
 )]
 pub struct ConnectInstanceSpec {
     /// How users of the instance are identified: `CONNECT_MANAGED` (users stored in Amazon
@@ -269,6 +302,20 @@ pub struct ConnectInstanceSpec {
     /// and `deletionPolicy: Retain`. May be changed at any time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub management_policy: Option<ManagementPolicy>,
+
+    /// A replica of the instance in its paired region (Amazon Connect Global Resiliency;
+    /// `SAML` instances only, and the account must be allow-listed by AWS). The operator
+    /// replicates once the instance is ACTIVE; Ready waits until the replica is complete.
+    /// Immutable once set; removing it deletes the replica, once all traffic is back on
+    /// the instance's own region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<ReplicaSpec>,
+
+    /// How telephony, agents and sign-in are split between the instance's region and the
+    /// replica's (the default traffic distribution group). Requires `replica`. Unset: the
+    /// split is left as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_distribution: Option<TrafficDistributionSpec>,
 
     /// The `ConnectAccount` whose credentials, rate limits and attempt budget this instance
     /// uses. Defaults to the account named `default`. The account must select this object's
@@ -575,6 +622,18 @@ pub struct ConnectInstanceStatus {
     /// The association ids of the security keys the operator manages.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub security_keys: Vec<String>,
+    /// The replica in the paired region, once ReplicateInstance answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<ReplicaStatus>,
+    /// The global sign-in endpoint of a replicated instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub global_sign_in_endpoint: Option<String>,
+    /// The ARN of the default traffic distribution group AWS created with the replica.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_distribution_group_arn: Option<String>,
+    /// The traffic distribution last applied to the default group (or read from it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_distribution: Option<AppliedTrafficDistribution>,
     /// `Ready`, `Reconciling`, `Stalled` and `QuotaExceeded` (kstatus-compatible).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "conditions_schema")]

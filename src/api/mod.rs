@@ -10,11 +10,13 @@ mod account;
 mod configuration;
 mod instance;
 mod ledger;
+mod replica;
 
 pub use account::*;
 pub use configuration::*;
 pub use instance::*;
 pub use ledger::*;
+pub use replica::*;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceDefinition, JSONSchemaProps, JSONSchemaPropsOrArray,

@@ -419,6 +419,9 @@ impl ConnectClient {
                 .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
             inbound_calls_enabled: instance.inbound_calls_enabled(),
             outbound_calls_enabled: instance.outbound_calls_enabled(),
+            replication: out
+                .replication_configuration()
+                .map(super::replica::observed_replication),
         }))
     }
 

@@ -62,6 +62,14 @@ pub enum Operation {
     AssociateSecurityKey,
     /// `DisassociateSecurityKey`
     DisassociateSecurityKey,
+    /// `ReplicateInstance`
+    ReplicateInstance,
+    /// `ListTrafficDistributionGroups`
+    ListTrafficDistributionGroups,
+    /// `GetTrafficDistribution`
+    GetTrafficDistribution,
+    /// `UpdateTrafficDistribution`
+    UpdateTrafficDistribution,
     /// STS `GetCallerIdentity`, to verify an account's credentials.
     GetCallerIdentity,
     /// STS `AssumeRole`, made by the SDK's credentials provider (not rate limited here).
@@ -70,7 +78,7 @@ pub enum Operation {
 
 impl Operation {
     /// Every operation, for metrics initialisation.
-    pub const ALL: [Self; 27] = [
+    pub const ALL: [Self; 31] = [
         Self::CreateInstance,
         Self::DescribeInstance,
         Self::ListInstances,
@@ -97,6 +105,10 @@ impl Operation {
         Self::ListSecurityKeys,
         Self::AssociateSecurityKey,
         Self::DisassociateSecurityKey,
+        Self::ReplicateInstance,
+        Self::ListTrafficDistributionGroups,
+        Self::GetTrafficDistribution,
+        Self::UpdateTrafficDistribution,
         Self::GetCallerIdentity,
     ];
 
@@ -130,16 +142,24 @@ impl Operation {
             Self::ListSecurityKeys => "ListSecurityKeys",
             Self::AssociateSecurityKey => "AssociateSecurityKey",
             Self::DisassociateSecurityKey => "DisassociateSecurityKey",
+            Self::ReplicateInstance => "ReplicateInstance",
+            Self::ListTrafficDistributionGroups => "ListTrafficDistributionGroups",
+            Self::GetTrafficDistribution => "GetTrafficDistribution",
+            Self::UpdateTrafficDistribution => "UpdateTrafficDistribution",
             Self::GetCallerIdentity => "GetCallerIdentity",
             Self::AssumeRole => "AssumeRole",
         }
     }
 
-    /// Whether the operation creates or deletes an instance: these count against the
-    /// 30-day lifecycle attempt limit and have their own, much lower, rate limit.
+    /// Whether the operation creates or deletes an instance (a replica is one too): these
+    /// count against the 30-day lifecycle attempt limit and have their own, much lower,
+    /// rate limit.
     #[must_use]
     pub fn is_lifecycle(self) -> bool {
-        matches!(self, Self::CreateInstance | Self::DeleteInstance)
+        matches!(
+            self,
+            Self::CreateInstance | Self::DeleteInstance | Self::ReplicateInstance
+        )
     }
 
     /// Whether the operation changes something in AWS: only the leader may send it.
@@ -535,6 +555,8 @@ mod tests {
                     | Operation::ListLambdaFunctions
                     | Operation::ListBots
                     | Operation::ListSecurityKeys
+                    | Operation::ListTrafficDistributionGroups
+                    | Operation::GetTrafficDistribution
                     | Operation::GetCallerIdentity
             );
             assert_eq!(op.is_write(), !read, "{op}");

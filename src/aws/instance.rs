@@ -67,6 +67,62 @@ pub struct ObservedInstance {
     pub inbound_calls_enabled: Option<bool>,
     /// Whether outbound calls are enabled, when DescribeInstance says.
     pub outbound_calls_enabled: Option<bool>,
+    /// DescribeInstance's `ReplicationConfiguration`: present only for a replicated
+    /// instance (or one whose replica is being created or deleted).
+    pub replication: Option<ObservedReplication>,
+}
+
+/// A replicated instance's `ReplicationConfiguration`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ObservedReplication {
+    /// The region the instance was replicated from.
+    pub source_region: Option<String>,
+    /// The global sign-in endpoint.
+    pub global_sign_in_endpoint: Option<String>,
+    /// Region → (replication status, reason), as `ReplicationStatusSummaryList` lists them.
+    pub regions: BTreeMap<String, (String, Option<String>)>,
+}
+
+impl ObservedReplication {
+    /// The replication status of `region`, if AWS lists it.
+    #[must_use]
+    pub fn status_of(&self, region: &str) -> Option<&str> {
+        self.regions.get(region).map(|(status, _)| status.as_str())
+    }
+}
+
+/// The replication status of a replica that can take traffic.
+pub const REPLICATION_COMPLETE: &str = "INSTANCE_REPLICATION_COMPLETE";
+/// The replication status of a replica that could not be created.
+pub const REPLICATION_FAILED: &str = "INSTANCE_REPLICATION_FAILED";
+/// The replication status of a replica whose deletion failed.
+pub const REPLICA_DELETION_FAILED: &str = "INSTANCE_REPLICATION_DELETION_FAILED";
+/// The replication status of a replica being deleted.
+pub const REPLICA_DELETING: &str = "INSTANCE_REPLICA_DELETING";
+
+/// A traffic distribution group of an instance, as ListTrafficDistributionGroups reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrafficGroup {
+    /// Its id.
+    pub id: String,
+    /// Its ARN.
+    pub arn: String,
+    /// `CREATION_IN_PROGRESS`, `ACTIVE`, ...
+    pub status: Option<String>,
+    /// Whether AWS created it with the replica.
+    pub is_default: bool,
+}
+
+/// A traffic distribution: telephony and agents as region → percentage, sign-in as
+/// region → enabled.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TrafficSplit {
+    /// Telephony.
+    pub telephony: BTreeMap<String, u8>,
+    /// Agents.
+    pub agents: BTreeMap<String, u8>,
+    /// Sign-in.
+    pub sign_in: BTreeMap<String, bool>,
 }
 
 /// One entry of ListInstances.

@@ -8,6 +8,7 @@ pub mod credentials;
 pub mod error;
 pub mod instance;
 pub mod ratelimit;
+pub mod replica;
 pub mod token;
 
 pub use client::{
@@ -15,4 +16,8 @@ pub use client::{
     InstanceState, InstanceSummary, ObservedInstance, Target,
 };
 pub use error::{AwsError, ErrorKind, Operation, classify};
+pub use instance::{
+    ObservedReplication, REPLICA_DELETING, REPLICA_DELETION_FAILED, REPLICATION_COMPLETE,
+    REPLICATION_FAILED, TrafficGroup, TrafficSplit,
+};
 pub use ratelimit::RateLimitSettings;

@@ -24,6 +24,19 @@ pub fn delete_token(uid: &str) -> String {
     derive(&["delete-instance", uid])
 }
 
+/// The token for ReplicateInstance of the object with this UID into `region`: a retry,
+/// after a crash too, is a replay of the same request.
+#[must_use]
+pub fn replicate_token(uid: &str, region: &str) -> String {
+    derive(&["replicate-instance", uid, region])
+}
+
+/// The token for DeleteInstance of the object's replica in `region`.
+#[must_use]
+pub fn replica_delete_token(uid: &str, region: &str) -> String {
+    derive(&["delete-replica", uid, region])
+}
+
 /// The token for setting one attribute to one value, for one generation of the spec, within
 /// one drift epoch.
 ///

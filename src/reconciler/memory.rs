@@ -204,10 +204,12 @@ mod tests {
                     tags: None,
                     inbound_calls_enabled: None,
                     outbound_calls_enabled: None,
+                    replication: None,
                 },
                 attributes: None,
                 tags: None,
                 configuration: None,
+                traffic: None,
             })
         };
         memory.wait_for_slot("d", described("first"));

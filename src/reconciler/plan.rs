@@ -187,11 +187,14 @@ pub fn retry_after(policy: &RetryPolicy, state: State, attempt: u32) -> Duration
         | State::DeletionProtected
         | State::AccountNotFound
         | State::AccountNotAllowed
+        | State::ReplicationFailed
         | State::Available
         | State::Observed => policy.drift_interval,
-        State::Initializing | State::Creating | State::Updating | State::Deleting => {
-            policy.backoff_base
-        }
+        State::Initializing
+        | State::Creating
+        | State::Updating
+        | State::Deleting
+        | State::Replicating => policy.backoff_base,
     }
 }
 

@@ -210,6 +210,7 @@ async fn describe(
         attributes: None,
         tags: None,
         configuration: None,
+        traffic: None,
         instance,
     };
     let active = described.instance.state == InstanceState::Active;
@@ -237,6 +238,9 @@ async fn describe(
                 e
             })?;
     }
+    if path == Path::Apply && active {
+        described.traffic = observe_traffic(r, target, &described.instance).await?;
+    }
     if path == Path::Apply && (active || r.obj.spec.instance_id.is_some()) {
         described.tags = Some(match &described.instance.tags {
             Some(tags) => tags.clone(),
@@ -249,6 +253,49 @@ async fn describe(
         });
     }
     Ok(Observation::Instance(Box::new(described)))
+}
+
+/// The default traffic distribution group and its split, when the replica the spec
+/// manages (or the recorded one, being removed) is complete: the group's ARN as recorded,
+/// or found with ListTrafficDistributionGroups once.
+async fn observe_traffic(
+    r: &Reconciliation<'_>,
+    target: &Target,
+    instance: &crate::aws::ObservedInstance,
+) -> Result<Option<decide::replica::ObservedTraffic>, AwsError> {
+    let region = r
+        .status
+        .replica
+        .as_ref()
+        .map(|rec| rec.region.as_str())
+        .or_else(|| r.obj.spec.replica.as_ref().map(|want| want.region.as_str()));
+    let complete = region.is_some_and(|region| {
+        instance
+            .replication
+            .as_ref()
+            .and_then(|rep| rep.status_of(region))
+            == Some(crate::aws::REPLICATION_COMPLETE)
+    });
+    if !complete {
+        return Ok(None);
+    }
+    let connect = &r.ctx.connect;
+    let (group_arn, group_status) = match &r.status.traffic_distribution_group_arn {
+        Some(arn) => (arn.clone(), None),
+        None => {
+            let groups = connect.traffic_groups(target, &instance.id).await?;
+            match groups.into_iter().find(|g| g.is_default) {
+                Some(group) => (group.arn, group.status),
+                None => return Ok(None),
+            }
+        }
+    };
+    let split = connect.traffic_distribution(target, &group_arn).await?;
+    Ok(Some(decide::replica::ObservedTraffic {
+        group_arn,
+        group_status,
+        split,
+    }))
 }
 
 /// The configuration parts the spec manages, each read with its List call (storage: one
@@ -494,6 +541,119 @@ async fn act(
                     }
                     Ok(false) => {
                         outcome = Some(Observation::DeleteFoundNothing);
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Write::Replicate {
+                region: replica_region,
+                alias,
+                client_token,
+            } => {
+                r.ctx.reporter.fence().check()?;
+                // A replica's creation is an attempt in the replica's region.
+                let attempt = attempt(r, "CreateInstance", client_token);
+                if let Err(e) = connect
+                    .lifecycle_slot(target, Operation::ReplicateInstance, &r.uid)
+                    .await
+                {
+                    return Ok(Observation::Failed(e));
+                }
+                r.ensure_current().await?;
+                if let Admission::Refused(summary) =
+                    ledger_record(r, replica_region, &attempt).await?
+                {
+                    let (_, budget) = ledger_account(r).unwrap_or_default();
+                    return Ok(Observation::BudgetRefused {
+                        used: summary.used,
+                        budget,
+                        oldest_expires_at: summary.oldest_expires_at.map(|t| t.to_string()),
+                    });
+                }
+                let result = connect
+                    .replicate_instance(target, &instance_id(), replica_region, alias, client_token)
+                    .await;
+                ledger_settle(
+                    r,
+                    replica_region,
+                    &attempt,
+                    ledger_outcome(result.as_ref().err()),
+                )
+                .await;
+                match result {
+                    Ok(arn) => {
+                        tracing::info!(instance_id = %instance_id(), replica_region, "replication requested");
+                        outcome = Some(Observation::Replicated {
+                            region: replica_region.clone(),
+                            arn,
+                        });
+                        Ok(())
+                    }
+                    Err(e) if decide::replica::is_refusal(&e) => {
+                        return Ok(Observation::ReplicateRefused {
+                            region: replica_region.clone(),
+                            error: e,
+                        });
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Write::UpdateTraffic {
+                region: call_region,
+                group_arn,
+                split,
+            } => {
+                let there = Target {
+                    region: call_region.clone(),
+                    ..target.clone()
+                };
+                match connect
+                    .update_traffic_distribution(&there, group_arn, split)
+                    .await
+                {
+                    Ok(()) => {
+                        tracing::info!(%group_arn, call_region, "traffic distribution updated");
+                        outcome = Some(Observation::TrafficUpdated(split.clone()));
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Write::DeleteReplica {
+                region: replica_region,
+                instance_id,
+                client_token,
+            } => {
+                r.ctx.reporter.fence().check()?;
+                let replica = Target {
+                    region: replica_region.clone(),
+                    ..target.clone()
+                };
+                let attempt = attempt(r, "DeleteInstance", client_token);
+                if let Err(e) = connect
+                    .lifecycle_slot(&replica, Operation::DeleteInstance, &r.uid)
+                    .await
+                {
+                    return Ok(Observation::Failed(e));
+                }
+                r.ensure_current().await?;
+                ledger_record(r, replica_region, &attempt).await?;
+                let result = connect
+                    .delete_instance(&replica, instance_id, client_token)
+                    .await;
+                let settled = match &result {
+                    Ok(true) => (Outcome::Accepted, false),
+                    Ok(false) => (Outcome::NotAccepted, false),
+                    Err(e) => ledger_outcome(Some(e)),
+                };
+                ledger_settle(r, replica_region, &attempt, settled).await;
+                match result {
+                    Ok(_) => {
+                        tracing::info!(%instance_id, replica_region, "DeleteInstance of the replica accepted");
+                        outcome = Some(Observation::ReplicaDeleteAccepted {
+                            region: replica_region.clone(),
+                        });
                         Ok(())
                     }
                     Err(e) => Err(e),

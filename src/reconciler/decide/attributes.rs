@@ -92,7 +92,7 @@ pub(super) fn converged(inputs: &Inputs<'_>, described: &Described) -> Decision 
             format!("Applied {}", changed.join(", ")),
         );
     }
-    decision
+    super::replica::after_converged(inputs, described, decision)
 }
 
 /// `ObserveOnly` and ACTIVE: report, never write. `Drifted` lists the differences and an

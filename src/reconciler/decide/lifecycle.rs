@@ -226,7 +226,7 @@ fn within_visibility_grace(inputs: &Inputs<'_>) -> bool {
 }
 
 /// How long ago an RFC 3339 time recorded in status was.
-fn since(inputs: &Inputs<'_>, time: Option<&str>) -> Option<Duration> {
+pub(super) fn since(inputs: &Inputs<'_>, time: Option<&str>) -> Option<Duration> {
     time.and_then(|t| t.parse::<jiff::Timestamp>().ok())
         .map(|t| inputs.now_epoch_seconds.saturating_sub(t.as_second()))
         .and_then(|secs| u64::try_from(secs).ok())
@@ -453,6 +453,10 @@ pub fn cleanup(inputs: &Inputs<'_>, observation: &Observation) -> Decision {
         }
         Observation::Instance(described) => {
             let id = &described.instance.id;
+            // A replica goes first; the instance once AWS no longer lists it.
+            if let Some(first) = super::replica::cleanup_first(inputs, described) {
+                return first;
+            }
             if delete_recently_sent(inputs) {
                 return Decision::new(inputs, poll)
                     .polls()
@@ -482,8 +486,14 @@ pub fn cleanup(inputs: &Inputs<'_>, observation: &Observation) -> Decision {
                 .failures(Failures::Reset)
         }
         Observation::Unchanged => Decision::new(inputs, poll).polls(),
+        Observation::ReplicaDeleteAccepted { region } => {
+            super::replica::replica_delete_accepted(inputs, region, true)
+        }
         // Not answers to any Cleanup write; look again.
-        Observation::Created { .. }
+        Observation::Replicated { .. }
+        | Observation::ReplicateRefused { .. }
+        | Observation::TrafficUpdated(_)
+        | Observation::Created { .. }
         | Observation::Converged(_)
         | Observation::Configured { .. } => Decision::new(inputs, Then::ObserveAgain),
     }

@@ -18,13 +18,15 @@
 //! - `attributes.rs`: an ACTIVE instance against the spec: attribute and tag writes,
 //!   ObserveOnly and the `Drifted` report;
 //! - [`configuration`]: the instance configuration (storage, approved origins, Lambda
-//!   functions, Lex V2 bots, security keys).
+//!   functions, Lex V2 bots, security keys);
+//! - [`replica`]: the replica in the paired region and the traffic split.
 //!
 //! The rows are tested part by part under `tests/`.
 
 mod attributes;
 pub mod configuration;
 mod lifecycle;
+pub mod replica;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -33,7 +35,9 @@ use kube::runtime::events::EventType;
 
 use super::plan::{self, RetryPolicy};
 use crate::api::{AttributeType, ConnectInstanceSpec, ConnectInstanceStatus, DeletionPolicy};
-use crate::aws::{AwsError, CreateInstanceRequest, ErrorKind, InstanceSummary, ObservedInstance};
+use crate::aws::{
+    AwsError, CreateInstanceRequest, ErrorKind, InstanceSummary, ObservedInstance, TrafficSplit,
+};
 use crate::conditions::State;
 
 pub use lifecycle::{DELETE_RESEND_AFTER, VISIBILITY_GRACE, cleanup};
@@ -95,6 +99,9 @@ pub struct Described {
     /// The configuration parts the spec manages, when ACTIVE (`None` before, or when the
     /// spec manages none).
     pub configuration: Option<configuration::ObservedConfiguration>,
+    /// The default traffic distribution group and its split, when a replica the spec
+    /// manages (or that is being removed) is complete.
+    pub traffic: Option<replica::ObservedTraffic>,
 }
 
 /// What a step observed, or what its writes answered.
@@ -130,6 +137,27 @@ pub enum Observation {
     },
     /// DeleteInstance was accepted.
     DeleteAccepted,
+    /// ReplicateInstance answered with the replica's ARN.
+    Replicated {
+        /// The replica's region.
+        region: String,
+        /// The replica's ARN.
+        arn: String,
+    },
+    /// AWS refused ReplicateInstance.
+    ReplicateRefused {
+        /// The replica's region.
+        region: String,
+        /// AWS's answer.
+        error: AwsError,
+    },
+    /// UpdateTrafficDistribution succeeded with this split.
+    TrafficUpdated(TrafficSplit),
+    /// DeleteInstance of the replica was accepted.
+    ReplicaDeleteAccepted {
+        /// The replica's region.
+        region: String,
+    },
     /// The account's attempt budget refused the create: nothing was sent.
     BudgetRefused {
         /// Attempts counting now.
@@ -174,6 +202,33 @@ pub enum Write {
         /// The instance.
         instance_id: String,
         /// ClientToken.
+        client_token: String,
+    },
+    /// ReplicateInstance into the replica region.
+    Replicate {
+        /// The replica's region.
+        region: String,
+        /// The replica's alias.
+        alias: String,
+        /// ClientToken (uid and region).
+        client_token: String,
+    },
+    /// UpdateTrafficDistribution of the default group.
+    UpdateTraffic {
+        /// The region the call is made in (the one that is to take the traffic).
+        region: String,
+        /// The group's ARN.
+        group_arn: String,
+        /// The split; empty parts are not sent.
+        split: TrafficSplit,
+    },
+    /// DeleteInstance of the replica, in its region.
+    DeleteReplica {
+        /// The replica's region.
+        region: String,
+        /// The instance id (the replica's is the source's).
+        instance_id: String,
+        /// ClientToken (uid and region).
         client_token: String,
     },
 }
@@ -352,6 +407,12 @@ pub fn apply(inputs: &Inputs<'_>, observation: &Observation) -> Decision {
         } => configuration::configured(inputs, described, applied, failed),
         Observation::Unchanged => {
             Decision::new(inputs, Then::Requeue(inputs.next_poll, Jitter::None)).polls()
+        }
+        Observation::Replicated { region, arn } => replica::replicated(inputs, region, arn),
+        Observation::ReplicateRefused { region, error } => replica::refused(inputs, region, error),
+        Observation::TrafficUpdated(split) => replica::traffic_updated(inputs, split),
+        Observation::ReplicaDeleteAccepted { region } => {
+            replica::replica_delete_accepted(inputs, region, false)
         }
         // Not answers to any Apply write; treated as a fresh look being needed.
         Observation::DeleteAccepted => Decision::new(inputs, Then::ObserveAgain),

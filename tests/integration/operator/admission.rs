@@ -221,6 +221,75 @@ fn invalid_specs() -> Vec<(&'static str, Value, &'static str)> {
             "spec.securityKeys",
         ),
         (
+            "a-replica-of-a-connect-managed-instance",
+            with(json!({ "replica": { "region": "us-west-2", "alias": "replica-alias" } })),
+            "spec.replica",
+        ),
+        (
+            "a-replica-outside-the-region-pairs",
+            with(
+                json!({ "identityManagementType": "SAML", "region": "us-east-1",
+                "replica": { "region": "eu-west-2", "alias": "replica-alias" } }),
+            ),
+            "spec.replica.region",
+        ),
+        (
+            "a-replica-from-ap-northeast-3-back",
+            with(
+                json!({ "identityManagementType": "SAML", "region": "ap-northeast-3",
+                "replica": { "region": "ap-northeast-1", "alias": "replica-alias" } }),
+            ),
+            "spec.replica.region",
+        ),
+        (
+            "a-replica-alias-with-bad-characters",
+            with(json!({ "identityManagementType": "SAML",
+                "replica": { "region": "us-west-2", "alias": "bad_alias!" } })),
+            "spec.replica.alias",
+        ),
+        (
+            "a-traffic-split-without-a-replica",
+            with(json!({ "identityManagementType": "SAML",
+                "trafficDistribution": { "telephony": { "us-east-1": 100 } } })),
+            "spec.trafficDistribution",
+        ),
+        (
+            "a-telephony-split-not-in-steps-of-ten",
+            with(
+                json!({ "identityManagementType": "SAML", "region": "us-east-1",
+                "replica": { "region": "us-west-2", "alias": "replica-alias" },
+                "trafficDistribution": { "telephony": { "us-east-1": 55, "us-west-2": 45 } } }),
+            ),
+            "spec.trafficDistribution.telephony",
+        ),
+        (
+            "an-agent-split-not-summing-to-100",
+            with(
+                json!({ "identityManagementType": "SAML", "region": "us-east-1",
+                "replica": { "region": "us-west-2", "alias": "replica-alias" },
+                "trafficDistribution": { "agents": { "us-east-1": 50, "us-west-2": 40 } } }),
+            ),
+            "spec.trafficDistribution.agents",
+        ),
+        (
+            "a-split-naming-a-third-region",
+            with(
+                json!({ "identityManagementType": "SAML", "region": "us-east-1",
+                "replica": { "region": "us-west-2", "alias": "replica-alias" },
+                "trafficDistribution": { "telephony": { "us-east-1": 50, "eu-west-2": 50 } } }),
+            ),
+            "spec.trafficDistribution",
+        ),
+        (
+            "sign-in-disabled-everywhere",
+            with(
+                json!({ "identityManagementType": "SAML", "region": "us-east-1",
+                "replica": { "region": "us-west-2", "alias": "replica-alias" },
+                "trafficDistribution": { "signIn": { "us-east-1": false, "us-west-2": false } } }),
+            ),
+            "spec.trafficDistribution.signIn",
+        ),
+        (
             "a-security-key-that-is-no-pem",
             with(json!({ "securityKeys": ["ssh-rsa AAAA"] })),
             "spec.securityKeys[0]",
@@ -322,7 +391,20 @@ async fn immutable_fields_are_rejected_on_update_and_mutable_ones_accepted() {
         .await
         .expect("create an adopting object");
 
+    let mut replicated = basic_spec("replicated-e2e");
+    replicated["identityManagementType"] = json!("SAML");
+    replicated["region"] = json!("us-east-1");
+    replicated["replica"] = json!({ "region": "us-west-2", "alias": "replicated-west-e2e" });
+    create(&api, &manifest("replicated", replicated))
+        .await
+        .expect("create a replicated object");
+
     let refused = [
+        (
+            "replicated",
+            json!({ "replica": { "region": "us-west-2", "alias": "renamed-west-e2e" } }),
+            "spec.replica",
+        ),
         (
             "managed",
             json!({ "identityManagementType": "SAML" }),
@@ -401,6 +483,24 @@ async fn immutable_fields_are_rejected_on_update_and_mutable_ones_accepted() {
     )
     .await
     .expect("managementPolicy is mutable");
+    // The split moves freely; the replica can be removed (which deletes it), not moved.
+    api.patch(
+        "replicated",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({ "spec": { "trafficDistribution": {
+            "telephony": { "us-east-1": 30, "us-west-2": 70 },
+            "signIn": { "us-east-1": true, "us-west-2": true },
+        }}})),
+    )
+    .await
+    .expect("trafficDistribution is mutable");
+    api.patch(
+        "replicated",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({ "spec": { "trafficDistribution": null, "replica": null } })),
+    )
+    .await
+    .expect("spec.replica can be removed");
 }
 
 #[tokio::test]

@@ -19,8 +19,8 @@ use test_kit::{DEADLINE, OperatorOptions, OperatorProcess, random_suffix};
 
 use super::Scenario;
 
-const ROLE: &str = "arn:aws:iam::444444444444:role/connect-operator";
-const ACCOUNT_ID: &str = "444444444444";
+pub(super) const ROLE: &str = "arn:aws:iam::444444444444:role/connect-operator";
+pub(super) const ACCOUNT_ID: &str = "444444444444";
 
 fn api_of(client: &Client, kind: &str, plural: &str) -> Api<DynamicObject> {
     let resource = ApiResource::from_gvk_with_plural(
@@ -38,7 +38,7 @@ pub(super) fn ledgers(client: &Client) -> Api<DynamicObject> {
     api_of(client, "ConnectAttemptLedger", "connectattemptledgers")
 }
 
-async fn apply_account(s: &Scenario, name: &str, budget: u32) {
+pub(super) async fn apply_account(s: &Scenario, name: &str, budget: u32) {
     let account: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "connect.operators.dev/v1alpha1",
         "kind": "ConnectAccount",
@@ -56,7 +56,7 @@ async fn apply_account(s: &Scenario, name: &str, budget: u32) {
         .unwrap_or_else(|error| panic!("applying ConnectAccount {name}: {error}"));
 }
 
-fn spec_in(alias: &str, account: &str) -> Value {
+pub(super) fn spec_in(alias: &str, account: &str) -> Value {
     let mut spec = basic_spec(alias);
     spec["accountRef"] = json!({"name": account});
     spec
@@ -64,8 +64,17 @@ fn spec_in(alias: &str, account: &str) -> Value {
 
 /// The ledger's entries that count (as the operator counts them: not `NotAccepted`).
 async fn ledger_counting(client: &Client, account: &str) -> (usize, Vec<Value>) {
+    ledger_counting_in(client, account, "us-east-1").await
+}
+
+/// The same, in `region`'s ledger.
+pub(super) async fn ledger_counting_in(
+    client: &Client,
+    account: &str,
+    region: &str,
+) -> (usize, Vec<Value>) {
     let ledger = ledgers(client)
-        .get_opt(&format!("{account}.us-east-1"))
+        .get_opt(&format!("{account}.{region}"))
         .await
         .expect("reading the ledger");
     let entries: Vec<Value> = ledger

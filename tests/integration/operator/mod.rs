@@ -19,7 +19,8 @@
 //! server and etcd killed and restarted, two replicas through an API-server outage),
 //! `ledger.rs` (the 30-day attempt ledger and budget, under crashes and
 //! leader changes), `polls.rs` (creations sharing one listing, deletions waiting silently for
-//! their slot) and `observability.rs` (the metrics in every state an alert is about, and
+//! their slot), `replica.rs` (a replica in the paired region, the traffic split, removal and
+//! deletion order, a refused replication) and `observability.rs` (the metrics in every state an alert is about, and
 //! every metric the alert rules and the dashboard use).
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
@@ -36,6 +37,7 @@ mod lifecycle;
 mod observability;
 mod polls;
 mod quota;
+mod replica;
 mod safety;
 mod undocumented;
 
@@ -88,6 +90,13 @@ const OPERATIONS: &[&str] = &[
     "AssociateSecurityKey",
     "ListSecurityKeys",
     "DisassociateSecurityKey",
+    "ReplicateInstance",
+    "CreateTrafficDistributionGroup",
+    "DescribeTrafficDistributionGroup",
+    "DeleteTrafficDistributionGroup",
+    "ListTrafficDistributionGroups",
+    "GetTrafficDistribution",
+    "UpdateTrafficDistribution",
 ];
 
 /// One namespace, one simulator, one operator watching that namespace.

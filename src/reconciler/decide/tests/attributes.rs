@@ -39,6 +39,7 @@ pub(super) fn rows() -> Vec<Row> {
                 attributes: None,
                 tags: None,
                 configuration: None,
+                traffic: None,
                 instance: instance(InstanceState::Active),
             })),
             Some("Available"),

@@ -41,6 +41,8 @@ fn spec(policy: DeletionPolicy) -> ConnectInstanceSpec {
         deletion_protection: false,
         instance_id: None,
         management_policy: None,
+        replica: None,
+        traffic_distribution: None,
         account_ref: None,
     }
 }
@@ -79,6 +81,7 @@ fn instance(state: InstanceState) -> ObservedInstance {
         tags: None,
         inbound_calls_enabled: None,
         outbound_calls_enabled: None,
+        replication: None,
     }
 }
 
@@ -98,6 +101,7 @@ fn described(state: InstanceState, inbound: bool, tags: &[(&str, &str)]) -> Obse
                 .collect(),
         ),
         configuration: None,
+        traffic: None,
         instance: instance(state),
     }))
 }
@@ -292,6 +296,9 @@ fn write_name(write: &Write) -> &'static str {
         Write::Untag(_) => "UntagResource",
         Write::DeleteInstance { .. } => "DeleteInstance",
         Write::Configure(_) => "Configure",
+        Write::Replicate { .. } => "ReplicateInstance",
+        Write::UpdateTraffic { .. } => "UpdateTrafficDistribution",
+        Write::DeleteReplica { .. } => "DeleteReplica",
     }
 }
 
