@@ -169,6 +169,8 @@ var fluxExpectations = map[string]status.Status{
 	"observed-drifted":        status.CurrentStatus,
 	"adoption-mismatch":       status.FailedStatus,
 	"deletion-protected":      status.FailedStatus,
+	"replicating":             status.InProgressStatus,
+	"replication-failed":      status.FailedStatus,
 	// A condition for an older generation: InProgress, never Current or Failed, although
 	// status.observedGeneration is current (where plain kstatus has a gap).
 	"ready-condition-stale":   status.InProgressStatus,

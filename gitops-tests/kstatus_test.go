@@ -38,6 +38,8 @@ var kstatusExpectations = map[string]status.Status{
 	"observed-drifted":   status.CurrentStatus,
 	"adoption-mismatch":  status.FailedStatus,
 	"deletion-protected": status.TerminatingStatus,
+	"replicating":        status.InProgressStatus,
+	"replication-failed": status.FailedStatus,
 	// kstatus compares only status.observedGeneration with metadata.generation, never a
 	// condition's own observedGeneration: a Ready=True (or Stalled=True) left from an older
 	// spec reads as Current (Failed). Argo CD's script and the documented Flux expressions
