@@ -160,10 +160,46 @@ pub async fn run(args: ImportArgs) -> Result<(), ImportError> {
     let configuration = read_configuration(&connect, &target, &instance.id)
         .await
         .map_err(aws)?;
+    let replica = read_replica(&connect, &target, &instance)
+        .await
+        .map_err(aws)?;
     let mut object = manifest(&args, &instance, &attributes, &tags)?;
     configuration.apply_to(&mut object.spec);
+    object.spec.replica = replica;
     print!("{}", serde_yaml::to_string(&object)?);
     Ok(())
+}
+
+/// The instance's replica, if AWS lists one in the region paired with the instance's: its
+/// region, and its alias from DescribeInstance in that region. The traffic split is left
+/// unset (not managed), so applying the manifest as it is changes nothing.
+async fn read_replica(
+    connect: &ConnectClient,
+    target: &Target,
+    instance: &ObservedInstance,
+) -> Result<Option<crate::api::ReplicaSpec>, crate::aws::AwsError> {
+    let Some(replication) = &instance.replication else {
+        return Ok(None);
+    };
+    let Some(region) = replication
+        .regions
+        .keys()
+        .find(|r| crate::api::is_replica_pair(&target.region, r))
+    else {
+        return Ok(None);
+    };
+    let there = Target {
+        region: region.clone(),
+        ..target.clone()
+    };
+    Ok(connect
+        .describe_instance(&there, &instance.id)
+        .await?
+        .and_then(|replica| replica.alias)
+        .map(|alias| crate::api::ReplicaSpec {
+            region: region.clone(),
+            alias,
+        }))
 }
 
 /// An instance's whole configuration, as the manifest writes it.
@@ -307,7 +343,7 @@ pub fn manifest(
         deletion_protection: false,
         instance_id: Some(instance.id.clone()),
         management_policy: None,
-        // Replicas are not imported yet: an adopted instance's replica stays unmanaged.
+        // Set by `run` from the replica region's DescribeInstance.
         replica: None,
         traffic_distribution: None,
         account_ref: args

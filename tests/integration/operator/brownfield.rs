@@ -425,3 +425,94 @@ async fn observe_only_never_writes_reports_drift_and_switches_to_manage_and_back
         Some("false")
     );
 }
+
+#[tokio::test]
+async fn an_imported_replicated_instance_is_adopted_with_its_replica_writing_only_the_uid_tag() {
+    let s = Scenario::start(
+        "an_imported_replicated_instance_is_adopted_with_its_replica_writing_only_the_uid_tag",
+        &["--creation-delay", "300ms", "--replication-delay", "500ms"],
+        &[],
+    )
+    .await;
+    // A SAML instance and its replica, made with the SDK outside the operator.
+    let other = super::someone_else(&s);
+    let created = other
+        .create_instance()
+        .identity_management_type(aws_sdk_connect::types::DirectoryType::Saml)
+        .instance_alias("brownfield-global-e2e")
+        .inbound_calls_enabled(true)
+        .outbound_calls_enabled(true)
+        .send()
+        .await
+        .expect("CreateInstance");
+    let id = created.id().expect("an id").to_owned();
+    let describe_status = |what: &'static str| {
+        let other = other.clone();
+        let id = id.clone();
+        async move {
+            let out = other
+                .describe_instance()
+                .instance_id(&id)
+                .send()
+                .await
+                .map_err(|e| format!("{what}: {e}"))?;
+            Ok::<_, String>(out)
+        }
+    };
+    test_kit::wait_until("the instance ACTIVE", test_kit::DEADLINE, || async {
+        let out = describe_status("describe").await?;
+        match out
+            .instance()
+            .and_then(|i| i.instance_status())
+            .map(|s| s.as_str().to_owned())
+        {
+            Some(status) if status == "ACTIVE" => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    other
+        .replicate_instance()
+        .instance_id(&id)
+        .replica_region("us-west-2")
+        .replica_alias("brownfield-global-west-e2e")
+        .client_token("made-outside")
+        .send()
+        .await
+        .expect("ReplicateInstance");
+    test_kit::wait_until("the replica complete", test_kit::DEADLINE, || async {
+        let out = describe_status("describe").await?;
+        let complete = out.replication_configuration().is_some_and(|c| {
+            c.replication_status_summary_list().iter().any(|r| {
+                r.region() == Some("us-west-2")
+                    && r.replication_status().map(|s| s.as_str())
+                        == Some("INSTANCE_REPLICATION_COMPLETE")
+            })
+        });
+        if complete {
+            Ok(())
+        } else {
+            Err("replicating".to_owned())
+        }
+    })
+    .await;
+
+    let yaml = import(&s, &id, "brownfield-global").await;
+    assert!(yaml.contains("replica:"), "{yaml}");
+    assert!(yaml.contains("region: us-west-2"), "{yaml}");
+    assert!(yaml.contains("alias: brownfield-global-west-e2e"), "{yaml}");
+    s.sim.clear_calls().await;
+    apply_yaml(&s, &yaml).await;
+    let object = s.wait_ready("brownfield-global").await;
+    assert_eq!(
+        object
+            .data
+            .pointer("/status/replica/status")
+            .and_then(Value::as_str),
+        Some("INSTANCE_REPLICATION_COMPLETE")
+    );
+    let calls = s.connect_calls().await;
+    let writes = mutating_calls(&calls);
+    assert_eq!(writes.len(), 1, "only the uid tag: {:?}", tally(&calls));
+    assert_eq!(writes[0].operation, "TagResource");
+}
