@@ -137,9 +137,15 @@ fn wanted(
     let why = reason.map_or_else(String::new, |r| format!(": {r}"));
     match status {
         REPLICATION_COMPLETE => traffic(inputs, described, base, want),
+        // Recorded as a refusal for this generation: if AWS later removes the failed
+        // replica, it is not replicated again until the spec changes.
         REPLICATION_FAILED | REPLICA_DELETION_FAILED => failed(
             inputs,
-            base,
+            base.record(|s| {
+                if let Some(rec) = s.replica.as_mut() {
+                    rec.refused_generation = Some(inputs.generation);
+                }
+            }),
             format!(
                 "The replica of instance {id} in {} is {status}{why}",
                 want.region

@@ -15,6 +15,7 @@ mod configuration;
 mod deletion;
 mod lifecycle;
 mod polls;
+mod replica;
 
 const UID: &str = "0b5a6c1e-0000-4000-8000-000000000001";
 const ID: &str = "11111111-2222-4333-8444-555555555555";
