@@ -369,6 +369,19 @@ fn ledger_outcome(error: Option<&AwsError>) -> (Outcome, bool) {
     }
 }
 
+/// The budget's refusal of a creation (nothing was sent), as an observation.
+fn budget_refused(
+    r: &Reconciliation<'_>,
+    summary: &crate::accounts::ledger::Summary,
+) -> Observation {
+    let (_, budget) = ledger_account(r).unwrap_or_default();
+    Observation::BudgetRefused {
+        used: summary.used,
+        budget,
+        oldest_expires_at: summary.oldest_expires_at.map(|t| t.to_string()),
+    }
+}
+
 /// Write-ahead: the attempt is in the ledger before it is sent (or refused by the budget).
 async fn ledger_record(
     r: &Reconciliation<'_>,
@@ -469,12 +482,7 @@ async fn act(
                 // slot, right before the attempt is recorded and sent.
                 r.ensure_current().await?;
                 if let Admission::Refused(summary) = ledger_record(r, region, &attempt).await? {
-                    let (_, budget) = ledger_account(r).unwrap_or_default();
-                    return Ok(Observation::BudgetRefused {
-                        used: summary.used,
-                        budget,
-                        oldest_expires_at: summary.oldest_expires_at.map(|t| t.to_string()),
-                    });
+                    return Ok(budget_refused(r, &summary));
                 }
                 let result = connect.create_instance(target, request).await;
                 ledger_settle(r, region, &attempt, ledger_outcome(result.as_ref().err())).await;
@@ -564,12 +572,7 @@ async fn act(
                 if let Admission::Refused(summary) =
                     ledger_record(r, replica_region, &attempt).await?
                 {
-                    let (_, budget) = ledger_account(r).unwrap_or_default();
-                    return Ok(Observation::BudgetRefused {
-                        used: summary.used,
-                        budget,
-                        oldest_expires_at: summary.oldest_expires_at.map(|t| t.to_string()),
-                    });
+                    return Ok(budget_refused(r, &summary));
                 }
                 let result = connect
                     .replicate_instance(target, &instance_id(), replica_region, alias, client_token)

@@ -210,17 +210,8 @@ fn not_listed(inputs: &Inputs<'_>, base: Decision, want: &ReplicaSpec, id: &str)
 /// it sends telephony or agents there.
 fn split_refusal(inputs: &Inputs<'_>, region: &str) -> Option<String> {
     let split = inputs.spec.traffic_distribution.as_ref()?;
-    let telephony = split
-        .telephony
-        .as_ref()
-        .and_then(|t| t.get(region))
-        .copied()
-        .unwrap_or(0);
-    let agents = split
-        .effective_agents()
-        .and_then(|a| a.get(region))
-        .copied()
-        .unwrap_or(0);
+    let telephony = split.telephony.as_ref().map_or(0, |t| share(t, region));
+    let agents = split.effective_agents().map_or(0, |a| share(a, region));
     (telephony > 0 || agents > 0).then(|| {
         format!(
             "spec.trafficDistribution sends {telephony}% of telephony and {agents}% of agents to {region}, whose replica is not complete: not sent until it is"
@@ -235,7 +226,7 @@ fn desired_split(inputs: &Inputs<'_>, replica_region: &str) -> TrafficSplit {
     let fill = |m: &std::collections::BTreeMap<String, u8>| {
         regions
             .iter()
-            .map(|r| ((*r).to_owned(), m.get(*r).copied().unwrap_or(0)))
+            .map(|r| ((*r).to_owned(), share(m, r)))
             .collect()
     };
     let Some(spec) = inputs.spec.traffic_distribution.as_ref() else {
@@ -251,16 +242,14 @@ fn desired_split(inputs: &Inputs<'_>, replica_region: &str) -> TrafficSplit {
 /// The parts of `desired` that AWS's `observed` split does not match (a region AWS does not
 /// list has 0 % and sign-in disabled).
 fn split_differs(desired: &TrafficSplit, observed: &TrafficSplit) -> bool {
-    let percent =
-        |m: &std::collections::BTreeMap<String, u8>, r: &str| m.get(r).copied().unwrap_or(0);
     desired
         .telephony
         .iter()
-        .any(|(r, p)| percent(&observed.telephony, r) != *p)
+        .any(|(r, p)| share(&observed.telephony, r) != *p)
         || desired
             .agents
             .iter()
-            .any(|(r, p)| percent(&observed.agents, r) != *p)
+            .any(|(r, p)| share(&observed.agents, r) != *p)
         || desired
             .sign_in
             .iter()
@@ -277,9 +266,7 @@ fn call_region<'a>(
 ) -> &'a str {
     let grows = |want: &std::collections::BTreeMap<String, u8>,
                  have: &std::collections::BTreeMap<String, u8>,
-                 region: &str| {
-        want.get(region).copied().unwrap_or(0) > have.get(region).copied().unwrap_or(0)
-    };
+                 region: &str| { share(want, region) > share(have, region) };
     if grows(&desired.telephony, &observed.telephony, replica_region)
         || (!grows(&desired.telephony, &observed.telephony, inputs.region)
             && grows(&desired.agents, &observed.agents, replica_region))
@@ -416,10 +403,8 @@ fn remove(
     if status == REPLICATION_COMPLETE
         && let Some(observed) = &described.traffic
     {
-        let on_replica =
-            |m: &std::collections::BTreeMap<String, u8>| m.get(&rec.region).copied().unwrap_or(0);
-        let telephony = on_replica(&observed.split.telephony);
-        let agents = on_replica(&observed.split.agents);
+        let telephony = share(&observed.split.telephony, &rec.region);
+        let agents = share(&observed.split.agents, &rec.region);
         if telephony > 0 || agents > 0 {
             return failed(
                 inputs,
@@ -434,6 +419,22 @@ fn remove(
     delete_replica(inputs, base, rec, id, false)
 }
 
+/// The state and the next look while a replica's deletion is followed: on Cleanup the
+/// finalizer waits (`Deleting`), on Apply the object requeues (`Replicating`).
+fn replica_wait(cleanup: bool) -> (State, Then) {
+    let poll = (REPLICA_POLL, Jitter::None);
+    if cleanup {
+        (State::Deleting, Then::Pending(poll.0, poll.1))
+    } else {
+        (State::Replicating, Then::Requeue(poll.0, poll.1))
+    }
+}
+
+/// A region's share in a split; a region it does not name has 0 %.
+fn share(split: &std::collections::BTreeMap<String, u8>, region: &str) -> u8 {
+    split.get(region).copied().unwrap_or(0)
+}
+
 /// DeleteInstance of the replica, unless it was accepted recently (then: wait).
 fn delete_replica(
     inputs: &Inputs<'_>,
@@ -442,18 +443,9 @@ fn delete_replica(
     id: &str,
     cleanup: bool,
 ) -> Decision {
-    let state = if cleanup {
-        State::Deleting
-    } else {
-        State::Replicating
-    };
+    let (state, then_wait) = replica_wait(cleanup);
     let recently = since(inputs, rec.delete_requested_time.as_deref())
         .is_some_and(|ago| ago < DELETE_RESEND_AFTER);
-    let then_wait = if cleanup {
-        Then::Pending(REPLICA_POLL, Jitter::None)
-    } else {
-        Then::Requeue(REPLICA_POLL, Jitter::None)
-    };
     if recently {
         return Decision {
             then: then_wait,
@@ -489,16 +481,7 @@ pub(super) fn replica_delete_accepted(
     cleanup: bool,
 ) -> Decision {
     let now = inputs.now_epoch_seconds;
-    let then = if cleanup {
-        Then::Pending(REPLICA_POLL, Jitter::None)
-    } else {
-        Then::Requeue(REPLICA_POLL, Jitter::None)
-    };
-    let state = if cleanup {
-        State::Deleting
-    } else {
-        State::Replicating
-    };
+    let (state, then) = replica_wait(cleanup);
     let id = inputs.status.instance_id.clone().unwrap_or_default();
     Decision::new(inputs, then)
         .record(|s| {
