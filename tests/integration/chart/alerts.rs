@@ -112,11 +112,11 @@ fn rules_dir(groups: &Value) -> tempfile::TempDir {
 #[tokio::test]
 async fn promtool_checks_the_rendered_rules_and_their_unit_tests_pass() {
     let groups = default_rule_groups().await;
-    assert_eq!(alerts(&groups).len(), 10, "{groups:#}");
+    assert_eq!(alerts(&groups).len(), 11, "{groups:#}");
     let dir = rules_dir(&groups);
     let check = promtool_in(dir.path(), &["check", "rules", "rules.yaml"]).await;
     assert!(check.success, "promtool check rules:\n{}", check.text());
-    assert!(check.stdout.contains("10 rules found"), "{}", check.text());
+    assert!(check.stdout.contains("11 rules found"), "{}", check.text());
     let test = promtool_in(dir.path(), &["test", "rules", "rules.test.yaml"]).await;
     assert!(test.success, "promtool test rules:\n{}", test.text());
 
@@ -266,6 +266,7 @@ async fn rules_are_off_by_default_and_shaped_by_values() {
             "additionalLabels": { "team": "platform", "severity": "page" },
             "disabled": ["ConnectOperatorNoLeader"],
             "pendingDeletionThresholdSeconds": 7200,
+            "replicaIncompleteThresholdSeconds": 10800,
             "runbookBaseUrl": "https://wiki.example.com/connect/docs/operations.md",
         } }
     }))
@@ -276,7 +277,7 @@ async fn rules_are_off_by_default_and_shaped_by_values() {
         "kube-prometheus-stack"
     );
     let names = alert_names(&shaped["spec"]);
-    assert_eq!(names.len(), 9, "{names:?}");
+    assert_eq!(names.len(), 10, "{names:?}");
     assert!(!names.contains("ConnectOperatorNoLeader"), "{names:?}");
     for rule in alerts(&shaped["spec"]) {
         let expr = rule["expr"].as_str().expect("expr");
@@ -307,10 +308,55 @@ async fn rules_are_off_by_default_and_shaped_by_values() {
         "{pending}"
     );
 
+    let replica = alerts(&shaped["spec"])
+        .into_iter()
+        .find(|rule| rule["alert"] == "ConnectReplicaNotComplete")
+        .expect("the replica alert");
+    assert!(
+        replica["expr"]
+            .as_str()
+            .is_some_and(|e| e.contains("> 10800")),
+        "{replica}"
+    );
+
     // promtool accepts what the values made.
     let dir = rules_dir(&shaped["spec"]);
     let check = promtool_in(dir.path(), &["check", "rules", "rules.yaml"]).await;
     assert!(check.success, "{}", check.text());
+
+    // An alert disabled by name is left out, and a group left with no alert goes too.
+    let without_replicas = rendered_rule(json!({
+        "metrics": { "prometheusRule": { "disabled": ["ConnectReplicaNotComplete"] } }
+    }))
+    .await;
+    let names = alert_names(&without_replicas["spec"]);
+    assert_eq!(names.len(), 10, "{names:?}");
+    assert!(!names.contains("ConnectReplicaNotComplete"), "{names:?}");
+    let groups: Vec<&str> = without_replicas["spec"]["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .filter_map(|group| group["name"].as_str())
+        .collect();
+    assert!(!groups.contains(&"connect-operator.replicas"), "{groups:?}");
+
+    // With every alert disabled there is no PrometheusRule at all.
+    let every: Vec<String> = alert_names(&default_rule_groups().await)
+        .into_iter()
+        .collect();
+    assert_eq!(every.len(), 11, "{every:?}");
+    let none = render(
+        RELEASE,
+        NAMESPACE,
+        &rule_values(json!({ "metrics": { "prometheusRule": { "disabled": every } } })),
+        &[],
+    )
+    .await;
+    assert!(
+        none.of_kind("PrometheusRule").is_empty(),
+        "{:?}",
+        none.kinds()
+    );
 
     // A misspelt alert name in `disabled` is refused, naming the choices.
     let run = super::helm::render_raw(
@@ -344,6 +390,7 @@ async fn rules_render_the_same_from_the_values_of_a_release_installed_before_the
         "awsAttemptLimitWindowSeconds",
         "instanceQuotaFor",
         "pendingDeletionThresholdSeconds",
+        "replicaIncompleteThresholdSeconds",
         "accessDeniedFor",
         "reconcileFailureRatio",
         "reconcileFailureFor",
