@@ -43,10 +43,14 @@ const PER_ACCOUNT_METRICS: &[&str] = &[
     "connect_operator_lifecycle_attempts",
     "connect_operator_lifecycle_attempt_budget",
     "connect_operator_lifecycle_attempt_limit_reached_timestamp_seconds",
+    "connect_operator_replicas",
+    "connect_operator_oldest_incomplete_replica_age_seconds",
+    "connect_operator_traffic_percent",
 ];
 
 /// The series the dashboard must query at least once: object states, accounts, the 30-day
-/// attempts and budget, pending deletions, AWS calls, the rate limiter and reconciles.
+/// attempts and budget, pending deletions, Global Resiliency replicas and the traffic split,
+/// AWS calls, the rate limiter and reconciles.
 const REQUIRED_METRICS: &[&str] = &[
     "connect_operator_instances",
     "connect_operator_instances_deleting",
@@ -54,6 +58,9 @@ const REQUIRED_METRICS: &[&str] = &[
     "connect_operator_accounts",
     "connect_operator_lifecycle_attempts",
     "connect_operator_lifecycle_attempt_budget",
+    "connect_operator_replicas",
+    "connect_operator_oldest_incomplete_replica_age_seconds",
+    "connect_operator_traffic_percent",
     "connect_operator_aws_calls_total",
     "connect_operator_rate_limiter_waits_total",
     "connect_operator_rate_limiter_wait_seconds_bucket",
@@ -559,6 +566,33 @@ fn dashboard_covers_states_accounts_attempts_deletions_aws_rate_limiter_and_reco
             .any(|expr| expr.starts_with("sum by (ready, reason) (connect_operator_instances{")),
         "no sum by (ready, reason) of connect_operator_instances"
     );
+
+    // The traffic split: one line per object, channel and region, named after all three.
+    let dashboard = dashboard();
+    let split: Vec<&Value> = all_panels(&dashboard)
+        .into_iter()
+        .flat_map(targets_of)
+        .filter(|target| {
+            target["expr"]
+                .as_str()
+                .is_some_and(|expr| expr.contains("connect_operator_traffic_percent{"))
+        })
+        .collect();
+    assert!(
+        !split.is_empty(),
+        "no query of connect_operator_traffic_percent"
+    );
+    for target in split {
+        let expr = target["expr"].as_str().unwrap_or_default();
+        assert!(
+            expr.starts_with("max by (object, channel, region) ("),
+            "the split is read per object, channel and region (max across replicas): {expr}"
+        );
+        assert_eq!(
+            target["legendFormat"], "{{object}} {{channel}} → {{region}}",
+            "{target}"
+        );
+    }
 }
 
 #[test]
