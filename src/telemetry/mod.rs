@@ -15,6 +15,7 @@ use prometheus_client::registry::Registry;
 
 use crate::aws::Operation;
 
+pub mod replicas;
 pub mod state;
 
 pub use state::{Snapshot, Sources, StateGauges};

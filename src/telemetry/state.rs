@@ -26,6 +26,8 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use crate::api::{ConnectAccount, ConnectInstance, FINALIZER};
 use crate::conditions::types;
 
+use super::replicas::ReplicaSnapshot;
+
 /// The Ready reason of an object the operator has not written a status for yet.
 pub const NOT_RECONCILED: &str = "NotReconciled";
 
@@ -136,6 +138,7 @@ pub struct Snapshot {
     attempts: BTreeMap<AccountRegionLabels, i64>,
     budget: BTreeMap<AccountRegionLabels, i64>,
     aws_limit_reached: BTreeMap<AccountRegionLabels, f64>,
+    replicas: ReplicaSnapshot,
 }
 
 fn condition_labels(
@@ -183,6 +186,8 @@ impl Snapshot {
                     })
                     .or_default() += 1;
             }
+            let name = format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any());
+            snapshot.replicas.add(obj, &account, &name, now);
             // Pending on the operator: deletion requested and its finalizer still held (an
             // object held only by another controller's finalizer is not ours to report).
             let ours = obj.finalizers().iter().any(|f| f == FINALIZER);
@@ -194,7 +199,6 @@ impl Snapshot {
                     })
                     .or_default() += 1;
                 let age = now.duration_since(since.0).as_secs_f64().max(0.0);
-                let name = format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any());
                 let oldest = snapshot
                     .oldest_deletion
                     .entry(account)
@@ -249,7 +253,7 @@ impl Snapshot {
 
 /// One gauge family from computed values: each labelled sample encoded as a constant,
 /// nothing kept between scrapes.
-fn encode_gauges<L, N>(
+pub(super) fn encode_gauges<L, N>(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,
@@ -317,7 +321,8 @@ impl Snapshot {
             "lifecycle_attempt_limit_reached_timestamp_seconds",
             "When AWS last answered that its own 30-day attempt limit is reached (Unix time)",
             self.aws_limit_reached,
-        )
+        )?;
+        self.replicas.encode(encoder)
     }
 }
 

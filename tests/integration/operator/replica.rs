@@ -13,12 +13,13 @@ use test_kit::connect::{condition, create, manifest, status_str, wait_gone};
 use test_kit::{DEADLINE, SimCall};
 
 use super::ledger::{ACCOUNT_ID, apply_account, ledger_counting_in, spec_in};
+use super::observability::{REPLICA_METRICS, samples, uncovered};
 use super::{Scenario, count_ok};
 
-const SOURCE: &str = "us-east-1";
-const REPLICA: &str = "us-west-2";
+pub(super) const SOURCE: &str = "us-east-1";
+pub(super) const REPLICA: &str = "us-west-2";
 
-fn replicated_spec(alias: &str, account: &str) -> Value {
+pub(super) fn replicated_spec(alias: &str, account: &str) -> Value {
     let mut spec = spec_in(alias, account);
     spec["identityManagementType"] = json!("SAML");
     spec["region"] = json!(SOURCE);
@@ -26,7 +27,7 @@ fn replicated_spec(alias: &str, account: &str) -> Value {
     spec
 }
 
-fn ok_calls<'a>(calls: &'a [SimCall], operation: &str) -> Vec<&'a SimCall> {
+pub(super) fn ok_calls<'a>(calls: &'a [SimCall], operation: &str) -> Vec<&'a SimCall> {
     calls
         .iter()
         .filter(|c| c.operation == operation && c.status < 300)
@@ -78,11 +79,56 @@ async fn a_replica_is_ready_when_complete_takes_the_split_and_goes_before_the_so
         "a split was sent towards a replica that is not complete"
     );
 
+    // While replicating, the replica is counted as incomplete, and named as the oldest.
+    let object = format!("{}/gr", s.namespace);
+    let incomplete = format!(
+        "connect_operator_oldest_incomplete_replica_age_seconds{{account=\"{account}\",region=\"{REPLICA}\",object=\"{object}\",status=\""
+    );
+    let replicating_metrics = test_kit::wait_until(
+        "the incomplete replica in the metrics",
+        DEADLINE,
+        || async {
+            let text = s.operator.metrics().await;
+            if text.lines().any(|l| l.starts_with(&incomplete)) {
+                Ok(text)
+            } else {
+                Err(text)
+            }
+        },
+    )
+    .await;
+
     let ready = s.wait_ready("gr").await;
     assert_eq!(
         status_str(&ready, "replica/status").as_deref(),
         Some("INSTANCE_REPLICATION_COMPLETE")
     );
+    // Complete: counted so, no longer the oldest incomplete, and the split is shown.
+    let ready_metrics = s
+        .metrics_with(&[
+            format!(
+                "connect_operator_replicas{{account=\"{account}\",region=\"{REPLICA}\",status=\"INSTANCE_REPLICATION_COMPLETE\"}} 1"
+            ),
+            format!(
+                "connect_operator_traffic_percent{{account=\"{account}\",object=\"{object}\",region=\"{REPLICA}\",channel=\"telephony\"}} 50"
+            ),
+            format!(
+                "connect_operator_traffic_percent{{account=\"{account}\",object=\"{object}\",region=\"{SOURCE}\",channel=\"telephony\"}} 50"
+            ),
+        ])
+        .await;
+    assert!(
+        !ready_metrics.lines().any(|l| l.starts_with(&incomplete)),
+        "a complete replica is still the oldest incomplete:\n{ready_metrics}"
+    );
+    // What the alert rules and the dashboard name of the replicas' gauges is exported, with
+    // their labels, across the two moments.
+    let mut scraped = samples(&replicating_metrics);
+    for (name, series) in samples(&ready_metrics) {
+        scraped.entry(name).or_default().extend(series);
+    }
+    let problems = uncovered(&scraped, |metric| REPLICA_METRICS.contains(&metric)).await;
+    assert!(problems.is_empty(), "{problems:#?}");
     let group = status_str(&ready, "trafficDistributionGroupArn").expect("the group's ARN");
     assert!(status_str(&ready, "globalSignInEndpoint").is_some());
     let id = status_str(&ready, "instanceId").expect("instance id");
