@@ -263,6 +263,7 @@ fn table() -> Vec<Row> {
     rows.extend(deletion::rows());
     rows.extend(attributes::rows());
     rows.extend(configuration::rows());
+    rows.extend(replica::rows());
     rows
 }
 
