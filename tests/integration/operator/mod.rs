@@ -38,6 +38,7 @@ mod observability;
 mod polls;
 mod quota;
 mod replica;
+mod replica_faults;
 mod safety;
 mod undocumented;
 
